@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, starts its own test
+# servers on 127.0.0.1, runs every check, stops the servers.
+#
+#   scripts/test.sh            everything
+#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint
+#
+# Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
+# and then it says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+skip=",${RECALL_TEST_SKIP:-},"
+skipped() { [[ "$skip" == *",$1,"* ]] && echo "== SKIPPED (RECALL_TEST_SKIP): $1"; }
+
+echo "== toolchain: $(cargo --version)"
+
+if ! skipped lint; then
+  echo "== cargo fmt --check"
+  cargo fmt --all --check
+  echo "== cargo clippy"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+
+echo "== cargo test"
+cargo test --workspace
+
+if ! skipped python; then
+  echo "== independent Python implementation of docs/KEY-SPEC.md against the frozen vectors"
+  venv="$root/target/pyenv"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  "$venv/bin/python" tests/python/keyspec_ref.py tests/vectors/key-v1.json
+fi
+echo "== all checks passed"
