@@ -61,7 +61,10 @@ fn main() -> anyhow::Result<()> {
         let text = match (&v.material, &v.material_text) {
             (Some(raw), None) => raw.get().to_string(),
             (None, Some(text)) => text.clone(),
-            _ => anyhow::bail!("vector {}: needs exactly one of material, material_text", v.name),
+            _ => anyhow::bail!(
+                "vector {}: needs exactly one of material, material_text",
+                v.name
+            ),
         };
         let result = KeyMaterial::from_json(&text, base).and_then(|m| m.derive());
         match (&v.error, result) {

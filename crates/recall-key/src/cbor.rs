@@ -67,9 +67,7 @@ pub fn encode_into(item: &Item, out: &mut Vec<u8>) -> Result<(), DuplicateKey> {
         Item::Map(entries) => {
             // Text keys sort by their encoding: shorter UTF-8 first, then bytewise.
             let mut order: Vec<&(String, Item)> = entries.iter().collect();
-            order.sort_by(|a, b| {
-                (a.0.len(), a.0.as_bytes()).cmp(&(b.0.len(), b.0.as_bytes()))
-            });
+            order.sort_by(|a, b| (a.0.len(), a.0.as_bytes()).cmp(&(b.0.len(), b.0.as_bytes())));
             if let Some(pair) = order.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(DuplicateKey {
                     key: pair[0].0.clone(),

@@ -213,7 +213,11 @@ impl KeyMaterial {
     /// that are hashed from their values.
     pub fn derive(&self) -> Result<DerivedKey, KeyError> {
         let type_map = |pairs: &mut dyn Iterator<Item = (&String, &ValueType)>| {
-            Item::Map(pairs.map(|(n, t)| (n.clone(), Item::Text(t.to_string()))).collect())
+            Item::Map(
+                pairs
+                    .map(|(n, t)| (n.clone(), Item::Text(t.to_string())))
+                    .collect(),
+            )
         };
         let signature = derive_item(
             &CONTEXT_SIGNATURE,
@@ -240,7 +244,10 @@ impl KeyMaterial {
                         path: e.path,
                         reason: e.reason,
                     })?;
-                    (Some(derive_item(&CONTEXT_VALUE, &item)?), DigestSource::Value)
+                    (
+                        Some(derive_item(&CONTEXT_VALUE, &item)?),
+                        DigestSource::Value,
+                    )
                 }
                 InputSource::Supplied(d) => (Some(*d), DigestSource::Supplied),
                 InputSource::Ignored => (None, DigestSource::Ignored),
@@ -269,7 +276,7 @@ impl KeyMaterial {
                 ("inputs".into(), Item::bytes(inputs_digest.0)),
                 (
                     "salt".into(),
-                    self.salt.as_ref().map_or(Item::Null, |s| Item::text(s)),
+                    self.salt.as_ref().map_or(Item::Null, Item::text),
                 ),
             ]),
         )?;

@@ -28,7 +28,9 @@ mod timefmt;
 mod types;
 mod value;
 
-pub use derive::{DerivedKey, DigestSource, Input, InputDigest, InputSource, KeyMaterial, SPEC_VERSION};
+pub use derive::{
+    DerivedKey, DigestSource, Input, InputDigest, InputSource, KeyMaterial, SPEC_VERSION,
+};
 pub use digest::{Digest, DigestParseError};
 pub use error::KeyError;
 pub use json::Json;

@@ -79,10 +79,8 @@ impl Value {
                 Json::String(s) => Ok(Value::String(s.clone())),
                 _ => Err(mismatch("a string")),
             },
-            ValueType::Bytes
-            | ValueType::Datetime
-            | ValueType::File
-            | ValueType::Dir => match json {
+            ValueType::Bytes | ValueType::Datetime | ValueType::File | ValueType::Dir => match json
+            {
                 Json::String(s) => Value::from_text(ty, s, base),
                 _ => Err(mismatch("a string")),
             },
@@ -160,7 +158,9 @@ impl Value {
                 match special {
                     Some(f) => Ok(Value::Float(f)),
                     None if is_number_token(text) => parse_float_token(text).map(Value::Float),
-                    None => Err("expected a number like 1.5, -2e-3, NaN, Infinity or -Infinity".into()),
+                    None => {
+                        Err("expected a number like 1.5, -2e-3, NaN, Infinity or -Infinity".into())
+                    }
                 }
             }
             ValueType::Bool => match text {
@@ -259,7 +259,9 @@ fn struct_item(json: &Json) -> Result<Item, String> {
             if is_integer_token(token) {
                 let magnitude = token.trim_start_matches('-');
                 let too_big = magnitude.len() > 16
-                    || magnitude.parse::<u128>().is_ok_and(|m| m > MAX_EXACT_DOUBLE_INT);
+                    || magnitude
+                        .parse::<u128>()
+                        .is_ok_and(|m| m > MAX_EXACT_DOUBLE_INT);
                 if too_big {
                     return Err(format!(
                         "struct number {token} is an integer beyond 2^53, which a double cannot \
@@ -296,7 +298,17 @@ mod tests {
     fn ints_are_exact() {
         assert_eq!(lit("int", "42"), Ok(Value::Int(42)));
         assert_eq!(lit("int", "-9223372036854775808"), Ok(Value::Int(i64::MIN)));
-        for bad in ["1.5", "1.0", "1e2", "+1", "01", " 1", "x", "", "9223372036854775808"] {
+        for bad in [
+            "1.5",
+            "1.0",
+            "1e2",
+            "+1",
+            "01",
+            " 1",
+            "x",
+            "",
+            "9223372036854775808",
+        ] {
             assert!(lit("int", bad).is_err(), "{bad:?}");
         }
         assert!(json("int", "\"1\"").is_err());
@@ -306,7 +318,9 @@ mod tests {
 
     #[test]
     fn floats_keep_negative_zero_and_specials() {
-        let Ok(Value::Float(f)) = json("float", "-0") else { panic!() };
+        let Ok(Value::Float(f)) = json("float", "-0") else {
+            panic!()
+        };
         assert!(f == 0.0 && f.is_sign_negative());
         assert_eq!(json("float", "3"), Ok(Value::Float(3.0)));
         assert!(matches!(json("float", "\"NaN\""), Ok(Value::Float(f)) if f.is_nan()));
@@ -330,7 +344,10 @@ mod tests {
     #[test]
     fn nested_errors_say_where() {
         let err = json("list<map<string,int>>", r#"[{"a":1},{"b":"x"}]"#).unwrap_err();
-        assert!(err.contains("element 1") && err.contains("key \"b\""), "{err}");
+        assert!(
+            err.contains("element 1") && err.contains("key \"b\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,20 +48,37 @@ fn every_frozen_vector_is_reproduced() {
         let text = match (&v.material, &v.material_text) {
             (Some(raw), None) => raw.get().to_string(),
             (None, Some(text)) => text.clone(),
-            _ => panic!("vector {}: needs exactly one of material, material_text", v.name),
+            _ => panic!(
+                "vector {}: needs exactly one of material, material_text",
+                v.name
+            ),
         };
         let result = KeyMaterial::from_json(&text, &vectors_dir()).and_then(|m| m.derive());
         match (&v.expected, &v.error, result) {
             (Some(want), None, Ok(got)) => {
                 assert_eq!(got.key.to_hex(), want.key, "vector {}: key", v.name);
-                assert_eq!(got.signature_digest.to_hex(), want.signature_digest, "vector {}", v.name);
-                assert_eq!(got.inputs_digest.to_hex(), want.inputs_digest, "vector {}", v.name);
+                assert_eq!(
+                    got.signature_digest.to_hex(),
+                    want.signature_digest,
+                    "vector {}",
+                    v.name
+                );
+                assert_eq!(
+                    got.inputs_digest.to_hex(),
+                    want.inputs_digest,
+                    "vector {}",
+                    v.name
+                );
                 let digests: BTreeMap<_, _> = got
                     .inputs
                     .iter()
                     .map(|(n, i)| (n.clone(), i.digest.map(|d| d.to_hex())))
                     .collect();
-                assert_eq!(digests, want.input_digests, "vector {}: input digests", v.name);
+                assert_eq!(
+                    digests, want.input_digests,
+                    "vector {}: input digests",
+                    v.name
+                );
                 keys += 1;
             }
             (None, Some(_), Err(_)) => errors += 1,
@@ -92,7 +109,10 @@ fn vectors_show_the_rules() {
         ("ignored-input", "ignored-input-other-value"),
         ("ignored-input", "ignored-input-no-value"),
         ("supplied-hash", "supplied-hash-uppercase"),
-        ("many-inputs-declared-in-reverse", "many-inputs-declared-in-order"),
+        (
+            "many-inputs-declared-in-reverse",
+            "many-inputs-declared-in-order",
+        ),
         ("baseline-n-3", "cache-version-trimmed"),
     ];
     for (a, b) in same {
