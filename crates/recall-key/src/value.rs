@@ -5,11 +5,20 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::cbor::Item;
+use crate::cbor::{self, Item};
 use crate::files::{self, PathError};
 use crate::json::Json;
 use crate::timefmt::{parse_datetime, parse_duration};
 use crate::types::ValueType;
+
+/// Why a value could not be encoded.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// A file or directory could not be hashed.
+    Path(PathError),
+    /// A map value has the same key twice.
+    DuplicateKey(String),
+}
 
 /// Largest integer magnitude a struct number may have when written as an integer token.
 const MAX_EXACT_DOUBLE_INT: u128 = 1 << 53;
@@ -181,6 +190,50 @@ impl Value {
             ValueType::Dir => Ok(Value::Dir(base.join(text))),
             _ => Err(format!("{ty} has no plain text form")),
         }
+    }
+
+    /// Appends the deterministic CBOR of the value's data item (`CBOR(enc(value))`); reads
+    /// and hashes files and directories. Same bytes as `cbor::encode(&self.to_item()?)`.
+    pub fn write_cbor(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            Value::Int(n) | Value::Duration(n) => cbor::write_int(*n as i128, out),
+            Value::Float(f) => cbor::write_float(*f, out),
+            Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+            Value::String(s) => cbor::write_text(s, out),
+            Value::Bytes(b) => cbor::write_bytes(b, out),
+            Value::Datetime { seconds, nanos } => {
+                cbor::write_array_head(2, out);
+                cbor::write_int(*seconds as i128, out);
+                cbor::write_int(*nanos as i128, out);
+            }
+            Value::List(items) => {
+                cbor::write_array_head(items.len(), out);
+                for item in items {
+                    item.write_cbor(out)?;
+                }
+            }
+            Value::Map(entries) => {
+                let mut order: Vec<&(String, Value)> = entries.iter().collect();
+                order.sort_by(|a, b| cbor::key_order(&a.0, &b.0));
+                if let Some(pair) = order.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(EncodeError::DuplicateKey(pair[0].0.clone()));
+                }
+                cbor::write_map_head(order.len(), out);
+                for (key, value) in order {
+                    cbor::write_text(key, out);
+                    value.write_cbor(out)?;
+                }
+            }
+            Value::Null => out.push(0xf6),
+            Value::Struct(item) => {
+                cbor::encode_into(item, out).map_err(|e| EncodeError::DuplicateKey(e.key))?
+            }
+            Value::File(_) | Value::Dir(_) => {
+                let item = self.to_item().map_err(EncodeError::Path)?;
+                cbor::encode_into(&item, out).map_err(|e| EncodeError::DuplicateKey(e.key))?;
+            }
+        }
+        Ok(())
     }
 
     /// The value's data item; reads and hashes files and directories.
