@@ -51,10 +51,14 @@ fn check_rfc3339_shape(text: &str) -> Result<(), String> {
         }
         rest = &after_dot[n..];
     }
+    // RFC 3339 time-numoffset: hours 00-23, minutes 00-59 (jiff alone allows up to 25:59).
     let offset_ok = match rest {
         b"Z" | b"z" => true,
         [sign, h1, h2, b':', m1, m2] => {
-            matches!(sign, b'+' | b'-') && [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+            matches!(sign, b'+' | b'-')
+                && [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+                && (*h1, *h2) <= (b'2', b'3')
+                && *m1 <= b'5'
         }
         _ => false,
     };
@@ -140,6 +144,8 @@ fn parse_parts(mut text: &str, units: &[(&str, i128)]) -> Result<i128, String> {
         let mut part = whole
             .checked_mul(unit_ns)
             .ok_or_else(|| "out of range (about ±292 years)".to_string())?;
+        // Trailing zeros change nothing; without them an exact fraction has at most 9 digits.
+        let frac_digits = frac_digits.trim_end_matches('0');
         if !frac_digits.is_empty() {
             if frac_digits.len() > 18 {
                 return Err("a fraction finer than a nanosecond is not exact".into());
@@ -198,6 +204,8 @@ mod tests {
             "2024-01-01T00:00:00.Z",
             "2024-02-30T00:00:00Z",
             "2024-01-01T00:00:00+0100",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+00:60",
             "24-01-01T00:00:00Z",
             "",
         ] {
@@ -220,6 +228,8 @@ mod tests {
             ("1m1s1ms1us1ns", 61 * s + 1_001_001),
             ("0s", 0),
             ("0.000000001s", 1),
+            ("1.0000000000000000000000s", 1_000_000_000),
+            ("PT1.5H", 5400 * s),
         ];
         for (text, want) in cases {
             assert_eq!(parse_duration(text), Ok(*want), "{text}");
