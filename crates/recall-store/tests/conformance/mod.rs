@@ -184,7 +184,9 @@ pub fn key(task: &str, n: i64) -> DerivedKey {
 /// 100 KiB blob sent in one PUT and a 12 MiB file sent as a multipart upload.
 pub fn expected(n: i64) -> BTreeMap<String, Vec<u8>> {
     let mut map = BTreeMap::new();
-    map.insert("scalar".to_string(), n.to_be_bytes().to_vec());
+    // An int output is stored as CBOR(enc(value)) (docs/LAYOUT.md section 4.3).
+    let scalar = recall_key::cbor::encode(&recall_key::cbor::Item::Int(n.into())).unwrap();
+    map.insert("scalar".to_string(), scalar);
     map.insert("empty".to_string(), Vec::new());
     map.insert(
         "medium".to_string(),
