@@ -112,6 +112,36 @@ pub(crate) async fn upload(
         return Ok(());
     }
 
+    match upload_multipart(objects, location, source, digest, size, tuning).await {
+        Err(StoreError::Backend { .. }) if present_with_size(objects, location, size).await => {
+            // A concurrent publisher of the same bytes completed this blob first. On Azure
+            // that invalidates every other upload's uncommitted blocks, so ours failed; the
+            // blob is there, written and digest-checked by its own writer.
+            tracing::debug!(%location, "blob completed by a concurrent publisher");
+            Ok(())
+        }
+        Err(StoreError::OutputChanged { .. }) => Err(changed()),
+        other => other,
+    }
+}
+
+/// Whether `location` exists with exactly `size` bytes.
+async fn present_with_size(objects: &Arc<dyn ObjectStore>, location: &Path, size: u64) -> bool {
+    matches!(objects.head(location).await, Ok(meta) if meta.size == size)
+}
+
+/// The multipart half of [`upload`]; reports `OutputChanged` with an empty name.
+async fn upload_multipart(
+    objects: &Arc<dyn ObjectStore>,
+    location: &Path,
+    source: Source<'_>,
+    digest: &Digest,
+    size: u64,
+    tuning: &UploadTuning,
+) -> Result<(), StoreError> {
+    let changed = || StoreError::OutputChanged {
+        name: String::new(),
+    };
     let upload = objects
         .put_multipart(location)
         .await
