@@ -15,8 +15,9 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
-    Clock, EntryRef, FetchTo, Fetched, Lookup, ManualClock, Miss, Output, PublishMode,
-    PublishOptions, PublishOutcome, Store, StoreConfig, UploadTuning,
+    Clock, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, Fetched, GcOptions, LeaseStatus, Lookup,
+    ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig,
+    Tenant, UploadTuning,
 };
 
 use self::faulty::{Fault, FaultyStore};
@@ -41,6 +42,16 @@ macro_rules! conformance_suite {
             deleted_blob_is_a_miss_and_heals,
             undecodable_manifest_is_a_miss_and_is_replaced,
             expiry_by_max_age_per_task_and_ttl,
+            conditional_writes_are_enforced_by_the_backend,
+            lease_two_owners_heartbeat_takeover_release,
+            lease_racers_exactly_one_acquires,
+            lease_arguments_are_checked,
+            evict_by_key,
+            evict_by_task_and_cache_version,
+            evict_by_project_domain,
+            evict_older_than,
+            gc_sweeps_unreferenced_blobs_after_grace_with_dry_run,
+            gc_keeps_blobs_of_an_in_flight_publish,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -817,4 +828,488 @@ pub async fn expiry_by_max_age_per_task_and_ttl(h: &Harness) {
         .unwrap();
     assert_eq!(manifest.producer, "second");
     assert_eq!(manifest.created_at_ms, clock.now_ms());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases, eviction, GC
+
+/// A store whose clock is `clock`.
+async fn clocked(h: &Harness, producer: &str, clock: &Arc<ManualClock>) -> Store {
+    h.store_with(StoreConfig {
+        producer: producer.into(),
+        clock: Arc::clone(clock) as Arc<dyn Clock>,
+        upload: test_tuning(),
+        ..StoreConfig::default()
+    })
+    .await
+}
+
+/// A key with one 100 KiB `bytes` output named `out`.
+fn small_key(project: &str, domain: &str, task: &str, version: &str, n: i64) -> DerivedKey {
+    let mut material = KeyMaterial::new(project, domain, task, version).unwrap();
+    material
+        .add_input("n", ValueType::Int, InputSource::Value(Value::Int(n)))
+        .unwrap();
+    material.add_output("out", ValueType::Bytes).unwrap();
+    material.derive().unwrap()
+}
+
+fn small_body(k: &DerivedKey) -> Vec<u8> {
+    data(&k.key.to_hex(), 100 << 10)
+}
+
+async fn publish_small(store: &Store, k: &DerivedKey) {
+    let outcome = store
+        .publish(
+            k,
+            &[Output::bytes("out", small_body(k))],
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, PublishOutcome::Published(_)));
+}
+
+async fn is_hit(store: &Store, k: &DerivedKey) -> bool {
+    match store
+        .fetch(&EntryRef::of(k).unwrap(), FetchTo::Memory)
+        .await
+        .unwrap()
+    {
+        Lookup::Hit(hit) => {
+            assert_eq!(hit.outputs["out"], Fetched::Bytes(small_body(k).into()));
+            true
+        }
+        Lookup::Miss(Miss::NotFound) => false,
+        Lookup::Miss(other) => panic!("unexpected miss {other:?}"),
+    }
+}
+
+pub async fn conditional_writes_are_enforced_by_the_backend(h: &Harness) {
+    use object_store::{PutMode, UpdateVersion};
+    let store = h.store("writer").await;
+    let path = store.path("probe/conditional");
+    let objects = store.object_store();
+    let first = objects
+        .put_opts(&path, "one".into(), PutMode::Create.into())
+        .await
+        .unwrap();
+    let again = objects
+        .put_opts(&path, "two".into(), PutMode::Create.into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, object_store::Error::AlreadyExists { .. }),
+        "{again}"
+    );
+    let stale = UpdateVersion::from(first.clone());
+    let second = objects
+        .put_opts(&path, "three".into(), PutMode::Update(first.into()).into())
+        .await
+        .unwrap();
+    let err = objects
+        .put_opts(&path, "four".into(), PutMode::Update(stale).into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, object_store::Error::Precondition { .. }),
+        "{err}"
+    );
+    objects
+        .put_opts(&path, "five".into(), PutMode::Update(second.into()).into())
+        .await
+        .unwrap();
+    let body = objects.get(&path).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"five");
+}
+
+pub async fn lease_two_owners_heartbeat_takeover_release(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let a = clocked(h, "a", &clock).await;
+    let b = clocked(h, "b", &clock).await;
+    let entry = EntryRef::of(&key("wf.serialized", 20)).unwrap();
+    let beat = Duration::from_secs(10);
+    let t0 = clock.now_ms();
+
+    let LeaseStatus::Acquired(first) = a
+        .get_or_extend_lease(&entry, "a", beat, DEFAULT_GRACE)
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh lease is free");
+    };
+    assert_eq!(
+        (first.owner.as_str(), first.expires_at_ms),
+        ("a", t0 + 30_000)
+    );
+    match b
+        .get_or_extend_lease(&entry, "b", beat, DEFAULT_GRACE)
+        .await
+        .unwrap()
+    {
+        LeaseStatus::HeldBy(record) => assert_eq!(
+            (record.owner.as_str(), record.expires_at_ms),
+            ("a", t0 + 30_000)
+        ),
+        other => panic!("b must wait: {other:?}"),
+    }
+    // Heartbeat: a extends, keeping its acquisition time.
+    clock.advance(Duration::from_secs(10));
+    let LeaseStatus::Acquired(extended) = a
+        .get_or_extend_lease(&entry, "a", beat, DEFAULT_GRACE)
+        .await
+        .unwrap()
+    else {
+        panic!("the holder extends");
+    };
+    assert_eq!(extended.acquired_at_ms, t0);
+    assert_eq!(extended.expires_at_ms, t0 + 40_000);
+    clock.advance(Duration::from_secs(25));
+    assert!(matches!(
+        b.get_or_extend_lease(&entry, "b", beat, DEFAULT_GRACE)
+            .await
+            .unwrap(),
+        LeaseStatus::HeldBy(_)
+    ));
+    // a stops heartbeating; after heartbeat × grace b takes over.
+    clock.advance(Duration::from_secs(6));
+    let LeaseStatus::Acquired(taken) = b
+        .get_or_extend_lease(&entry, "b", beat, DEFAULT_GRACE)
+        .await
+        .unwrap()
+    else {
+        panic!("b takes over an expired lease");
+    };
+    assert_eq!(taken.owner, "b");
+    assert_eq!(taken.acquired_at_ms, clock.now_ms());
+    match a
+        .get_or_extend_lease(&entry, "a", beat, DEFAULT_GRACE)
+        .await
+        .unwrap()
+    {
+        LeaseStatus::HeldBy(record) => assert_eq!(record.owner, "b"),
+        other => panic!("a lost the lease: {other:?}"),
+    }
+    // Only the holder can release; a released lease is free at once.
+    assert!(!a.release_lease(&entry, "a").await.unwrap());
+    assert!(b.release_lease(&entry, "b").await.unwrap());
+    assert!(
+        !b.release_lease(&entry, "b").await.unwrap(),
+        "releasing twice is a no-op"
+    );
+    let record = a.read_lease_record(&entry).await.unwrap().unwrap().unwrap();
+    assert!(record.released);
+    assert!(matches!(
+        a.get_or_extend_lease(&entry, "a", beat, DEFAULT_GRACE)
+            .await
+            .unwrap(),
+        LeaseStatus::Acquired(_)
+    ));
+    // A custom grace multiplier.
+    assert!(a.release_lease(&entry, "a").await.unwrap());
+    let LeaseStatus::Acquired(custom) = b.get_or_extend_lease(&entry, "b", beat, 5).await.unwrap()
+    else {
+        panic!("released lease is free");
+    };
+    assert_eq!(custom.expires_at_ms, clock.now_ms() + 50_000);
+    // An undecodable lease object is free and replaced.
+    let path = a.path(&entry.tenant.lease(&entry.key));
+    a.object_store()
+        .put(&path, PutPayload::from(&b"junk"[..]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.get_or_extend_lease(&entry, "a", beat, DEFAULT_GRACE)
+            .await
+            .unwrap(),
+        LeaseStatus::Acquired(_)
+    ));
+}
+
+pub async fn lease_racers_exactly_one_acquires(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let entry = EntryRef::of(&key("wf.lease_race", 21)).unwrap();
+    let beat = Duration::from_secs(5);
+    for round in ["fresh", "expired"] {
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let mut racers = Vec::new();
+        for i in 0..16 {
+            let store = clocked(h, "racer", &clock).await;
+            let entry = entry.clone();
+            let barrier = Arc::clone(&barrier);
+            racers.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let owner = format!("{round}-{i}");
+                let status = store
+                    .get_or_extend_lease(&entry, &owner, beat, DEFAULT_GRACE)
+                    .await
+                    .unwrap();
+                matches!(status, LeaseStatus::Acquired(_))
+            }));
+        }
+        let mut acquired = 0;
+        for racer in racers {
+            if racer.await.unwrap() {
+                acquired += 1;
+            }
+        }
+        assert_eq!(acquired, 1, "{round} lease: exactly one racer acquires");
+        clock.advance(Duration::from_secs(16));
+    }
+}
+
+pub async fn lease_arguments_are_checked(h: &Harness) {
+    let store = h.store("writer").await;
+    let entry = EntryRef::of(&key("wf.lease_args", 22)).unwrap();
+    let beat = Duration::from_secs(1);
+    let err = store
+        .get_or_extend_lease(&entry, "", beat, 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("lease owner \"\""), "{err}");
+    let err = store
+        .get_or_extend_lease(&entry, "a", Duration::ZERO, 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("lease heartbeat"), "{err}");
+    let err = store
+        .get_or_extend_lease(&entry, "a", beat, 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("lease grace 0"), "{err}");
+    assert_eq!(
+        store.read_lease_record(&entry).await.unwrap(),
+        None,
+        "nothing written"
+    );
+}
+
+pub async fn evict_by_key(h: &Harness) {
+    let store = h.store("writer").await;
+    let gone = small_key("flytesnacks", "development", "wf.evict", "1.0", 1);
+    let kept = small_key("flytesnacks", "development", "wf.evict", "1.0", 2);
+    publish_small(&store, &gone).await;
+    publish_small(&store, &kept).await;
+    let entry = EntryRef::of(&gone).unwrap();
+    store
+        .get_or_extend_lease(&entry, "x", Duration::from_secs(9), 3)
+        .await
+        .unwrap();
+    let report = store.evict_key(&entry).await.unwrap();
+    assert_eq!(
+        report,
+        EvictReport {
+            entries: 1,
+            markers: 1,
+            leases: 1,
+            blobs: 0
+        }
+    );
+    assert!(!is_hit(&store, &gone).await);
+    assert!(is_hit(&store, &kept).await);
+    let left = h.list_all().await;
+    assert!(
+        !left.iter().any(|p| p.ends_with(&gone.key.to_hex())),
+        "{left:?}"
+    );
+    assert_eq!(
+        store.evict_key(&entry).await.unwrap(),
+        EvictReport::default()
+    );
+}
+
+pub async fn evict_by_task_and_cache_version(h: &Harness) {
+    let store = h.store("writer").await;
+    let a1 = [1, 2].map(|n| small_key("flytesnacks", "development", "wf.a", "v1", n));
+    let a2 = small_key("flytesnacks", "development", "wf.a", "v2", 1);
+    let b1 = small_key("flytesnacks", "development", "wf.b", "v1", 1);
+    for k in a1.iter().chain([&a2, &b1]) {
+        publish_small(&store, k).await;
+    }
+    let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let report = store.evict_task(&tenant, "wf.a", Some("v1")).await.unwrap();
+    assert_eq!((report.entries, report.markers), (2, 2));
+    for k in &a1 {
+        assert!(!is_hit(&store, k).await);
+    }
+    assert!(is_hit(&store, &a2).await);
+    assert!(is_hit(&store, &b1).await);
+    let report = store.evict_task(&tenant, "wf.a", None).await.unwrap();
+    assert_eq!((report.entries, report.markers), (1, 1));
+    assert!(!is_hit(&store, &a2).await);
+    assert!(is_hit(&store, &b1).await);
+    let err = store
+        .evict_task(&tenant, "../wf.b", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("invalid task \"../wf.b\""), "{err}");
+    assert!(is_hit(&store, &b1).await);
+}
+
+pub async fn evict_by_project_domain(h: &Harness) {
+    let store = h.store("writer").await;
+    let mine = small_key("flytesnacks", "development", "wf.t", "1", 1);
+    let theirs = small_key("flytesnacks", "production", "wf.t", "1", 1);
+    let other = small_key("other", "development", "wf.t", "1", 1);
+    for k in [&mine, &theirs, &other] {
+        publish_small(&store, k).await;
+    }
+    let tenants = store.tenants().await.unwrap();
+    assert_eq!(tenants.len(), 3, "{tenants:?}");
+    let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let report = store.evict_tenant(&tenant).await.unwrap();
+    assert_eq!(
+        report,
+        EvictReport {
+            entries: 1,
+            markers: 1,
+            leases: 0,
+            blobs: 1
+        }
+    );
+    assert!(!is_hit(&store, &mine).await);
+    assert!(is_hit(&store, &theirs).await);
+    assert!(is_hit(&store, &other).await);
+    let left = h.list_all().await;
+    assert!(
+        !left
+            .iter()
+            .any(|p| p.starts_with("tenants/flytesnacks/development/")),
+        "{left:?}"
+    );
+}
+
+pub async fn evict_older_than(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = clocked(h, "writer", &clock).await;
+    let old = small_key("flytesnacks", "development", "wf.age", "1", 1);
+    let old_elsewhere = small_key("other", "production", "wf.age", "1", 1);
+    let new = small_key("flytesnacks", "development", "wf.age", "1", 2);
+    publish_small(&store, &old).await;
+    publish_small(&store, &old_elsewhere).await;
+    clock.advance(Duration::from_secs(3600));
+    publish_small(&store, &new).await;
+    let cutoff = clock.now_ms() - 1_800_000;
+    let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let report = store.evict_older_than(Some(&tenant), cutoff).await.unwrap();
+    assert_eq!((report.entries, report.markers), (1, 1));
+    assert!(!is_hit(&store, &old).await);
+    assert!(
+        is_hit(&store, &old_elsewhere).await,
+        "other tenants untouched"
+    );
+    let report = store.evict_older_than(None, cutoff).await.unwrap();
+    assert_eq!(report.entries, 1);
+    assert!(!is_hit(&store, &old_elsewhere).await);
+    assert!(is_hit(&store, &new).await);
+}
+
+pub async fn gc_sweeps_unreferenced_blobs_after_grace_with_dry_run(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = clocked(h, "writer", &clock).await;
+    let kept = small_key("flytesnacks", "development", "wf.gc", "1", 1);
+    let evicted = small_key("flytesnacks", "development", "wf.gc", "1", 2);
+    let aborted = small_key("flytesnacks", "development", "wf.gc", "1", 3);
+    publish_small(&store, &kept).await;
+    publish_small(&store, &evicted).await;
+    store
+        .evict_key(&EntryRef::of(&evicted).unwrap())
+        .await
+        .unwrap();
+    // An aborted publish leaves a blob and a marker without a manifest.
+    let faulty = h.faulty_store(Fault::ManifestPut).await;
+    faulty
+        .publish(
+            &aborted,
+            &[Output::bytes("out", small_body(&aborted))],
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let dry = GcOptions {
+        grace: Duration::from_secs(3600),
+        dry_run: true,
+    };
+
+    let report = store.gc(Some(&tenant), &dry).await.unwrap();
+    assert_eq!(
+        (report.manifests, report.blobs, report.referenced_blobs),
+        (1, 3, 1)
+    );
+    assert_eq!(
+        (
+            report.blobs_in_grace,
+            report.collectable_blobs,
+            report.orphan_markers
+        ),
+        (2, 0, 0)
+    );
+
+    clock.advance(Duration::from_secs(7200));
+    let report = store.gc(Some(&tenant), &dry).await.unwrap();
+    assert_eq!((report.blobs_in_grace, report.collectable_blobs), (0, 2));
+    assert_eq!(report.collectable_bytes, 2 * (100 << 10));
+    assert_eq!((report.deleted_blobs, report.orphan_markers), (0, 1));
+    let blobs = |all: Vec<String>| all.into_iter().filter(|p| p.contains("/blobs/")).count();
+    assert_eq!(blobs(h.list_all().await), 3, "a dry run deletes nothing");
+
+    let real = GcOptions {
+        dry_run: false,
+        ..dry
+    };
+    let report = store.gc(None, &real).await.unwrap();
+    assert_eq!(
+        (report.deleted_blobs, report.collectable_bytes),
+        (2, 2 * (100 << 10))
+    );
+    let left = h.list_all().await;
+    assert_eq!(blobs(left.clone()), 1);
+    assert!(
+        !left.iter().any(|p| p.ends_with(&aborted.key.to_hex())),
+        "orphan marker swept: {left:?}"
+    );
+    assert!(is_hit(&store, &kept).await);
+    let report = store.gc(None, &real).await.unwrap();
+    assert_eq!((report.blobs, report.collectable_blobs), (1, 0));
+}
+
+pub async fn gc_keeps_blobs_of_an_in_flight_publish(h: &Harness) {
+    let store = h.store("writer").await;
+    let k = small_key("flytesnacks", "development", "wf.inflight", "1", 1);
+    // The first half of a publish: blob and marker are there, the manifest is not yet.
+    let faulty = h.faulty_store(Fault::ManifestPut).await;
+    faulty
+        .publish(
+            &k,
+            &[Output::bytes("out", small_body(&k))],
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let report = store
+        .gc(Some(&tenant), &GcOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.blobs, report.blobs_in_grace, report.deleted_blobs),
+        (1, 1, 0)
+    );
+    assert_eq!(report.orphan_markers, 0);
+    // The publish completes (its blob is found present and not uploaded again) and hits.
+    publish_small(&store, &k).await;
+    assert!(is_hit(&store, &k).await);
+    // A referenced blob is never collected, even with no grace at all.
+    let none = GcOptions {
+        grace: Duration::ZERO,
+        dry_run: false,
+    };
+    let report = store.gc(Some(&tenant), &none).await.unwrap();
+    assert_eq!((report.referenced_blobs, report.deleted_blobs), (1, 0));
+    assert!(is_hit(&store, &k).await);
 }
