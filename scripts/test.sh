@@ -3,7 +3,7 @@
 # servers on 127.0.0.1, runs every check, stops the servers.
 #
 #   scripts/test.sh            everything
-#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint
+#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure
 #
 # Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
 # and then it says so.
@@ -21,6 +21,9 @@ if ! skipped lint; then
   echo "== cargo clippy"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
+
+# Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
+source scripts/test-servers.sh
 
 echo "== cargo test"
 cargo test --workspace

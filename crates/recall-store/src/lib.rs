@@ -1,0 +1,32 @@
+//! recall's content-addressed cache on object storage, as specified in `docs/LAYOUT.md`.
+//!
+//! A cache entry is one manifest (deterministic CBOR) at a path computed from the tenant and
+//! the key; output bytes are blobs named by their plain BLAKE3 digest, or inlined in the
+//! manifest when small. Publishing writes blobs, then an index marker, then the manifest with
+//! create-if-absent; reading verifies every byte and treats anything broken as a miss.
+//! Leases (Flyte's cache_serialize), eviction and garbage collection use only the object
+//! store's conditional writes, so no database or coordinating service is needed.
+
+mod backend;
+mod blob;
+mod clock;
+mod error;
+mod layout;
+mod lease;
+pub mod local;
+mod maintenance;
+mod manifest;
+mod store;
+
+pub use backend::{Backend, open_url, open_url_with};
+pub use blob::UploadTuning;
+pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
+pub use error::StoreError;
+pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
+pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
+pub use maintenance::{EvictReport, GcOptions, GcReport};
+pub use manifest::{Manifest, ManifestError, OutputRecord};
+pub use store::{
+    Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,
+    PublishOptions, PublishOutcome, Store, StoreConfig,
+};

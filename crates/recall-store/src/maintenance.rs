@@ -1,0 +1,353 @@
+//! Eviction and garbage collection (docs/LAYOUT.md section 8).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
+use recall_key::{Digest, validate_name};
+
+use crate::clock::duration_ms;
+use crate::error::StoreError;
+use crate::layout::Tenant;
+use crate::manifest::Manifest;
+use crate::store::{EntryRef, Store};
+
+/// What an eviction removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvictReport {
+    /// Manifests deleted: entries that no longer exist.
+    pub entries: u64,
+    /// Index markers deleted.
+    pub markers: u64,
+    /// Lease objects deleted.
+    pub leases: u64,
+    /// Blobs deleted (only eviction of a whole project/domain deletes blobs; GC does the rest).
+    pub blobs: u64,
+}
+
+/// Settings of one garbage collection.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Unreferenced blobs (and manifest-less markers) younger than this are kept: they may
+    /// belong to a publish in flight.
+    pub grace: Duration,
+    /// Count and report, delete nothing.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(3600),
+            dry_run: false,
+        }
+    }
+}
+
+/// What a garbage collection found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Manifests read in the mark phase.
+    pub manifests: u64,
+    /// Manifests that did not decode (their blobs cannot be marked; they are misses anyway).
+    pub undecodable_manifests: u64,
+    /// Blobs seen in the sweep phase.
+    pub blobs: u64,
+    /// Blobs some manifest references.
+    pub referenced_blobs: u64,
+    /// Unreferenced blobs kept because they are younger than the grace period.
+    pub blobs_in_grace: u64,
+    /// Unreferenced blobs past the grace period: deleted, or would be on a dry run.
+    pub collectable_blobs: u64,
+    /// Their total size in bytes.
+    pub collectable_bytes: u64,
+    /// Blobs actually deleted (0 on a dry run).
+    pub deleted_blobs: u64,
+    /// Markers without a manifest past the grace period: deleted, or would be on a dry run.
+    pub orphan_markers: u64,
+}
+
+impl Store {
+    /// Every object under a layout prefix.
+    async fn list_prefix(&self, relative: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let prefix = self.path(relative);
+        self.objects
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::backend("list", &prefix, e))
+    }
+
+    /// Deletes many objects; absent ones are not errors. Returns how many were deleted.
+    async fn delete_all(&self, paths: Vec<Path>) -> Result<u64, StoreError> {
+        let count = paths.len() as u64;
+        let mut results = self
+            .objects
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(StoreError::backend("delete", &self.path(""), e)),
+            }
+        }
+        Ok(count)
+    }
+
+    async fn read_manifest(&self, path: &Path) -> Result<Option<Option<Manifest>>, StoreError> {
+        match self.objects.get(path).await {
+            Ok(result) => {
+                let body = result
+                    .bytes()
+                    .await
+                    .map_err(|e| StoreError::backend("get", path, e))?;
+                Ok(Some(Manifest::decode(&body).ok()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::backend("get", path, e)),
+        }
+    }
+
+    /// The project/domain pairs that have objects in the store (two delimited LISTs).
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut tenants = Vec::new();
+        let root = self.path("tenants");
+        let projects = self
+            .objects
+            .list_with_delimiter(Some(&root))
+            .await
+            .map_err(|e| StoreError::backend("list", &root, e))?;
+        for project in projects.common_prefixes {
+            let domains = self
+                .objects
+                .list_with_delimiter(Some(&project))
+                .await
+                .map_err(|e| StoreError::backend("list", &project, e))?;
+            for domain in domains.common_prefixes {
+                let (Some(p), Some(d)) = (project.filename(), domain.filename()) else {
+                    continue;
+                };
+                // Objects written by something else under names recall would reject are skipped.
+                if let Ok(tenant) = Tenant::new(p, d) {
+                    tenants.push(tenant);
+                }
+            }
+        }
+        Ok(tenants)
+    }
+
+    /// Evicts one entry: its manifest, index marker and lease.
+    pub async fn evict_key(&self, entry: &EntryRef) -> Result<EvictReport, StoreError> {
+        let manifest_path = self.path(&entry.tenant.entry(&entry.key));
+        let mut report = EvictReport::default();
+        let mut doomed = Vec::new();
+        match self.read_manifest(&manifest_path).await? {
+            None => {}
+            Some(manifest) => {
+                report.entries = 1;
+                if let Some(m) = manifest {
+                    let marker = entry
+                        .tenant
+                        .marker(&m.key.task, &m.key.cache_version, &entry.key);
+                    doomed.push(self.path(&marker));
+                    report.markers = 1;
+                }
+            }
+        }
+        // The manifest goes first so a reader never sees an entry without its marker's peers.
+        self.delete_quietly(&manifest_path).await?;
+        let lease = self.path(&entry.tenant.lease(&entry.key));
+        if self.objects.head(&lease).await.is_ok() {
+            report.leases = 1;
+            doomed.push(lease);
+        }
+        self.delete_all(doomed).await?;
+        Ok(report)
+    }
+
+    /// Evicts every entry of `task` in the tenant, or only those of one `cache_version`.
+    pub async fn evict_task(
+        &self,
+        tenant: &Tenant,
+        task: &str,
+        cache_version: Option<&str>,
+    ) -> Result<EvictReport, StoreError> {
+        validate_name("task", task)?;
+        if let Some(version) = cache_version {
+            validate_name("cache_version", version)?;
+        }
+        let markers = self
+            .list_prefix(&tenant.task_prefix(task, cache_version))
+            .await?;
+        let mut report = EvictReport::default();
+        let mut manifests = Vec::new();
+        let mut marker_paths = Vec::new();
+        for marker in markers {
+            if let Some(key) = last_segment_digest(&marker.location) {
+                manifests.push(self.path(&tenant.entry(&key)));
+            }
+            marker_paths.push(marker.location);
+        }
+        for manifest in &manifests {
+            if self.objects.head(manifest).await.is_ok() {
+                report.entries += 1;
+            }
+        }
+        self.delete_all(manifests).await?;
+        report.markers = self.delete_all(marker_paths).await?;
+        Ok(report)
+    }
+
+    /// Evicts a whole project/domain: every manifest first, then everything else under its
+    /// prefix, blobs and leases included.
+    pub async fn evict_tenant(&self, tenant: &Tenant) -> Result<EvictReport, StoreError> {
+        let mut report = EvictReport::default();
+        let entries: Vec<Path> = self
+            .list_prefix(&tenant.entries_prefix())
+            .await?
+            .into_iter()
+            .map(|m| m.location)
+            .collect();
+        report.entries = self.delete_all(entries).await?;
+        let rest = self.list_prefix(&tenant.prefix()).await?;
+        let (mut markers, mut leases, mut blobs) = (0, 0, 0);
+        let tasks = self.path(&tenant.tasks_prefix());
+        let lease_prefix = self.path(&tenant.leases_prefix());
+        let blob_prefix = self.path(&tenant.blobs_prefix());
+        for meta in &rest {
+            if meta.location.prefix_matches(&tasks) {
+                markers += 1;
+            } else if meta.location.prefix_matches(&lease_prefix) {
+                leases += 1;
+            } else if meta.location.prefix_matches(&blob_prefix) {
+                blobs += 1;
+            }
+        }
+        self.delete_all(rest.into_iter().map(|m| m.location).collect())
+            .await?;
+        report.markers = markers;
+        report.leases = leases;
+        report.blobs = blobs;
+        Ok(report)
+    }
+
+    /// Evicts entries published before `cutoff_ms` (milliseconds since the Unix epoch) in one
+    /// tenant, or in every tenant when `tenant` is `None`. Undecodable manifests last modified
+    /// before the cutoff are removed too.
+    pub async fn evict_older_than(
+        &self,
+        tenant: Option<&Tenant>,
+        cutoff_ms: i64,
+    ) -> Result<EvictReport, StoreError> {
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => self.tenants().await?,
+        };
+        let mut report = EvictReport::default();
+        for tenant in tenants {
+            for meta in self.list_prefix(&tenant.entries_prefix()).await? {
+                let Some(key) = last_segment_digest(&meta.location) else {
+                    continue;
+                };
+                let old = match self.read_manifest(&meta.location).await? {
+                    None => false,
+                    Some(Some(m)) => m.created_at_ms < cutoff_ms,
+                    Some(None) => meta.last_modified.timestamp_millis() < cutoff_ms,
+                };
+                if old {
+                    let evicted = self
+                        .evict_key(&EntryRef {
+                            tenant: tenant.clone(),
+                            key,
+                        })
+                        .await?;
+                    report.entries += evicted.entries;
+                    report.markers += evicted.markers;
+                    report.leases += evicted.leases;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Mark-and-sweep of blobs no manifest references, in one tenant or all of them.
+    pub async fn gc(
+        &self,
+        tenant: Option<&Tenant>,
+        options: &GcOptions,
+    ) -> Result<GcReport, StoreError> {
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => self.tenants().await?,
+        };
+        let cutoff = self
+            .config
+            .clock
+            .now_ms()
+            .saturating_sub(duration_ms(options.grace));
+        let mut report = GcReport::default();
+        for tenant in tenants {
+            // Mark.
+            let mut referenced = BTreeSet::new();
+            let mut live_keys = BTreeSet::new();
+            for meta in self.list_prefix(&tenant.entries_prefix()).await? {
+                if let Some(key) = last_segment_digest(&meta.location) {
+                    live_keys.insert(key);
+                }
+                match self.read_manifest(&meta.location).await? {
+                    None => {}
+                    Some(Some(manifest)) => {
+                        report.manifests += 1;
+                        referenced.extend(
+                            manifest
+                                .outputs
+                                .values()
+                                .filter(|o| o.inline.is_none())
+                                .map(|o| o.digest),
+                        );
+                    }
+                    Some(None) => {
+                        report.manifests += 1;
+                        report.undecodable_manifests += 1;
+                    }
+                }
+            }
+            // Sweep blobs.
+            let mut doomed = Vec::new();
+            for blob in self.list_prefix(&tenant.blobs_prefix()).await? {
+                report.blobs += 1;
+                let digest = last_segment_digest(&blob.location);
+                if digest.is_some_and(|d| referenced.contains(&d)) {
+                    report.referenced_blobs += 1;
+                } else if blob.last_modified.timestamp_millis() >= cutoff {
+                    report.blobs_in_grace += 1;
+                } else {
+                    report.collectable_blobs += 1;
+                    report.collectable_bytes += blob.size;
+                    doomed.push(blob.location);
+                }
+            }
+            // Sweep markers whose manifest is gone.
+            let mut orphans = Vec::new();
+            for marker in self.list_prefix(&tenant.tasks_prefix()).await? {
+                let has_entry = last_segment_digest(&marker.location)
+                    .is_some_and(|key| live_keys.contains(&key));
+                if !has_entry && marker.last_modified.timestamp_millis() < cutoff {
+                    report.orphan_markers += 1;
+                    orphans.push(marker.location);
+                }
+            }
+            if !options.dry_run {
+                report.deleted_blobs += self.delete_all(doomed).await?;
+                self.delete_all(orphans).await?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The last path segment parsed as a digest, if it is one.
+fn last_segment_digest(path: &Path) -> Option<Digest> {
+    path.filename()?.parse().ok()
+}

@@ -1,0 +1,652 @@
+//! The store: publish, lookup and fetch of cache entries (docs/LAYOUT.md sections 3 to 5).
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use recall_key::{DerivedKey, Digest, SPEC_VERSION, validate_name};
+
+use crate::backend::{Backend, open_url};
+use crate::blob::{self, Downloaded, Sink, Source, UploadTuning};
+use crate::clock::{Clock, SystemClock, duration_ms};
+use crate::error::StoreError;
+use crate::layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
+use crate::manifest::{Manifest, OutputRecord};
+
+/// Settings of one opened store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Written into every manifest this store publishes (host, process, execution id, ...).
+    pub producer: String,
+    /// Entries older than this are misses, whatever their task.
+    pub max_age: Option<Duration>,
+    /// Per-task maximum ages, by task name; these take precedence over `max_age`.
+    pub max_age_per_task: BTreeMap<String, Duration>,
+    /// The time source (a [`crate::ManualClock`] in tests).
+    pub clock: Arc<dyn Clock>,
+    /// How uploads are cut into parts.
+    pub upload: UploadTuning,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            producer: default_producer(),
+            max_age: None,
+            max_age_per_task: BTreeMap::new(),
+            clock: Arc::new(SystemClock),
+            upload: UploadTuning::default(),
+        }
+    }
+}
+
+/// `<hostname>/<pid>`, the default producer id.
+fn default_producer() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host}/{}", std::process::id())
+}
+
+/// The entry one lookup addresses: a tenant and a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryRef {
+    /// The project/domain the entry belongs to.
+    pub tenant: Tenant,
+    /// The cache key.
+    pub key: Digest,
+}
+
+impl EntryRef {
+    /// Validates `project` and `domain` (before any I/O) and addresses `key` under them.
+    pub fn new(project: &str, domain: &str, key: Digest) -> Result<Self, StoreError> {
+        Ok(EntryRef {
+            tenant: Tenant::new(project, domain)?,
+            key,
+        })
+    }
+
+    /// The entry a derived key addresses.
+    pub fn of(key: &DerivedKey) -> Result<Self, StoreError> {
+        Self::new(&key.project, &key.domain, key.key)
+    }
+}
+
+/// One output to publish: its name (as declared in the key) and its bytes.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The output name.
+    pub name: String,
+    /// Where its bytes are.
+    pub data: OutputData,
+}
+
+/// Where an output's bytes are.
+#[derive(Debug, Clone)]
+pub enum OutputData {
+    /// In memory (a serialised scalar, a small file already read).
+    Bytes(Bytes),
+    /// In a local file, streamed from disk: any size, bounded memory.
+    File(PathBuf),
+}
+
+impl Output {
+    /// An output held in memory.
+    pub fn bytes(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        Output {
+            name: name.into(),
+            data: OutputData::Bytes(bytes.into()),
+        }
+    }
+
+    /// An output in a local file.
+    pub fn file(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Output {
+            name: name.into(),
+            data: OutputData::File(path.into()),
+        }
+    }
+}
+
+/// What publish does when the entry already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishMode {
+    /// Create-if-absent: an existing live entry wins and is left alone.
+    #[default]
+    CreateIfAbsent,
+    /// Replace the manifest deliberately (Flyte's overwrite_cache).
+    Overwrite,
+}
+
+/// Options of one publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Create-if-absent or overwrite.
+    pub mode: PublishMode,
+    /// The entry expires this long after publication (recorded in the manifest).
+    pub ttl: Option<Duration>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// This call's manifest is now the entry.
+    Published(Box<Manifest>),
+    /// A live entry already existed (or another publisher won the race); it was not changed.
+    AlreadyExists,
+}
+
+/// The result of a lookup: a hit, or a miss with its reason. Never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    /// The entry exists, is live and (for fetches) every output verified.
+    Hit(T),
+    /// There is no usable entry.
+    Miss(Miss),
+}
+
+impl<T> Lookup<T> {
+    /// The hit, if it is one.
+    pub fn hit(self) -> Option<T> {
+        match self {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss(_) => None,
+        }
+    }
+
+    /// Whether it is a miss.
+    pub fn is_miss(&self) -> bool {
+        matches!(self, Lookup::Miss(_))
+    }
+}
+
+/// Why a lookup missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// No manifest at the entry's path.
+    NotFound,
+    /// The entry is older than its max age or past its expiry.
+    Expired {
+        /// When it was published, milliseconds since the Unix epoch.
+        created_at_ms: i64,
+    },
+    /// The manifest did not decode, or describes another entry (logged as an error).
+    Undecodable {
+        /// Why.
+        reason: String,
+    },
+    /// An output's blob is missing or its bytes do not match the manifest; the entry was
+    /// removed so the next run repopulates it.
+    Broken {
+        /// The output concerned.
+        output: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Where fetched outputs go.
+#[derive(Debug, Clone)]
+pub enum FetchTo {
+    /// Every output into memory.
+    Memory,
+    /// Every output into the file `<dir>/<output name>`; a file appears only once verified.
+    Dir(PathBuf),
+}
+
+/// A fetched output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// Its bytes, verified.
+    Bytes(Bytes),
+    /// The verified file it was written to.
+    File(PathBuf),
+}
+
+/// A hit with its outputs fetched and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Each output, by name.
+    pub outputs: BTreeMap<String, Fetched>,
+}
+
+/// A content-addressed cache on one object store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) root: String,
+    pub(crate) config: StoreConfig,
+}
+
+impl Store {
+    /// Opens the store at `url` with default settings (see [`open_url`] for the schemes).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, StoreConfig::default()).await
+    }
+
+    /// Opens the store at `url` with `config`.
+    pub async fn open_with(url: &str, config: StoreConfig) -> Result<Store, StoreError> {
+        let Backend { objects, root } = open_url(url)?;
+        Self::from_object_store(objects, &root, config).await
+    }
+
+    /// Uses any object store (a wrapper, a test double) with the store root under `root`.
+    /// Reads the descriptor object, writing it first if the store is new.
+    pub async fn from_object_store(
+        objects: Arc<dyn ObjectStore>,
+        root: &str,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        let store = Store {
+            objects,
+            root: root.trim_matches('/').to_string(),
+            config,
+        };
+        store.check_descriptor().await?;
+        Ok(store)
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    /// The settings this store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The full object path of a layout path (relative to the store root).
+    pub fn path(&self, relative: &str) -> Path {
+        if self.root.is_empty() {
+            Path::from(relative)
+        } else {
+            Path::from(format!("{}/{relative}", self.root))
+        }
+    }
+
+    async fn check_descriptor(&self) -> Result<(), StoreError> {
+        let path = self.path(DESCRIPTOR);
+        let body = match self.objects.get(&path).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| StoreError::backend("get", &path, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                let descriptor = serde_json::json!({
+                    "layout_version": LAYOUT_VERSION,
+                    "key_spec_version": KEY_SPEC_VERSION,
+                    "inline_max_bytes": INLINE_MAX_BYTES,
+                });
+                let text = format!("{descriptor:#}\n");
+                return match self
+                    .objects
+                    .put_opts(&path, PutPayload::from(text), PutMode::Create.into())
+                    .await
+                {
+                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                    Err(e) => Err(StoreError::backend("put", &path, e)),
+                };
+            }
+            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        };
+        let unsupported = |reason: String| StoreError::UnsupportedLayout {
+            path: path.to_string(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| unsupported(format!("not JSON: {e}")))?;
+        match value.get("layout_version").and_then(|v| v.as_u64()) {
+            Some(LAYOUT_VERSION) => Ok(()),
+            Some(other) => Err(unsupported(format!(
+                "layout_version {other}, this version of recall reads {LAYOUT_VERSION}"
+            ))),
+            None => Err(unsupported("no layout_version".into())),
+        }
+    }
+
+    /// One GET of the entry's manifest: a hit carries the manifest (outputs not fetched).
+    pub async fn lookup(&self, entry: &EntryRef) -> Result<Lookup<Manifest>, StoreError> {
+        let path = self.path(&entry.tenant.entry(&entry.key));
+        let body = match self.objects.get(&path).await {
+            Ok(result) => match result.bytes().await {
+                Ok(body) => body,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Ok(Lookup::Miss(Miss::NotFound));
+                }
+                Err(e) => return Err(StoreError::backend("get", &path, e)),
+            },
+            Err(object_store::Error::NotFound { .. }) => return Ok(Lookup::Miss(Miss::NotFound)),
+            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        };
+        let manifest = match Manifest::decode(&body).and_then(|m| check_identity(m, entry)) {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                tracing::error!(%path, error = %err, "cache manifest is unusable; treating as a miss");
+                return Ok(Lookup::Miss(Miss::Undecodable { reason: err.0 }));
+            }
+        };
+        if self.is_expired(&manifest) {
+            return Ok(Lookup::Miss(Miss::Expired {
+                created_at_ms: manifest.created_at_ms,
+            }));
+        }
+        Ok(Lookup::Hit(manifest))
+    }
+
+    /// Whether `manifest` is past its own expiry or older than the max age of its task.
+    pub fn is_expired(&self, manifest: &Manifest) -> bool {
+        let now = self.config.clock.now_ms();
+        if manifest.expires_at_ms.is_some_and(|at| now >= at) {
+            return true;
+        }
+        let max_age = self
+            .config
+            .max_age_per_task
+            .get(&manifest.key.task)
+            .or(self.config.max_age.as_ref());
+        max_age.is_some_and(|age| now.saturating_sub(manifest.created_at_ms) > duration_ms(*age))
+    }
+
+    /// Looks the entry up and fetches every output, verifying each digest while streaming.
+    /// A missing or corrupt blob is a miss, and the broken entry is removed.
+    pub async fn fetch(&self, entry: &EntryRef, to: FetchTo) -> Result<Lookup<Entry>, StoreError> {
+        let manifest = match self.lookup(entry).await? {
+            Lookup::Hit(manifest) => manifest,
+            Lookup::Miss(miss) => return Ok(Lookup::Miss(miss)),
+        };
+        if let FetchTo::Dir(dir) = &to {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| StoreError::io(dir, e))?;
+        }
+        let mut outputs = BTreeMap::new();
+        for (name, record) in &manifest.outputs {
+            let dest = match &to {
+                FetchTo::Memory => None,
+                FetchTo::Dir(dir) => Some(dir.join(name)),
+            };
+            match self.fetch_output(entry, record, dest.as_deref()).await? {
+                Ok(fetched) => {
+                    outputs.insert(name.clone(), fetched);
+                }
+                Err(reason) => {
+                    tracing::warn!(key = %entry.key, output = %name, %reason,
+                        "cache entry is broken; removing it");
+                    for fetched in outputs.values() {
+                        if let Fetched::File(path) = fetched {
+                            let _ = tokio::fs::remove_file(path).await;
+                        }
+                    }
+                    self.remove_entry(&entry.tenant, &manifest).await?;
+                    return Ok(Lookup::Miss(Miss::Broken {
+                        output: name.clone(),
+                        reason,
+                    }));
+                }
+            }
+        }
+        Ok(Lookup::Hit(Entry { manifest, outputs }))
+    }
+
+    /// Fetches one output; `Ok(Err(reason))` when it is missing or does not verify.
+    async fn fetch_output(
+        &self,
+        entry: &EntryRef,
+        record: &OutputRecord,
+        dest: Option<&FsPath>,
+    ) -> Result<Result<Fetched, String>, StoreError> {
+        if let Some(inline) = &record.inline {
+            if inline.len() as u64 != record.size || Digest::of_content(inline) != record.digest {
+                return Ok(Err("inline bytes do not match their digest".into()));
+            }
+            return Ok(Ok(match dest {
+                None => Fetched::Bytes(inline.clone()),
+                Some(path) => {
+                    let temp = path.with_file_name(format!(
+                        ".recall-fetch-{}",
+                        path.file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("output")
+                    ));
+                    tokio::fs::write(&temp, inline)
+                        .await
+                        .map_err(|e| StoreError::io(&temp, e))?;
+                    tokio::fs::rename(&temp, path)
+                        .await
+                        .map_err(|e| StoreError::io(path, e))?;
+                    Fetched::File(path.to_path_buf())
+                }
+            }));
+        }
+        let location = self.path(&entry.tenant.blob(&record.digest));
+        let mut buffer = BytesMut::new();
+        let sink = match dest {
+            None => Sink::Memory(&mut buffer),
+            Some(path) => Sink::File(path),
+        };
+        match blob::download(&self.objects, &location, &record.digest, record.size, sink).await? {
+            Downloaded::Verified => Ok(Ok(match dest {
+                None => Fetched::Bytes(buffer.freeze()),
+                Some(path) => Fetched::File(path.to_path_buf()),
+            })),
+            Downloaded::Missing => Ok(Err(format!("blob {location} is missing"))),
+            Downloaded::Corrupt(why) => {
+                // A blob whose bytes do not hash to its name is useless to every entry, and a
+                // later publish would skip re-uploading it: remove it too.
+                self.delete_quietly(&location).await?;
+                Ok(Err(format!("blob {location}: {why}")))
+            }
+        }
+    }
+
+    /// Deletes an entry's manifest and index marker (its blobs are left to GC).
+    pub(crate) async fn remove_entry(
+        &self,
+        tenant: &Tenant,
+        manifest: &Manifest,
+    ) -> Result<(), StoreError> {
+        let key = &manifest.key;
+        self.delete_quietly(&self.path(&tenant.entry(&key.key)))
+            .await?;
+        self.delete_quietly(&self.path(&tenant.marker(&key.task, &key.cache_version, &key.key)))
+            .await
+    }
+
+    /// Deletes one object; an absent object is not an error.
+    pub(crate) async fn delete_quietly(&self, path: &Path) -> Result<(), StoreError> {
+        match self.objects.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::backend("delete", path, e)),
+        }
+    }
+
+    /// Publishes `outputs` as the entry of `key`: blobs first (skipped when present), then the
+    /// index marker, then the manifest (create-if-absent unless overwriting).
+    pub async fn publish(
+        &self,
+        key: &DerivedKey,
+        outputs: &[Output],
+        options: &PublishOptions,
+    ) -> Result<PublishOutcome, StoreError> {
+        let entry = EntryRef::of(key)?;
+        validate_name("task", &key.task)?;
+        validate_name("cache_version", &key.cache_version)?;
+        check_outputs(key, outputs)?;
+        if key.spec_version != SPEC_VERSION {
+            return Err(StoreError::OutputMismatch {
+                name: "spec_version".into(),
+                reason: format!("key spec version {} is not supported", key.spec_version),
+            });
+        }
+
+        let mut mode = options.mode;
+        if mode == PublishMode::CreateIfAbsent {
+            match self.lookup(&entry).await? {
+                Lookup::Hit(_) => return Ok(PublishOutcome::AlreadyExists),
+                Lookup::Miss(Miss::NotFound) => {}
+                // Expired or unusable: the next publish replaces it.
+                Lookup::Miss(_) => mode = PublishMode::Overwrite,
+            }
+        }
+
+        let mut records = BTreeMap::new();
+        for output in outputs {
+            let record = self.store_output(&entry.tenant, key, output).await?;
+            records.insert(output.name.clone(), record);
+        }
+
+        let marker = self.path(&entry.tenant.marker(&key.task, &key.cache_version, &key.key));
+        self.objects
+            .put(&marker, PutPayload::default())
+            .await
+            .map_err(|e| StoreError::backend("put", &marker, e))?;
+
+        let created_at_ms = self.config.clock.now_ms();
+        let manifest = Manifest {
+            layout_version: LAYOUT_VERSION,
+            key: key.clone(),
+            outputs: records,
+            created_at_ms,
+            expires_at_ms: options
+                .ttl
+                .map(|ttl| created_at_ms.saturating_add(duration_ms(ttl))),
+            producer: self.config.producer.clone(),
+        };
+        let path = self.path(&entry.tenant.entry(&key.key));
+        let put_mode = match mode {
+            PublishMode::CreateIfAbsent => PutMode::Create,
+            PublishMode::Overwrite => PutMode::Overwrite,
+        };
+        match self
+            .objects
+            .put_opts(&path, PutPayload::from(manifest.encode()), put_mode.into())
+            .await
+        {
+            Ok(_) => Ok(PublishOutcome::Published(Box::new(manifest))),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(PublishOutcome::AlreadyExists),
+            Err(e) => Err(StoreError::backend("put", &path, e)),
+        }
+    }
+
+    /// Hashes one output and, unless it is inlined or its blob is already present, uploads it.
+    async fn store_output(
+        &self,
+        tenant: &Tenant,
+        key: &DerivedKey,
+        output: &Output,
+    ) -> Result<OutputRecord, StoreError> {
+        let ty = key
+            .outputs
+            .get(&output.name)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let (digest, size) = match &output.data {
+            OutputData::Bytes(bytes) => (Digest::of_content(bytes), bytes.len() as u64),
+            OutputData::File(path) => blob::hash_file(path).await?,
+        };
+        if size <= INLINE_MAX_BYTES {
+            let bytes = match &output.data {
+                OutputData::Bytes(bytes) => bytes.clone(),
+                OutputData::File(path) => Bytes::from(
+                    tokio::fs::read(path)
+                        .await
+                        .map_err(|e| StoreError::io(path, e))?,
+                ),
+            };
+            if Digest::of_content(&bytes) != digest {
+                return Err(StoreError::OutputChanged {
+                    name: output.name.clone(),
+                });
+            }
+            return Ok(OutputRecord {
+                ty,
+                size,
+                digest,
+                inline: Some(bytes),
+            });
+        }
+        let location = self.path(&tenant.blob(&digest));
+        let present = match self.objects.head(&location).await {
+            Ok(meta) => meta.size == size,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(StoreError::backend("head", &location, e)),
+        };
+        if !present {
+            let source = match &output.data {
+                OutputData::Bytes(bytes) => Source::Memory(bytes),
+                OutputData::File(path) => Source::File(path),
+            };
+            blob::upload(
+                &self.objects,
+                &location,
+                source,
+                &digest,
+                size,
+                &output.name,
+                &self.config.upload,
+            )
+            .await?;
+        }
+        Ok(OutputRecord {
+            ty,
+            size,
+            digest,
+            inline: None,
+        })
+    }
+}
+
+/// The manifest must describe the entry at whose path it was found.
+fn check_identity(
+    manifest: Manifest,
+    entry: &EntryRef,
+) -> Result<Manifest, crate::manifest::ManifestError> {
+    let key = &manifest.key;
+    if key.key != entry.key
+        || key.project != entry.tenant.project()
+        || key.domain != entry.tenant.domain()
+    {
+        return Err(crate::manifest::ManifestError(format!(
+            "manifest describes {}/{}/{}, not the entry at its path",
+            key.project, key.domain, key.key
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Every output the key declares is given exactly once, and nothing else.
+fn check_outputs(key: &DerivedKey, outputs: &[Output]) -> Result<(), StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for output in outputs {
+        validate_name("output name", &output.name)?;
+        if !key.outputs.contains_key(&output.name) {
+            return Err(StoreError::OutputMismatch {
+                name: output.name.clone(),
+                reason: format!("not declared by task {:?}", key.task),
+            });
+        }
+        if !seen.insert(output.name.as_str()) {
+            return Err(StoreError::OutputMismatch {
+                name: output.name.clone(),
+                reason: "given twice".into(),
+            });
+        }
+    }
+    if let Some(missing) = key.outputs.keys().find(|n| !seen.contains(n.as_str())) {
+        return Err(StoreError::OutputMismatch {
+            name: missing.clone(),
+            reason: format!("declared by task {:?} but not given", key.task),
+        });
+    }
+    Ok(())
+}
