@@ -74,7 +74,7 @@ else
   fi
   if [ ! -x "$venv/bin/moto_server" ]; then
     echo "== installing moto[server] into target/pyenv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
   fi
   port=$(recall_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$recall_servers_dir/moto.log" 2>&1 &
