@@ -12,10 +12,25 @@ fn ten_scalar_inputs() -> KeyMaterial {
         ("name", ValueType::String, Value::String("resnet-50".into())),
         ("seed", ValueType::Int, Value::Int(42)),
         ("momentum", ValueType::Float, Value::Float(0.9)),
-        ("dataset", ValueType::String, Value::String("imagenet/train".into())),
+        (
+            "dataset",
+            ValueType::String,
+            Value::String("imagenet/train".into()),
+        ),
         ("batch", ValueType::Int, Value::Int(256)),
-        ("timeout", ValueType::Duration, Value::Duration(3_600_000_000_000)),
-        ("asof", ValueType::Datetime, Value::Datetime { seconds: 1_700_000_000, nanos: 0 }),
+        (
+            "timeout",
+            ValueType::Duration,
+            Value::Duration(3_600_000_000_000),
+        ),
+        (
+            "asof",
+            ValueType::Datetime,
+            Value::Datetime {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            },
+        ),
     ];
     for (name, ty, value) in inputs {
         m.add_input(name, ty, InputSource::Value(value)).unwrap();
@@ -26,7 +41,9 @@ fn ten_scalar_inputs() -> KeyMaterial {
 
 fn bench(c: &mut Criterion) {
     let material = ten_scalar_inputs();
-    c.bench_function("derive_10_scalar_inputs", |b| b.iter(|| material.derive().unwrap()));
+    c.bench_function("derive_10_scalar_inputs", |b| {
+        b.iter(|| material.derive().unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

@@ -53,10 +53,7 @@ pub fn encode(item: &Item) -> Result<Vec<u8>, DuplicateKey> {
 pub fn encode_into(item: &Item, out: &mut Vec<u8>) -> Result<(), DuplicateKey> {
     match item {
         Item::Int(n) => write_int(*n, out),
-        Item::Bytes(b) => {
-            write_head(2, b.len() as u64, out);
-            out.extend_from_slice(b);
-        }
+        Item::Bytes(b) => write_bytes(b, out),
         Item::Text(s) => write_text(s, out),
         Item::Array(items) => {
             write_head(4, items.len() as u64, out);
@@ -67,9 +64,7 @@ pub fn encode_into(item: &Item, out: &mut Vec<u8>) -> Result<(), DuplicateKey> {
         Item::Map(entries) => {
             // Text keys sort by their encoding: shorter UTF-8 first, then bytewise.
             let mut order: Vec<&(String, Item)> = entries.iter().collect();
-            order.sort_by(|a, b| {
-                (a.0.len(), a.0.as_bytes()).cmp(&(b.0.len(), b.0.as_bytes()))
-            });
+            order.sort_by(|a, b| (a.0.len(), a.0.as_bytes()).cmp(&(b.0.len(), b.0.as_bytes())));
             if let Some(pair) = order.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(DuplicateKey {
                     key: pair[0].0.clone(),
@@ -89,14 +84,36 @@ pub fn encode_into(item: &Item, out: &mut Vec<u8>) -> Result<(), DuplicateKey> {
     Ok(())
 }
 
-fn write_text(s: &str, out: &mut Vec<u8>) {
+/// The deterministic order of text map keys: the order of their encodings, which is shorter
+/// UTF-8 first, then bytewise.
+pub fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    (a.len(), a.as_bytes()).cmp(&(b.len(), b.as_bytes()))
+}
+
+/// Appends a text string.
+pub fn write_text(s: &str, out: &mut Vec<u8>) {
     write_head(3, s.len() as u64, out);
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Writes an integer; values outside the CBOR range (beyond ±2^64) are clamped by callers'
-/// types, which are at most 64 bits wide.
-fn write_int(n: i128, out: &mut Vec<u8>) {
+/// Appends a byte string.
+pub fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    write_head(2, b.len() as u64, out);
+    out.extend_from_slice(b);
+}
+
+/// Appends the head of an array of `len` items.
+pub fn write_array_head(len: usize, out: &mut Vec<u8>) {
+    write_head(4, len as u64, out);
+}
+
+/// Appends the head of a map of `len` entries; the caller writes them in [`key_order`].
+pub fn write_map_head(len: usize, out: &mut Vec<u8>) {
+    write_head(5, len as u64, out);
+}
+
+/// Appends an integer. The CBOR range is -2^64 ..= 2^64-1; recall's integers are 64-bit.
+pub fn write_int(n: i128, out: &mut Vec<u8>) {
     if n >= 0 {
         write_head(0, n as u64, out);
     } else {
@@ -123,9 +140,9 @@ fn write_head(major: u8, arg: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes a float in the shortest of half, single and double precision that holds it
+/// Appends a float in the shortest of half, single and double precision that holds it
 /// exactly; every NaN becomes the canonical half-precision NaN `f9 7e 00`.
-fn write_float(f: f64, out: &mut Vec<u8>) {
+pub fn write_float(f: f64, out: &mut Vec<u8>) {
     if f.is_nan() {
         out.extend_from_slice(&[0xf9, 0x7e, 0x00]);
         return;

@@ -1,48 +1,71 @@
 //! Key material and key derivation (docs/KEY-SPEC.md section 7).
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::thread::LocalKey;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cbor::{self, Item};
+use crate::cbor;
 use crate::digest::Digest;
 use crate::error::KeyError;
 use crate::name::{normalize_cache_version, validate_name, validate_salt};
 use crate::types::ValueType;
-use crate::value::Value;
+use crate::value::{EncodeError, Value};
 
 /// The key-spec version this crate implements.
 pub const SPEC_VERSION: u32 = 1;
 
-/// A BLAKE3 hasher already keyed for one derive_key context, cloned for each use.
-pub(crate) struct Context(LazyLock<blake3::Hasher>);
+/// One derive_key context: a per-thread BLAKE3 hasher already keyed with the context
+/// string, reset after each use (cheaper than keying or cloning a hasher per digest).
+pub(crate) struct Context {
+    text: &'static str,
+    hasher: &'static LocalKey<RefCell<blake3::Hasher>>,
+}
 
 macro_rules! context {
-    ($name:ident, $text:literal) => {
-        pub(crate) static $name: Context =
-            Context(LazyLock::new(|| blake3::Hasher::new_derive_key($text)));
+    ($name:ident, $local:ident, $text:literal) => {
+        thread_local! {
+            static $local: RefCell<blake3::Hasher> =
+                RefCell::new(blake3::Hasher::new_derive_key($text));
+        }
+        pub(crate) static $name: Context = Context {
+            text: $text,
+            hasher: &$local,
+        };
     };
 }
 
-context!(CONTEXT_VALUE, "recall key-spec v1 value");
-context!(CONTEXT_DIRECTORY, "recall key-spec v1 directory");
-context!(CONTEXT_SIGNATURE, "recall key-spec v1 signature");
-context!(CONTEXT_INPUTS, "recall key-spec v1 inputs");
-context!(CONTEXT_KEY, "recall key-spec v1 key");
+context!(CONTEXT_VALUE, VALUE_HASHER, "recall key-spec v1 value");
+context!(
+    CONTEXT_DIRECTORY,
+    DIRECTORY_HASHER,
+    "recall key-spec v1 directory"
+);
+context!(
+    CONTEXT_SIGNATURE,
+    SIGNATURE_HASHER,
+    "recall key-spec v1 signature"
+);
+context!(CONTEXT_INPUTS, INPUTS_HASHER, "recall key-spec v1 inputs");
+context!(CONTEXT_KEY, KEY_HASHER, "recall key-spec v1 key");
 
 /// `DK(context, bytes)` of the spec.
 pub(crate) fn derive_digest(context: &Context, bytes: &[u8]) -> Digest {
-    let mut hasher = (*context.0).clone();
-    hasher.update(bytes);
-    hasher.finalize().into()
-}
-
-/// `DK(context, CBOR(item))`. Names are unique by construction; a map value built by a
-/// library caller with a repeated key is reported rather than encoded ambiguously.
-fn derive_item(context: &Context, item: &Item) -> Result<Digest, KeyError> {
-    let encoded = cbor::encode(item).map_err(|e| KeyError::DuplicateMapKey { key: e.key })?;
-    Ok(derive_digest(context, &encoded))
+    context.hasher.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut hasher) => {
+            hasher.update(bytes);
+            let digest = hasher.finalize().into();
+            hasher.reset();
+            digest
+        }
+        // Only if a caller ever nested two digests of one context on one thread.
+        Err(_) => blake3::Hasher::new_derive_key(context.text)
+            .update(bytes)
+            .finalize()
+            .into(),
+    })
 }
 
 /// Where an input's digest comes from.
@@ -212,68 +235,104 @@ impl KeyMaterial {
     /// Derives the key and its component digests. Reads the files and directories of inputs
     /// that are hashed from their values.
     pub fn derive(&self) -> Result<DerivedKey, KeyError> {
-        let type_map = |pairs: &mut dyn Iterator<Item = (&String, &ValueType)>| {
-            Item::Map(pairs.map(|(n, t)| (n.clone(), Item::Text(t.to_string()))).collect())
-        };
-        let signature = derive_item(
-            &CONTEXT_SIGNATURE,
-            &Item::Map(vec![
-                ("task".into(), Item::text(&self.task)),
-                (
-                    "inputs".into(),
-                    type_map(&mut self.inputs.iter().map(|i| (&i.name, &i.ty))),
-                ),
-                (
-                    "outputs".into(),
-                    type_map(&mut self.outputs.iter().map(|(n, t)| (n, t))),
-                ),
-            ]),
-        )?;
+        // Encoded straight into one buffer: this runs on every lookup, and building an
+        // `Item` tree per call cost more than the hashing (see docs/BENCHMARKS.md).
+        let mut buf = Vec::with_capacity(256);
+        let input_types: Vec<Cow<'static, str>> =
+            self.inputs.iter().map(|i| i.ty.canonical_text()).collect();
+        let output_types: Vec<Cow<'static, str>> = self
+            .outputs
+            .iter()
+            .map(|(_, t)| t.canonical_text())
+            .collect();
+        let mut input_order: Vec<usize> = (0..self.inputs.len()).collect();
+        input_order.sort_by(|&a, &b| cbor::key_order(&self.inputs[a].name, &self.inputs[b].name));
+        let mut output_order: Vec<usize> = (0..self.outputs.len()).collect();
+        output_order.sort_by(|&a, &b| cbor::key_order(&self.outputs[a].0, &self.outputs[b].0));
 
-        let mut input_digests = BTreeMap::new();
-        let mut hashed = Vec::with_capacity(self.inputs.len());
-        for input in &self.inputs {
-            let (digest, source) = match &input.source {
-                InputSource::Value(value) => {
-                    let item = value.to_item().map_err(|e| KeyError::Path {
-                        input: input.name.clone(),
-                        path: e.path,
-                        reason: e.reason,
-                    })?;
-                    (Some(derive_item(&CONTEXT_VALUE, &item)?), DigestSource::Value)
-                }
-                InputSource::Supplied(d) => (Some(*d), DigestSource::Supplied),
-                InputSource::Ignored => (None, DigestSource::Ignored),
-            };
-            if let Some(d) = digest {
-                hashed.push((input.name.clone(), Item::bytes(d.0)));
-            }
-            input_digests.insert(
-                input.name.clone(),
-                InputDigest {
-                    ty: input.ty.to_string(),
-                    digest,
-                    source,
-                },
-            );
+        // {"task", "inputs", "outputs"}: already in key order.
+        cbor::write_map_head(3, &mut buf);
+        cbor::write_text("task", &mut buf);
+        cbor::write_text(&self.task, &mut buf);
+        cbor::write_text("inputs", &mut buf);
+        cbor::write_map_head(input_order.len(), &mut buf);
+        for &i in &input_order {
+            cbor::write_text(&self.inputs[i].name, &mut buf);
+            cbor::write_text(&input_types[i], &mut buf);
         }
-        let inputs_digest = derive_item(&CONTEXT_INPUTS, &Item::Map(hashed))?;
+        cbor::write_text("outputs", &mut buf);
+        cbor::write_map_head(output_order.len(), &mut buf);
+        for &i in &output_order {
+            cbor::write_text(&self.outputs[i].0, &mut buf);
+            cbor::write_text(&output_types[i], &mut buf);
+        }
+        let signature = derive_digest(&CONTEXT_SIGNATURE, &buf);
 
-        let key = derive_item(
-            &CONTEXT_KEY,
-            &Item::Map(vec![
-                ("project".into(), Item::text(&self.project)),
-                ("domain".into(), Item::text(&self.domain)),
-                ("cache_version".into(), Item::text(&self.cache_version)),
-                ("signature".into(), Item::bytes(signature.0)),
-                ("inputs".into(), Item::bytes(inputs_digest.0)),
-                (
-                    "salt".into(),
-                    self.salt.as_ref().map_or(Item::Null, |s| Item::text(s)),
-                ),
-            ]),
-        )?;
+        let mut digests: Vec<Option<Digest>> = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            digests.push(match &input.source {
+                InputSource::Value(value) => {
+                    buf.clear();
+                    value.write_cbor(&mut buf).map_err(|e| match e {
+                        EncodeError::Path(e) => KeyError::Path {
+                            input: input.name.clone(),
+                            path: e.path,
+                            reason: e.reason,
+                        },
+                        EncodeError::DuplicateKey(key) => KeyError::DuplicateMapKey { key },
+                    })?;
+                    Some(derive_digest(&CONTEXT_VALUE, &buf))
+                }
+                InputSource::Supplied(d) => Some(*d),
+                InputSource::Ignored => None,
+            });
+        }
 
+        buf.clear();
+        let hashed = input_order.iter().filter(|&&i| digests[i].is_some());
+        cbor::write_map_head(hashed.clone().count(), &mut buf);
+        for &i in hashed {
+            cbor::write_text(&self.inputs[i].name, &mut buf);
+            if let Some(d) = &digests[i] {
+                cbor::write_bytes(&d.0, &mut buf);
+            }
+        }
+        let inputs_digest = derive_digest(&CONTEXT_INPUTS, &buf);
+
+        // The six keys in key order: salt, domain, inputs, project, signature, cache_version.
+        buf.clear();
+        cbor::write_map_head(6, &mut buf);
+        cbor::write_text("salt", &mut buf);
+        match &self.salt {
+            Some(salt) => cbor::write_text(salt, &mut buf),
+            None => buf.push(0xf6),
+        }
+        cbor::write_text("domain", &mut buf);
+        cbor::write_text(&self.domain, &mut buf);
+        cbor::write_text("inputs", &mut buf);
+        cbor::write_bytes(&inputs_digest.0, &mut buf);
+        cbor::write_text("project", &mut buf);
+        cbor::write_text(&self.project, &mut buf);
+        cbor::write_text("signature", &mut buf);
+        cbor::write_bytes(&signature.0, &mut buf);
+        cbor::write_text("cache_version", &mut buf);
+        cbor::write_text(&self.cache_version, &mut buf);
+        let key = derive_digest(&CONTEXT_KEY, &buf);
+
+        let inputs = self
+            .inputs
+            .iter()
+            .zip(digests)
+            .map(|(input, digest)| {
+                let source = match input.source {
+                    InputSource::Value(_) => DigestSource::Value,
+                    InputSource::Supplied(_) => DigestSource::Supplied,
+                    InputSource::Ignored => DigestSource::Ignored,
+                };
+                let ty = input.ty.clone();
+                (input.name.clone(), InputDigest { ty, digest, source })
+            })
+            .collect();
         Ok(DerivedKey {
             spec_version: SPEC_VERSION,
             key,
@@ -284,11 +343,11 @@ impl KeyMaterial {
             salt: self.salt.clone(),
             signature_digest: signature,
             inputs_digest,
-            inputs: input_digests,
+            inputs,
             outputs: self
                 .outputs
                 .iter()
-                .map(|(n, t)| (n.clone(), t.to_string()))
+                .map(|(name, ty)| (name.clone(), ty.clone()))
                 .collect(),
         })
     }
@@ -309,9 +368,9 @@ pub enum DigestSource {
 /// One input's type and digest in a derivation result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputDigest {
-    /// The declared type's canonical text.
+    /// The declared type (serialized as its canonical text).
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: ValueType,
     /// The value digest; `None` for an ignored input.
     pub digest: Option<Digest>,
     /// Where the digest came from.
@@ -343,5 +402,5 @@ pub struct DerivedKey {
     /// Each input's type and digest, by name.
     pub inputs: BTreeMap<String, InputDigest>,
     /// Each output's type, by name.
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, ValueType>,
 }

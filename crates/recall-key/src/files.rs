@@ -80,7 +80,8 @@ pub fn hash_dir(root: &Path) -> Result<Digest, PathError> {
             ])
         })
         .collect();
-    let encoded = cbor::encode(&Item::Array(items)).map_err(|e| PathError::new(root, e.to_string()))?;
+    let encoded =
+        cbor::encode(&Item::Array(items)).map_err(|e| PathError::new(root, e.to_string()))?;
     Ok(derive_digest(&CONTEXT_DIRECTORY, &encoded))
 }
 
@@ -163,7 +164,10 @@ mod tests {
         fs::write(plain.path().join("x"), b"x").unwrap();
         fs::write(plain.path().join("y"), b"x").unwrap();
         std::os::unix::fs::symlink("x", root.path().join("y")).unwrap();
-        assert_eq!(hash_dir(root.path()).unwrap(), hash_dir(plain.path()).unwrap());
+        assert_eq!(
+            hash_dir(root.path()).unwrap(),
+            hash_dir(plain.path()).unwrap()
+        );
 
         std::os::unix::fs::symlink("missing", root.path().join("dangling")).unwrap();
         let err = hash_dir(root.path()).unwrap_err();
@@ -178,10 +182,20 @@ mod tests {
     #[test]
     fn wrong_kind_and_missing_paths() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(hash_file(dir.path()).unwrap_err().reason.contains("directory"));
+        assert!(
+            hash_file(dir.path())
+                .unwrap_err()
+                .reason
+                .contains("directory")
+        );
         let missing = dir.path().join("nope");
         assert_eq!(hash_file(&missing).unwrap_err().reason, "does not exist");
         fs::write(&missing, b"").unwrap();
-        assert!(hash_dir(&missing).unwrap_err().reason.contains("not a directory"));
+        assert!(
+            hash_dir(&missing)
+                .unwrap_err()
+                .reason
+                .contains("not a directory")
+        );
     }
 }

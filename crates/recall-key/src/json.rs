@@ -165,8 +165,16 @@ mod tests {
 
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
-        assert!(Json::parse(r#"{"a":1,"a":2}"#).unwrap_err().contains("duplicate"));
-        assert!(Json::parse(r#"{"x":[{"b":1,"b":1}]}"#).unwrap_err().contains("\"b\""));
+        assert!(
+            Json::parse(r#"{"a":1,"a":2}"#)
+                .unwrap_err()
+                .contains("duplicate")
+        );
+        assert!(
+            Json::parse(r#"{"x":[{"b":1,"b":1}]}"#)
+                .unwrap_err()
+                .contains("\"b\"")
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ mod timefmt;
 mod types;
 mod value;
 
-pub use derive::{DerivedKey, DigestSource, Input, InputDigest, InputSource, KeyMaterial, SPEC_VERSION};
+pub use derive::{
+    DerivedKey, DigestSource, Input, InputDigest, InputSource, KeyMaterial, SPEC_VERSION,
+};
 pub use digest::{Digest, DigestParseError};
 pub use error::KeyError;
 pub use json::Json;
@@ -36,4 +38,4 @@ pub use material_json::{parse_supplied_hash, parse_type};
 pub use name::{MAX_NAME_LEN, normalize_cache_version, validate_name};
 pub use timefmt::{parse_datetime, parse_duration};
 pub use types::ValueType;
-pub use value::Value;
+pub use value::{EncodeError, Value};

@@ -77,7 +77,8 @@ impl KeyMaterial {
     pub fn from_json(text: &str, base: &Path) -> Result<KeyMaterial, KeyError> {
         let doc: MaterialDoc =
             serde_json::from_str(text).map_err(|e| KeyError::Json(e.to_string()))?;
-        let mut material = KeyMaterial::new(&doc.project, &doc.domain, &doc.task, &doc.cache_version)?;
+        let mut material =
+            KeyMaterial::new(&doc.project, &doc.domain, &doc.task, &doc.cache_version)?;
         for input in &doc.inputs {
             let field = format!("input {:?}", input.name);
             let ty = parse_type(&field, &input.ty)?;
@@ -94,14 +95,13 @@ impl KeyMaterial {
                 let json = input.value.as_ref().ok_or_else(|| KeyError::MissingValue {
                     name: input.name.clone(),
                 })?;
-                let value = Value::from_json(&ty, json, base).map_err(|reason| {
-                    KeyError::InvalidValue {
+                let value =
+                    Value::from_json(&ty, json, base).map_err(|reason| KeyError::InvalidValue {
                         input: input.name.clone(),
                         ty: ty.to_string(),
                         value: shorten(&json.to_string()),
                         reason,
-                    }
-                })?;
+                    })?;
                 InputSource::Value(value)
             };
             material.add_input(&input.name, ty, source)?;

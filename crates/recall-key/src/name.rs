@@ -79,7 +79,14 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_names() {
-        for ok in ["flytesnacks", "development", "wf.train_model", "a-b+c", "X1", "..."] {
+        for ok in [
+            "flytesnacks",
+            "development",
+            "wf.train_model",
+            "a-b+c",
+            "X1",
+            "...",
+        ] {
             validate_name("task", ok).unwrap();
         }
         validate_name("task", &"a".repeat(128)).unwrap();
@@ -87,10 +94,15 @@ mod tests {
 
     #[test]
     fn rejects_names_that_could_escape_a_prefix() {
-        for bad in ["", ".", "..", "a/b", "/", "a\nb", "a\0", "sp ace", "é", "a\\b"] {
+        for bad in [
+            "", ".", "..", "a/b", "/", "a\nb", "a\0", "sp ace", "é", "a\\b",
+        ] {
             let err = validate_name("project", bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid project"), "{err}");
-            assert!(err.contains(&format!("{bad:?}")), "{err} should name {bad:?}");
+            assert!(
+                err.contains(&format!("{bad:?}")),
+                "{err} should name {bad:?}"
+            );
         }
         assert!(validate_name("domain", &"a".repeat(129)).is_err());
     }

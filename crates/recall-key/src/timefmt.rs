@@ -20,7 +20,8 @@ pub fn parse_datetime(text: &str) -> Result<(i64, u32), String> {
 fn check_rfc3339_shape(text: &str) -> Result<(), String> {
     let b = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
-        b.get(range).is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+        b.get(range)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
     };
     let shape = "expected an RFC 3339 date-time like 2024-05-01T12:30:00Z or \
                  2024-05-01T14:30:00.25+02:00";
@@ -71,7 +72,14 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         None => (false, text),
     };
     let total = if let Some(iso) = body.strip_prefix("PT") {
-        parse_parts(iso, &[("H", 3_600_000_000_000), ("M", 60_000_000_000), ("S", 1_000_000_000)])?
+        parse_parts(
+            iso,
+            &[
+                ("H", 3_600_000_000_000),
+                ("M", 60_000_000_000),
+                ("S", 1_000_000_000),
+            ],
+        )?
     } else {
         parse_parts(
             body,
@@ -160,7 +168,10 @@ mod tests {
     #[test]
     fn datetimes_normalise_to_utc_with_floor_seconds() {
         assert_eq!(parse_datetime("2024-01-01T00:00:00Z"), Ok((1704067200, 0)));
-        assert_eq!(parse_datetime("2024-01-01T01:00:00+01:00"), Ok((1704067200, 0)));
+        assert_eq!(
+            parse_datetime("2024-01-01T01:00:00+01:00"),
+            Ok((1704067200, 0))
+        );
         assert_eq!(parse_datetime("2024-01-01 00:00:00z"), Ok((1704067200, 0)));
         assert_eq!(
             parse_datetime("1969-12-31T23:59:59.5Z"),
@@ -170,7 +181,10 @@ mod tests {
             parse_datetime("2024-01-01T00:00:00.123456789Z"),
             Ok((1704067200, 123_456_789))
         );
-        assert_eq!(parse_datetime("0001-01-01T00:00:00Z"), Ok((-62135596800, 0)));
+        assert_eq!(
+            parse_datetime("0001-01-01T00:00:00Z"),
+            Ok((-62135596800, 0))
+        );
     }
 
     #[test]
@@ -215,8 +229,22 @@ mod tests {
     #[test]
     fn durations_reject_ambiguity() {
         for bad in [
-            "", "1", "1d", "P1D", "PT", "1s1h", "1s1s", "1.5m30s", "0.0000000001s", "1.s", ".5s",
-            "1 h", "+1s", "PT1h", "10000000h", "--1s",
+            "",
+            "1",
+            "1d",
+            "P1D",
+            "PT",
+            "1s1h",
+            "1s1s",
+            "1.5m30s",
+            "0.0000000001s",
+            "1.s",
+            ".5s",
+            "1 h",
+            "+1s",
+            "PT1h",
+            "10000000h",
+            "--1s",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }

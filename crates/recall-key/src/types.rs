@@ -89,33 +89,44 @@ impl ValueType {
         )
     }
 
-    /// Whether a value of this type contains files or directories anywhere.
-    pub fn mentions_paths(&self) -> bool {
+    /// The canonical text, borrowed for the simple types.
+    pub fn canonical_text(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
         match self {
-            ValueType::File | ValueType::Dir => true,
-            ValueType::List(t) | ValueType::Map(t) | ValueType::Optional(t) => t.mentions_paths(),
-            _ => false,
+            ValueType::Int => Cow::Borrowed("int"),
+            ValueType::Float => Cow::Borrowed("float"),
+            ValueType::Bool => Cow::Borrowed("bool"),
+            ValueType::String => Cow::Borrowed("string"),
+            ValueType::Bytes => Cow::Borrowed("bytes"),
+            ValueType::Datetime => Cow::Borrowed("datetime"),
+            ValueType::Duration => Cow::Borrowed("duration"),
+            ValueType::Struct => Cow::Borrowed("struct"),
+            ValueType::File => Cow::Borrowed("file"),
+            ValueType::Dir => Cow::Borrowed("dir"),
+            ValueType::List(t) => Cow::Owned(format!("list<{t}>")),
+            ValueType::Map(t) => Cow::Owned(format!("map<string,{t}>")),
+            ValueType::Optional(t) => Cow::Owned(format!("optional<{t}>")),
         }
     }
 }
 
 impl fmt::Display for ValueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ValueType::Int => f.write_str("int"),
-            ValueType::Float => f.write_str("float"),
-            ValueType::Bool => f.write_str("bool"),
-            ValueType::String => f.write_str("string"),
-            ValueType::Bytes => f.write_str("bytes"),
-            ValueType::Datetime => f.write_str("datetime"),
-            ValueType::Duration => f.write_str("duration"),
-            ValueType::Struct => f.write_str("struct"),
-            ValueType::File => f.write_str("file"),
-            ValueType::Dir => f.write_str("dir"),
-            ValueType::List(t) => write!(f, "list<{t}>"),
-            ValueType::Map(t) => write!(f, "map<string,{t}>"),
-            ValueType::Optional(t) => write!(f, "optional<{t}>"),
-        }
+        f.write_str(&self.canonical_text())
+    }
+}
+
+impl serde::Serialize for ValueType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.canonical_text())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ValueType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        ValueType::parse(&text)
+            .map_err(|reason| serde::de::Error::custom(format!("type {text:?}: {reason}")))
     }
 }
 

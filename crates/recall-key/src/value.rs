@@ -5,11 +5,20 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::cbor::Item;
+use crate::cbor::{self, Item};
 use crate::files::{self, PathError};
 use crate::json::Json;
 use crate::timefmt::{parse_datetime, parse_duration};
 use crate::types::ValueType;
+
+/// Why a value could not be encoded.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// A file or directory could not be hashed.
+    Path(PathError),
+    /// A map value has the same key twice.
+    DuplicateKey(String),
+}
 
 /// Largest integer magnitude a struct number may have when written as an integer token.
 const MAX_EXACT_DOUBLE_INT: u128 = 1 << 53;
@@ -79,10 +88,8 @@ impl Value {
                 Json::String(s) => Ok(Value::String(s.clone())),
                 _ => Err(mismatch("a string")),
             },
-            ValueType::Bytes
-            | ValueType::Datetime
-            | ValueType::File
-            | ValueType::Dir => match json {
+            ValueType::Bytes | ValueType::Datetime | ValueType::File | ValueType::Dir => match json
+            {
                 Json::String(s) => Value::from_text(ty, s, base),
                 _ => Err(mismatch("a string")),
             },
@@ -160,7 +167,9 @@ impl Value {
                 match special {
                     Some(f) => Ok(Value::Float(f)),
                     None if is_number_token(text) => parse_float_token(text).map(Value::Float),
-                    None => Err("expected a number like 1.5, -2e-3, NaN, Infinity or -Infinity".into()),
+                    None => {
+                        Err("expected a number like 1.5, -2e-3, NaN, Infinity or -Infinity".into())
+                    }
                 }
             }
             ValueType::Bool => match text {
@@ -181,6 +190,50 @@ impl Value {
             ValueType::Dir => Ok(Value::Dir(base.join(text))),
             _ => Err(format!("{ty} has no plain text form")),
         }
+    }
+
+    /// Appends the deterministic CBOR of the value's data item (`CBOR(enc(value))`); reads
+    /// and hashes files and directories. Same bytes as `cbor::encode(&self.to_item()?)`.
+    pub fn write_cbor(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            Value::Int(n) | Value::Duration(n) => cbor::write_int(*n as i128, out),
+            Value::Float(f) => cbor::write_float(*f, out),
+            Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+            Value::String(s) => cbor::write_text(s, out),
+            Value::Bytes(b) => cbor::write_bytes(b, out),
+            Value::Datetime { seconds, nanos } => {
+                cbor::write_array_head(2, out);
+                cbor::write_int(*seconds as i128, out);
+                cbor::write_int(*nanos as i128, out);
+            }
+            Value::List(items) => {
+                cbor::write_array_head(items.len(), out);
+                for item in items {
+                    item.write_cbor(out)?;
+                }
+            }
+            Value::Map(entries) => {
+                let mut order: Vec<&(String, Value)> = entries.iter().collect();
+                order.sort_by(|a, b| cbor::key_order(&a.0, &b.0));
+                if let Some(pair) = order.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(EncodeError::DuplicateKey(pair[0].0.clone()));
+                }
+                cbor::write_map_head(order.len(), out);
+                for (key, value) in order {
+                    cbor::write_text(key, out);
+                    value.write_cbor(out)?;
+                }
+            }
+            Value::Null => out.push(0xf6),
+            Value::Struct(item) => {
+                cbor::encode_into(item, out).map_err(|e| EncodeError::DuplicateKey(e.key))?
+            }
+            Value::File(_) | Value::Dir(_) => {
+                let item = self.to_item().map_err(EncodeError::Path)?;
+                cbor::encode_into(&item, out).map_err(|e| EncodeError::DuplicateKey(e.key))?;
+            }
+        }
+        Ok(())
     }
 
     /// The value's data item; reads and hashes files and directories.
@@ -259,7 +312,9 @@ fn struct_item(json: &Json) -> Result<Item, String> {
             if is_integer_token(token) {
                 let magnitude = token.trim_start_matches('-');
                 let too_big = magnitude.len() > 16
-                    || magnitude.parse::<u128>().is_ok_and(|m| m > MAX_EXACT_DOUBLE_INT);
+                    || magnitude
+                        .parse::<u128>()
+                        .is_ok_and(|m| m > MAX_EXACT_DOUBLE_INT);
                 if too_big {
                     return Err(format!(
                         "struct number {token} is an integer beyond 2^53, which a double cannot \
@@ -296,7 +351,17 @@ mod tests {
     fn ints_are_exact() {
         assert_eq!(lit("int", "42"), Ok(Value::Int(42)));
         assert_eq!(lit("int", "-9223372036854775808"), Ok(Value::Int(i64::MIN)));
-        for bad in ["1.5", "1.0", "1e2", "+1", "01", " 1", "x", "", "9223372036854775808"] {
+        for bad in [
+            "1.5",
+            "1.0",
+            "1e2",
+            "+1",
+            "01",
+            " 1",
+            "x",
+            "",
+            "9223372036854775808",
+        ] {
             assert!(lit("int", bad).is_err(), "{bad:?}");
         }
         assert!(json("int", "\"1\"").is_err());
@@ -306,7 +371,9 @@ mod tests {
 
     #[test]
     fn floats_keep_negative_zero_and_specials() {
-        let Ok(Value::Float(f)) = json("float", "-0") else { panic!() };
+        let Ok(Value::Float(f)) = json("float", "-0") else {
+            panic!()
+        };
         assert!(f == 0.0 && f.is_sign_negative());
         assert_eq!(json("float", "3"), Ok(Value::Float(3.0)));
         assert!(matches!(json("float", "\"NaN\""), Ok(Value::Float(f)) if f.is_nan()));
@@ -330,7 +397,10 @@ mod tests {
     #[test]
     fn nested_errors_say_where() {
         let err = json("list<map<string,int>>", r#"[{"a":1},{"b":"x"}]"#).unwrap_err();
-        assert!(err.contains("element 1") && err.contains("key \"b\""), "{err}");
+        assert!(
+            err.contains("element 1") && err.contains("key \"b\""),
+            "{err}"
+        );
     }
 
     #[test]

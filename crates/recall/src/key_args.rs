@@ -120,7 +120,9 @@ mod tests {
 
     #[test]
     fn value_may_contain_separators() {
-        let m = flags(&["s:string=a:b=c"]).to_material(Path::new(".")).unwrap();
+        let m = flags(&["s:string=a:b=c"])
+            .to_material(Path::new("."))
+            .unwrap();
         assert_eq!(
             m.inputs()[0].source,
             InputSource::Value(Value::String("a:b=c".into()))
@@ -129,8 +131,12 @@ mod tests {
 
     #[test]
     fn input_order_does_not_change_the_key() {
-        let a = flags(&["x:int=1", "y:string=hi"]).to_material(Path::new(".")).unwrap();
-        let b = flags(&["y:string=hi", "x:int=1"]).to_material(Path::new(".")).unwrap();
+        let a = flags(&["x:int=1", "y:string=hi"])
+            .to_material(Path::new("."))
+            .unwrap();
+        let b = flags(&["y:string=hi", "x:int=1"])
+            .to_material(Path::new("."))
+            .unwrap();
         assert_eq!(a.derive().unwrap().key, b.derive().unwrap().key);
     }
 
@@ -143,10 +149,15 @@ mod tests {
             ("x:int=1.5", "input \"x\" of type int: bad value \"1.5\""),
             ("a/b:int=1", "invalid input name \"a/b\""),
         ] {
-            let err = flags(&[bad]).to_material(Path::new(".")).unwrap_err().to_string();
+            let err = flags(&[bad])
+                .to_material(Path::new("."))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err:?} should contain {needle:?}");
         }
-        let err = flags(&["x:int=1", "x:int=2"]).to_material(Path::new(".")).unwrap_err();
+        let err = flags(&["x:int=1", "x:int=2"])
+            .to_material(Path::new("."))
+            .unwrap_err();
         assert_eq!(err.to_string(), "duplicate input \"x\"");
     }
 }
