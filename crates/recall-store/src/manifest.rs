@@ -217,7 +217,7 @@ fn key_item(key: &DerivedKey) -> Item {
             (
                 name.clone(),
                 Item::Map(vec![
-                    ("type".into(), Item::text(&input.ty)),
+                    ("type".into(), Item::text(input.ty.to_string())),
                     (
                         "digest".into(),
                         input.digest.map_or(Item::Null, |d| Item::text(d.to_hex())),
@@ -230,7 +230,7 @@ fn key_item(key: &DerivedKey) -> Item {
     let outputs = key
         .outputs
         .iter()
-        .map(|(name, ty)| (name.clone(), Item::text(ty)))
+        .map(|(name, ty)| (name.clone(), Item::text(ty.to_string())))
         .collect();
     Item::Map(vec![
         ("spec_version".into(), Item::Int(key.spec_version.into())),

@@ -545,7 +545,11 @@ impl Store {
         key: &DerivedKey,
         output: &Output,
     ) -> Result<OutputRecord, StoreError> {
-        let ty = key.outputs.get(&output.name).cloned().unwrap_or_default();
+        let ty = key
+            .outputs
+            .get(&output.name)
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let (digest, size) = match &output.data {
             OutputData::Bytes(bytes) => (Digest::of_content(bytes), bytes.len() as u64),
             OutputData::File(path) => blob::hash_file(path).await?,
