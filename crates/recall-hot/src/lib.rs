@@ -191,9 +191,18 @@ impl<S: ManifestSource> HotTier<S> {
     /// Looks an entry up: memory first, then the store (one request for all concurrent
     /// callers of the same entry), filling memory on a hit.
     pub async fn lookup(&self, entry: &EntryRef) -> Result<HotLookup, LookupFailed> {
+        match self.cached(entry).await {
+            Some(answer) => Ok(answer),
+            None => self.load(entry).await,
+        }
+    }
+
+    /// The answer memory holds for an entry, without asking the store: a cached hit, or a
+    /// remembered miss when the negative cache is on.
+    pub async fn cached(&self, entry: &EntryRef) -> Option<HotLookup> {
         if let Some(manifest) = self.manifests.get(entry).await {
             self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(HotLookup::Hit {
+            return Some(HotLookup::Hit {
                 manifest,
                 tier: Tier::Hot,
             });
@@ -202,12 +211,17 @@ impl<S: ManifestSource> HotTier<S> {
             && let Some(miss) = misses.get(entry).await
         {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(HotLookup::Miss {
+            return Some(HotLookup::Miss {
                 miss,
                 tier: Tier::Hot,
             });
         }
+        None
+    }
 
+    /// Asks the store (one request for all concurrent callers of the same entry) and fills
+    /// memory on a hit.
+    pub async fn load(&self, entry: &EntryRef) -> Result<HotLookup, LookupFailed> {
         let ran = AtomicBool::new(false);
         let filled = self
             .manifests
