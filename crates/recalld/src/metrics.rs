@@ -1,59 +1,26 @@
 //! Prometheus metrics (`GET /metrics`).
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Which tier answered a lookup.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum TierLabel {
-    /// Memory.
-    Hot,
-    /// Object store.
-    Store,
-    /// Neither (the store failed or the breaker was open).
-    None,
-}
-
-/// How a lookup ended.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ResultLabel {
-    /// CACHE_HIT.
-    Hit,
-    /// CACHE_MISS.
-    Miss,
-    /// CACHE_LOOKUP_FAILURE.
-    Failure,
-}
-
 /// Labels of `recall_lookups_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LookupLabels {
-    /// Which tier answered.
-    pub tier: TierLabel,
-    /// How it ended.
-    pub result: ResultLabel,
-}
-
-/// How a publish ended.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum PublishLabel {
-    /// CACHE_POPULATED.
-    Populated,
-    /// The entry already existed.
-    Existed,
-    /// CACHE_PUT_FAILURE.
-    Failure,
+    /// Which tier answered: `hot`, `store`, or `none` (store failed or breaker open).
+    pub tier: &'static str,
+    /// `hit`, `miss` or `failure`.
+    pub result: &'static str,
 }
 
 /// Labels of `recall_publishes_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PublishLabels {
-    /// How it ended.
-    pub result: PublishLabel,
+    /// `populated`, `existed` or `failure`.
+    pub result: &'static str,
 }
 
 /// Every metric recalld exports.

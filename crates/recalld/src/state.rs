@@ -10,7 +10,7 @@ use recall_store::{EntryRef, Manifest, Miss, Store, StoreConfig};
 use crate::auth::Auth;
 use crate::breaker::{Breaker, BreakerState};
 use crate::config::Config;
-use crate::metrics::{LookupLabels, Metrics, ResultLabel, TierLabel};
+use crate::metrics::{LookupLabels, Metrics};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -98,9 +98,9 @@ impl AppState {
         let started = Instant::now();
         let (answer, tier) = self.lookup_inner(entry).await;
         let result = match answer {
-            LookupAnswer::Hit { .. } => ResultLabel::Hit,
-            LookupAnswer::Miss(_) => ResultLabel::Miss,
-            LookupAnswer::Failure(_) => ResultLabel::Failure,
+            LookupAnswer::Hit { .. } => "hit",
+            LookupAnswer::Miss(_) => "miss",
+            LookupAnswer::Failure(_) => "failure",
         };
         self.metrics
             .lookups
@@ -112,29 +112,29 @@ impl AppState {
         answer
     }
 
-    async fn lookup_inner(&self, entry: &EntryRef) -> (LookupAnswer, TierLabel) {
+    async fn lookup_inner(&self, entry: &EntryRef) -> (LookupAnswer, &'static str) {
         if let Some(answer) = self.hot.cached(entry).await {
-            return (convert(answer), TierLabel::Hot);
+            return (convert(answer), "hot");
         }
         if !self.breaker.allow() {
             return (
                 LookupAnswer::Failure(
                     "storage circuit breaker is open after repeated failures".into(),
                 ),
-                TierLabel::None,
+                "none",
             );
         }
         let limit = Duration::from_millis(self.config.timeouts.lookup_ms);
         match tokio::time::timeout(limit, self.hot.load(entry)).await {
             Ok(Ok(answer)) => {
                 self.breaker.record_success();
-                (convert(answer), TierLabel::Store)
+                (convert(answer), "store")
             }
             Ok(Err(err)) => {
                 self.breaker.record_failure();
                 self.metrics.backend_errors.inc();
                 tracing::warn!(error = %err, "lookup failed at the store");
-                (LookupAnswer::Failure(err.to_string()), TierLabel::None)
+                (LookupAnswer::Failure(err.to_string()), "none")
             }
             Err(_) => {
                 self.breaker.record_failure();
@@ -145,7 +145,7 @@ impl AppState {
                         "store did not answer within {} ms",
                         limit.as_millis()
                     )),
-                    TierLabel::None,
+                    "none",
                 )
             }
         }

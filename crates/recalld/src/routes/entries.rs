@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use super::view::{manifest_json, miss_json};
 use super::{Shared, authorize, error, with_status};
 use crate::config::Access;
-use crate::metrics::{PublishLabel, PublishLabels};
+use crate::metrics::PublishLabels;
 use crate::state::LookupAnswer;
 use crate::status::CacheStatus;
 
@@ -274,13 +274,13 @@ pub async fn publish(
     };
     match result {
         Ok(Ok(PublishOutcome::Published(manifest))) => {
-            count_publish(&state, PublishLabel::Populated);
+            count_publish(&state, "populated");
             let body = json!({ "key": derived.key.to_hex(), "manifest": manifest_json(&manifest) });
             state.hot.insert(entry, *manifest).await;
             with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
         }
         Ok(Ok(PublishOutcome::AlreadyExists)) => {
-            count_publish(&state, PublishLabel::Existed);
+            count_publish(&state, "existed");
             with_status(
                 StatusCode::OK,
                 CacheStatus::CacheHit,
@@ -299,7 +299,7 @@ pub async fn publish(
     }
 }
 
-fn count_publish(state: &Shared, result: PublishLabel) {
+fn count_publish(state: &Shared, result: &'static str) {
     state
         .metrics
         .publishes
@@ -308,7 +308,7 @@ fn count_publish(state: &Shared, result: PublishLabel) {
 }
 
 fn put_failure(state: &Shared, derived: &DerivedKey, cause: String) -> Response {
-    count_publish(state, PublishLabel::Failure);
+    count_publish(state, "failure");
     tracing::warn!(key = %derived.key, %cause, "publish failed");
     with_status(
         StatusCode::SERVICE_UNAVAILABLE,
