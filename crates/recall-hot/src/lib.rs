@@ -1,0 +1,339 @@
+//! The hot tier: a memory cache of manifests in front of the object store.
+//!
+//! Reads go hot tier → store, and a store hit fills the hot tier. Concurrent cold lookups of
+//! one entry coalesce into a single store request. Only hits are cached unless a negative
+//! cache is configured, because another daemon may publish a missing entry a moment later;
+//! the negative cache is off by default and bounded to [`MAX_NEGATIVE_TTL`].
+//!
+//! Staleness: an entry evicted or overwritten through another process stays visible here for
+//! at most the configured TTL. Evictions and overwrites made through this process invalidate
+//! at once ([`HotTier::invalidate`], [`HotTier::insert`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use recall_store::{EntryRef, Lookup, Manifest, Miss, Store, StoreError};
+
+/// Longest a miss may be remembered.
+pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// Where manifests come from when the hot tier does not have them.
+pub trait ManifestSource: Send + Sync + 'static {
+    /// Looks an entry up in the slower tier.
+    fn lookup(
+        &self,
+        entry: &EntryRef,
+    ) -> impl Future<Output = Result<Lookup<Manifest>, StoreError>> + Send;
+}
+
+impl ManifestSource for Store {
+    fn lookup(
+        &self,
+        entry: &EntryRef,
+    ) -> impl Future<Output = Result<Lookup<Manifest>, StoreError>> + Send {
+        Store::lookup(self, entry)
+    }
+}
+
+/// Settings of the hot tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HotConfig {
+    /// Total weight of cached manifests, in bytes (approximate encoded size).
+    pub capacity_bytes: u64,
+    /// How long a cached hit is served without asking the store again; also the longest
+    /// time an entry evicted through another process can still be served from here.
+    pub ttl: Duration,
+    /// How long a miss is remembered; `None` (the default) remembers none.
+    pub negative_ttl: Option<Duration>,
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        HotConfig {
+            capacity_bytes: 256 * 1024 * 1024,
+            ttl: Duration::from_secs(60),
+            negative_ttl: None,
+        }
+    }
+}
+
+/// A configuration the hot tier cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HotConfigError {
+    /// The negative TTL is longer than [`MAX_NEGATIVE_TTL`].
+    #[error("negative_ttl {value:?} is longer than the maximum {MAX_NEGATIVE_TTL:?}")]
+    NegativeTtlTooLong {
+        /// The rejected TTL.
+        value: Duration,
+    },
+    /// The TTL is zero.
+    #[error("hot-tier ttl must be greater than zero")]
+    ZeroTtl,
+}
+
+/// Which tier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The memory tier.
+    Hot,
+    /// The object store.
+    Store,
+}
+
+/// The answer to a lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HotLookup {
+    /// A live entry.
+    Hit {
+        /// Its manifest.
+        manifest: Arc<Manifest>,
+        /// Which tier answered.
+        tier: Tier,
+    },
+    /// No usable entry.
+    Miss {
+        /// Why.
+        miss: Miss,
+        /// Which tier answered (the hot tier only with a negative cache).
+        tier: Tier,
+    },
+}
+
+/// The store failed while filling the hot tier.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LookupFailed(pub Arc<StoreError>);
+
+/// Counters and sizes, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HotStats {
+    /// Manifests held.
+    pub entries: u64,
+    /// Their total weight in bytes.
+    pub bytes: u64,
+    /// Lookups answered from memory.
+    pub hot_hits: u64,
+    /// Lookups answered by a store hit.
+    pub store_hits: u64,
+    /// Lookups that missed.
+    pub misses: u64,
+    /// Lookups that waited for another caller's store request instead of making their own.
+    pub coalesced_waits: u64,
+    /// Store requests made.
+    pub store_requests: u64,
+    /// Store requests that failed.
+    pub store_errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hot_hits: AtomicU64,
+    store_hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced_waits: AtomicU64,
+    store_requests: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+/// What a fill that did not produce a manifest ends with.
+enum Fill {
+    Miss(Miss),
+    Failed(Arc<StoreError>),
+}
+
+/// The hot tier over a [`ManifestSource`].
+pub struct HotTier<S> {
+    source: S,
+    manifests: Cache<EntryRef, Arc<Manifest>>,
+    misses: Option<Cache<EntryRef, Miss>>,
+    counters: Counters,
+}
+
+impl<S: ManifestSource> HotTier<S> {
+    /// Builds a hot tier in front of `source`.
+    pub fn new(source: S, config: &HotConfig) -> Result<Self, HotConfigError> {
+        if config.ttl.is_zero() {
+            return Err(HotConfigError::ZeroTtl);
+        }
+        let misses = match config.negative_ttl {
+            Some(ttl) if ttl > MAX_NEGATIVE_TTL => {
+                return Err(HotConfigError::NegativeTtlTooLong { value: ttl });
+            }
+            Some(ttl) if !ttl.is_zero() => Some(
+                Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
+                    .build(),
+            ),
+            _ => None,
+        };
+        let manifests = Cache::builder()
+            .max_capacity(config.capacity_bytes)
+            .weigher(|_key: &EntryRef, manifest: &Arc<Manifest>| manifest_weight(manifest))
+            .time_to_live(config.ttl)
+            .build();
+        Ok(HotTier {
+            source,
+            manifests,
+            misses,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The tier behind this one.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Looks an entry up: memory first, then the store (one request for all concurrent
+    /// callers of the same entry), filling memory on a hit.
+    pub async fn lookup(&self, entry: &EntryRef) -> Result<HotLookup, LookupFailed> {
+        match self.cached(entry).await {
+            Some(answer) => Ok(answer),
+            None => self.load(entry).await,
+        }
+    }
+
+    /// The answer memory holds for an entry, without asking the store: a cached hit, or a
+    /// remembered miss when the negative cache is on.
+    pub async fn cached(&self, entry: &EntryRef) -> Option<HotLookup> {
+        if let Some(manifest) = self.manifests.get(entry).await {
+            self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(HotLookup::Hit {
+                manifest,
+                tier: Tier::Hot,
+            });
+        }
+        if let Some(misses) = &self.misses
+            && let Some(miss) = misses.get(entry).await
+        {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Some(HotLookup::Miss {
+                miss,
+                tier: Tier::Hot,
+            });
+        }
+        None
+    }
+
+    /// Asks the store (one request for all concurrent callers of the same entry) and fills
+    /// memory on a hit.
+    pub async fn load(&self, entry: &EntryRef) -> Result<HotLookup, LookupFailed> {
+        let ran = AtomicBool::new(false);
+        let filled = self
+            .manifests
+            .try_get_with_by_ref(entry, async {
+                ran.store(true, Ordering::Relaxed);
+                self.counters.store_requests.fetch_add(1, Ordering::Relaxed);
+                match self.source.lookup(entry).await {
+                    Ok(Lookup::Hit(manifest)) => Ok(Arc::new(manifest)),
+                    Ok(Lookup::Miss(miss)) => Err(Fill::Miss(miss)),
+                    Err(err) => Err(Fill::Failed(Arc::new(err))),
+                }
+            })
+            .await;
+        if !ran.load(Ordering::Relaxed) {
+            self.counters
+                .coalesced_waits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        match filled {
+            Ok(manifest) => {
+                self.counters.store_hits.fetch_add(1, Ordering::Relaxed);
+                Ok(HotLookup::Hit {
+                    manifest,
+                    tier: Tier::Store,
+                })
+            }
+            Err(fill) => match &*fill {
+                Fill::Miss(miss) => {
+                    self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    if let Some(misses) = &self.misses {
+                        misses.insert(entry.clone(), miss.clone()).await;
+                    }
+                    Ok(HotLookup::Miss {
+                        miss: miss.clone(),
+                        tier: Tier::Store,
+                    })
+                }
+                Fill::Failed(err) => {
+                    if ran.load(Ordering::Relaxed) {
+                        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(LookupFailed(err.clone()))
+                }
+            },
+        }
+    }
+
+    /// Puts a manifest this process just published into memory (write-through).
+    pub async fn insert(&self, entry: EntryRef, manifest: Manifest) {
+        if let Some(misses) = &self.misses {
+            misses.invalidate(&entry).await;
+        }
+        self.manifests.insert(entry, Arc::new(manifest)).await;
+    }
+
+    /// Forgets an entry at once (after an eviction or overwrite through this process).
+    pub async fn invalidate(&self, entry: &EntryRef) {
+        self.manifests.invalidate(entry).await;
+        if let Some(misses) = &self.misses {
+            misses.invalidate(entry).await;
+        }
+    }
+
+    /// Forgets every entry (after an eviction by task, tenant or age).
+    pub fn invalidate_all(&self) {
+        self.manifests.invalidate_all();
+        if let Some(misses) = &self.misses {
+            misses.invalidate_all();
+        }
+    }
+
+    /// Current counters and sizes. Sizes are exact after pending maintenance has run.
+    pub async fn stats(&self) -> HotStats {
+        self.manifests.run_pending_tasks().await;
+        let c = &self.counters;
+        HotStats {
+            entries: self.manifests.entry_count(),
+            bytes: self.manifests.weighted_size(),
+            hot_hits: c.hot_hits.load(Ordering::Relaxed),
+            store_hits: c.store_hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            coalesced_waits: c.coalesced_waits.load(Ordering::Relaxed),
+            store_requests: c.store_requests.load(Ordering::Relaxed),
+            store_errors: c.store_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Approximate memory a manifest takes: its strings, digests and inline bytes, plus a fixed
+/// overhead per map entry. Saturates at `u32::MAX` (moka weighs with `u32`).
+pub fn manifest_weight(manifest: &Manifest) -> u32 {
+    const PER_ENTRY: usize = 96;
+    let key = &manifest.key;
+    let mut bytes = 512
+        + key.project.len()
+        + key.domain.len()
+        + key.task.len()
+        + key.cache_version.len()
+        + key.salt.as_ref().map_or(0, String::len)
+        + manifest.producer.len();
+    for (name, input) in &key.inputs {
+        bytes += PER_ENTRY + name.len() + input.ty.canonical_text().len() + 32;
+    }
+    for (name, ty) in &key.outputs {
+        bytes += PER_ENTRY + name.len() + ty.canonical_text().len();
+    }
+    for (name, output) in &manifest.outputs {
+        bytes += PER_ENTRY
+            + name.len()
+            + output.ty.len()
+            + 32
+            + output.inline.as_ref().map_or(0, |b| b.len());
+    }
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}

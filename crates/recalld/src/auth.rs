@@ -1,0 +1,151 @@
+//! Bearer-token authorisation: each token is scoped to projects, domains and an access level.
+
+use crate::config::{Access, TokenSettings};
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No token, or one that is not configured: 401.
+    Unauthenticated,
+    /// A known token without the needed scope: 403. Carries the token's name.
+    Forbidden {
+        /// The token's configured name.
+        token: String,
+        /// What it lacks.
+        reason: String,
+    },
+}
+
+/// The configured tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    tokens: Vec<TokenSettings>,
+}
+
+impl Auth {
+    /// Authorisation over these tokens; with none, every request is allowed.
+    pub fn new(tokens: Vec<TokenSettings>) -> Self {
+        Auth { tokens }
+    }
+
+    /// Whether any token is configured.
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against a request on `project`/`domain` that
+    /// needs `need`. `project`/`domain` of `None` means the request spans all of them.
+    pub fn check(
+        &self,
+        header: Option<&str>,
+        project: Option<&str>,
+        domain: Option<&str>,
+        need: Access,
+    ) -> Result<(), Denied> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let presented = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(Denied::Unauthenticated)?;
+        let token = self
+            .tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
+            .ok_or(Denied::Unauthenticated)?;
+        let forbidden = |reason: String| Denied::Forbidden {
+            token: token.name.clone(),
+            reason,
+        };
+        if token.access < need {
+            return Err(forbidden(format!(
+                "needs {need:?} access, token has {:?}",
+                token.access
+            )));
+        }
+        let allows = |list: &[String], value: Option<&str>| {
+            list.iter().any(|p| p == "*") || value.is_some_and(|v| list.iter().any(|p| p == v))
+        };
+        if !allows(&token.projects, project) {
+            return Err(forbidden(format!(
+                "not allowed on project {:?}",
+                project.unwrap_or("*")
+            )));
+        }
+        if !allows(&token.domains, domain) {
+            return Err(forbidden(format!(
+                "not allowed on domain {:?}",
+                domain.unwrap_or("*")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(name: &str, secret: &str, projects: &[&str], access: Access) -> TokenSettings {
+        TokenSettings {
+            name: name.into(),
+            token: secret.into(),
+            projects: projects.iter().map(|s| s.to_string()).collect(),
+            domains: vec!["*".into()],
+            access,
+        }
+    }
+
+    #[test]
+    fn scope_and_level_matrix() {
+        let auth = Auth::new(vec![
+            token("a-read", "aaaaaaaaaaaaaaaa", &["a"], Access::Read),
+            token("a-write", "bbbbbbbbbbbbbbbb", &["a"], Access::Write),
+            token("admin", "cccccccccccccccc", &["*"], Access::Admin),
+        ]);
+        let check = |secret: &str, project: &str, need| {
+            auth.check(
+                Some(&format!("Bearer {secret}")),
+                Some(project),
+                Some("dev"),
+                need,
+            )
+        };
+        assert!(check("aaaaaaaaaaaaaaaa", "a", Access::Read).is_ok());
+        assert!(matches!(
+            check("aaaaaaaaaaaaaaaa", "a", Access::Write),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(matches!(
+            check("aaaaaaaaaaaaaaaa", "b", Access::Read),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(check("bbbbbbbbbbbbbbbb", "a", Access::Write).is_ok());
+        assert!(matches!(
+            check("bbbbbbbbbbbbbbbb", "a", Access::Admin),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(check("cccccccccccccccc", "z", Access::Admin).is_ok());
+        assert_eq!(
+            check("nope", "a", Access::Read),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            auth.check(None, Some("a"), Some("d"), Access::Read),
+            Err(Denied::Unauthenticated)
+        );
+        // A request over all projects needs a token for all projects.
+        assert!(matches!(
+            auth.check(Some("Bearer bbbbbbbbbbbbbbbb"), None, None, Access::Read),
+            Err(Denied::Forbidden { .. })
+        ));
+    }
+}

@@ -1,0 +1,512 @@
+//! recalld's settings: built-in defaults, then `config/recalld.toml`-style file, then
+//! `RECALL_*` environment variables, then command-line flags. An unknown key or a bad value
+//! stops start-up with a message naming it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything recalld can be configured with. Field docs are the file's documentation; the
+/// commented example is `config/recalld.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to serve on. Default `127.0.0.1:7700`.
+    pub listen: SocketAddr,
+    /// Store URL: `file:///path`, `s3://bucket/prefix`, `gs://...`, `az://...`, `memory://`.
+    /// Default: a local directory, see [`default_store_dir`].
+    pub store: String,
+    /// Allow a non-loopback `listen` address without tokens.
+    pub insecure_no_auth: bool,
+    /// `text` or `json` log lines on stderr.
+    pub log_format: LogFormat,
+    /// Directory where uploads are spooled before they are published. Default: the system
+    /// temporary directory.
+    pub spool_dir: Option<PathBuf>,
+    /// The memory tier.
+    pub hot: HotSettings,
+    /// Time limits.
+    pub timeouts: Timeouts,
+    /// The circuit breaker in front of the store.
+    pub breaker: BreakerSettings,
+    /// Entry expiry.
+    pub cache: CacheSettings,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Bearer tokens; none means no authentication (loopback only, unless insecure_no_auth).
+    pub tokens: Vec<TokenSettings>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Memory-tier settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HotSettings {
+    /// Bytes of manifests held in memory. Default 256 MiB.
+    pub capacity_bytes: u64,
+    /// Seconds a hit is served from memory; also how long an entry evicted through another
+    /// daemon may still be served by this one. Default 60.
+    pub ttl_secs: u64,
+    /// Seconds a miss is remembered; 0 (the default) remembers none. At most 10.
+    pub negative_ttl_secs: u64,
+}
+
+/// Time limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// A lookup that needs the store answers CACHE_LOOKUP_FAILURE after this. Default 300.
+    pub lookup_ms: u64,
+    /// A publish fails with CACHE_PUT_FAILURE after this. Default 3600.
+    pub publish_secs: u64,
+}
+
+/// Circuit-breaker settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Consecutive store failures that open the breaker. Default 5.
+    pub failure_threshold: u32,
+    /// Milliseconds the breaker stays open before one probe request. Default 2000.
+    pub open_ms: u64,
+}
+
+/// Entry expiry settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Entries older than this many seconds are misses; 0 (default) means no limit.
+    pub max_age_secs: u64,
+    /// Per-task maximum ages in seconds, by task name.
+    pub max_age_per_task_secs: BTreeMap<String, u64>,
+}
+
+/// Request size limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest publish request body. Default 64 GiB.
+    pub max_publish_bytes: u64,
+    /// Largest JSON request body. Default 1 MiB.
+    pub max_json_bytes: u64,
+}
+
+/// One bearer token and what it may do.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// A name for logs and metrics (the token itself is never logged).
+    pub name: String,
+    /// The secret the client sends as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Projects it may touch; `"*"` for all.
+    pub projects: Vec<String>,
+    /// Domains it may touch; `"*"` for all.
+    pub domains: Vec<String>,
+    /// `read` (lookups, fetches), `write` (also publishes and leases) or `admin` (also
+    /// eviction and GC).
+    pub access: Access,
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("projects", &self.projects)
+            .field("domains", &self.domains)
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+/// What a token may do; each level includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Lookups and fetches.
+    Read,
+    /// Also publishes and leases.
+    Write,
+    /// Also eviction and GC.
+    Admin,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            store: format!("file://{}", default_store_dir().display()),
+            insecure_no_auth: false,
+            log_format: LogFormat::Text,
+            spool_dir: None,
+            hot: HotSettings::default(),
+            timeouts: Timeouts::default(),
+            breaker: BreakerSettings::default(),
+            cache: CacheSettings::default(),
+            limits: Limits::default(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Default for HotSettings {
+    fn default() -> Self {
+        HotSettings {
+            capacity_bytes: 256 * 1024 * 1024,
+            ttl_secs: 60,
+            negative_ttl_secs: 0,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            lookup_ms: 300,
+            publish_secs: 3600,
+        }
+    }
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            failure_threshold: 5,
+            open_ms: 2000,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_publish_bytes: 64 * 1024 * 1024 * 1024,
+            max_json_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The embedded default store directory: `$RECALL_HOME/store`, else
+/// `$XDG_DATA_HOME/recall/store`, else `$HOME/.local/share/recall/store`, else
+/// `./recall-store`.
+pub fn default_store_dir() -> PathBuf {
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(home) = env("RECALL_HOME") {
+        return home.join("store");
+    }
+    if let Some(data) = env("XDG_DATA_HOME") {
+        return data.join("recall/store");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/share/recall/store");
+    }
+    PathBuf::from("recall-store")
+}
+
+/// A setting that cannot be used; the message names it and its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings (unknown key, wrong type, ...).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// An environment variable has a value that does not parse.
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An environment variable starts with RECALL_ but is not a setting.
+    #[error("environment variable {name} is not a recalld setting (known: {known})")]
+    UnknownEnv {
+        /// The variable.
+        name: String,
+        /// The ones that exist.
+        known: String,
+    },
+    /// The combination of settings is unsafe or impossible.
+    #[error("setting {setting} = {value}: {reason}")]
+    Invalid {
+        /// The setting, as written in the file.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Environment variables recalld reads, with the setting each overrides. Variables used by
+/// other recall tools (not settings of recalld) are listed in [`FOREIGN_ENV`].
+pub const ENV_SETTINGS: &[&str] = &[
+    "RECALL_LISTEN",
+    "RECALL_STORE",
+    "RECALL_INSECURE_NO_AUTH",
+    "RECALL_LOG_FORMAT",
+    "RECALL_SPOOL_DIR",
+    "RECALL_HOT_CAPACITY_BYTES",
+    "RECALL_HOT_TTL_SECS",
+    "RECALL_HOT_NEGATIVE_TTL_SECS",
+    "RECALL_LOOKUP_TIMEOUT_MS",
+    "RECALL_PUBLISH_TIMEOUT_SECS",
+    "RECALL_BREAKER_FAILURE_THRESHOLD",
+    "RECALL_BREAKER_OPEN_MS",
+    "RECALL_MAX_AGE_SECS",
+];
+
+/// `RECALL_*` variables that belong to other tools and are ignored here.
+pub const FOREIGN_ENV: &[&str] = &["RECALL_HOME", "RECALL_CONFIG", "RECALL_LOG"];
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
+    /// Applies `RECALL_*` variables from `vars`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            if !name.starts_with("RECALL_")
+                || FOREIGN_ENV.contains(&name.as_str())
+                || name.starts_with("RECALL_TEST_")
+            {
+                continue;
+            }
+            let bad = |reason: &str| ConfigError::Env {
+                name: name.clone(),
+                value: value.clone(),
+                reason: reason.to_string(),
+            };
+            let num = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| bad("expected a whole number"))
+            };
+            match name.as_str() {
+                "RECALL_LISTEN" => {
+                    self.listen = value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?
+                }
+                "RECALL_STORE" => self.store = value.clone(),
+                "RECALL_INSECURE_NO_AUTH" => {
+                    self.insecure_no_auth = match value.as_str() {
+                        "1" | "true" => true,
+                        "0" | "false" => false,
+                        _ => return Err(bad("expected true or false")),
+                    }
+                }
+                "RECALL_LOG_FORMAT" => {
+                    self.log_format = match value.as_str() {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        _ => return Err(bad("expected text or json")),
+                    }
+                }
+                "RECALL_SPOOL_DIR" => self.spool_dir = Some(PathBuf::from(&value)),
+                "RECALL_HOT_CAPACITY_BYTES" => self.hot.capacity_bytes = num()?,
+                "RECALL_HOT_TTL_SECS" => self.hot.ttl_secs = num()?,
+                "RECALL_HOT_NEGATIVE_TTL_SECS" => self.hot.negative_ttl_secs = num()?,
+                "RECALL_LOOKUP_TIMEOUT_MS" => self.timeouts.lookup_ms = num()?,
+                "RECALL_PUBLISH_TIMEOUT_SECS" => self.timeouts.publish_secs = num()?,
+                "RECALL_BREAKER_FAILURE_THRESHOLD" => {
+                    self.breaker.failure_threshold =
+                        u32::try_from(num()?).map_err(|_| bad("too large"))?
+                }
+                "RECALL_BREAKER_OPEN_MS" => self.breaker.open_ms = num()?,
+                "RECALL_MAX_AGE_SECS" => self.cache.max_age_secs = num()?,
+                _ => {
+                    return Err(ConfigError::UnknownEnv {
+                        name,
+                        known: ENV_SETTINGS.join(", "),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the settings together: safe binding, sane limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, value: String, reason: &str| ConfigError::Invalid {
+            setting,
+            value,
+            reason: reason.to_string(),
+        };
+        if !self.listen.ip().is_loopback() && self.tokens.is_empty() && !self.insecure_no_auth {
+            return Err(invalid(
+                "listen",
+                self.listen.to_string(),
+                "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
+            ));
+        }
+        if self.hot.ttl_secs == 0 {
+            return Err(invalid("hot.ttl_secs", "0".into(), "must be at least 1"));
+        }
+        if Duration::from_secs(self.hot.negative_ttl_secs) > recall_hot::MAX_NEGATIVE_TTL {
+            return Err(invalid(
+                "hot.negative_ttl_secs",
+                self.hot.negative_ttl_secs.to_string(),
+                "must be at most 10 (another daemon may publish the entry a moment later)",
+            ));
+        }
+        if self.timeouts.lookup_ms == 0 {
+            return Err(invalid(
+                "timeouts.lookup_ms",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.breaker.failure_threshold == 0 {
+            return Err(invalid(
+                "breaker.failure_threshold",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            if token.token.len() < 16 {
+                return Err(invalid(
+                    "tokens.token",
+                    format!(
+                        "<token {:?} (#{i}), {} characters>",
+                        token.name,
+                        token.token.len()
+                    ),
+                    "tokens must be at least 16 characters",
+                ));
+            }
+            if token.projects.is_empty() || token.domains.is_empty() {
+                return Err(invalid(
+                    "tokens.projects/domains",
+                    format!("token {:?}", token.name),
+                    "list at least one project and one domain (\"*\" for all)",
+                ));
+            }
+        }
+        let mut secrets: Vec<&str> = self.tokens.iter().map(|t| t.token.as_str()).collect();
+        secrets.sort_unstable();
+        if secrets.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid(
+                "tokens.token",
+                "<redacted>".into(),
+                "two tokens share a secret",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults_where_it_says_so() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/recalld.toml");
+        let config = Config::from_file(&path).unwrap();
+        config.validate().unwrap();
+        let defaults = Config::default();
+        assert_eq!(config.hot, defaults.hot);
+        assert_eq!(config.timeouts, defaults.timeouts);
+        assert_eq!(config.breaker, defaults.breaker);
+        assert_eq!(config.limits, defaults.limits);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = Config::from_toml("listn = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.contains("listn"), "{err}");
+        let err = Config::from_toml("[hot]\nttl_secs = \"soon\"").unwrap_err();
+        assert!(err.contains("ttl_secs") || err.contains("soon"), "{err}");
+        let mut config = Config::default();
+        let err = config
+            .apply_env([("RECALL_HOT_TTL_SECS".into(), "x".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RECALL_HOT_TTL_SECS=\"x\""), "{err}");
+        let err = config
+            .apply_env([("RECALL_LISTN".into(), "1".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RECALL_LISTN"), "{err}");
+    }
+
+    #[test]
+    fn later_sources_override_earlier_ones() {
+        let mut config = Config::from_toml("[hot]\nttl_secs = 5").unwrap();
+        assert_eq!(config.hot.ttl_secs, 5);
+        config
+            .apply_env([("RECALL_HOT_TTL_SECS".into(), "7".into())])
+            .unwrap();
+        assert_eq!(config.hot.ttl_secs, 7);
+    }
+
+    #[test]
+    fn public_binding_needs_auth() {
+        let mut config = Config::from_toml("listen = \"0.0.0.0:7700\"").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:7700") && err.contains("tokens"),
+            "{err}"
+        );
+        config.insecure_no_auth = true;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn tokens_are_never_printed() {
+        let config = Config::from_toml(
+            "[[tokens]]\nname = \"ci\"\ntoken = \"s3cr3t-s3cr3t-s3cr3t\"\nprojects = [\"*\"]\ndomains = [\"*\"]\naccess = \"read\"",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+}

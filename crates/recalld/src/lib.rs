@@ -1,0 +1,46 @@
+//! recalld: the sidecar daemon. Derives keys, answers lookups from a memory tier in front of
+//! the object store, accepts outputs, and fails open when storage is slow or down.
+//!
+//! The binary (`src/main.rs`) only parses flags and calls [`serve`].
+
+// Handlers return `Result<_, Response>` so an early exit is the HTTP answer itself; a
+// `Response` is large, but it is built once per request and never propagated further.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod breaker;
+pub mod config;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Binds, prints `recalld: listening on http://ADDR` on stdout, and serves until `shutdown`
+/// completes; then stops accepting and finishes the requests in flight (publishes included).
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listen {}: {e}", config.listen))?;
+    let address = listener.local_addr()?;
+    let store_url = config.store.clone();
+    let state = Arc::new(AppState::new(config).await?);
+    println!("recalld: listening on http://{address}");
+    tracing::info!(%address, store = %store_url, "recalld serving");
+    axum::serve(listener, routes::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("recalld stopped");
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Key derivation, lookups and publishes.
+
+use std::path::Path as FsPath;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
+use recall_store::{EntryRef, Output, PublishMode, PublishOptions, PublishOutcome, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::view::{manifest_json, miss_json};
+use super::{Shared, authorize, error, with_status};
+use crate::config::Access;
+use crate::metrics::PublishLabels;
+use crate::state::LookupAnswer;
+use crate::status::CacheStatus;
+
+/// Parses key material sent to the daemon. File and directory values would be read from the
+/// daemon's own disk, so they must come as supplied hashes instead.
+fn material_from_body(body: &str) -> Result<DerivedKey, Response> {
+    let material = KeyMaterial::from_json(body, FsPath::new("/nonexistent"))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    for input in material.inputs() {
+        if let InputSource::Value(value) = &input.source
+            && mentions_paths(value)
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "input {:?}: the daemon does not read files; give this input a \"hash\" \
+                     (its value digest, e.g. from `recall key --json`)",
+                    input.name
+                ),
+            ));
+        }
+    }
+    material
+        .derive()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn mentions_paths(value: &Value) -> bool {
+    match value {
+        Value::File(_) | Value::Dir(_) => true,
+        Value::List(items) => items.iter().any(mentions_paths),
+        Value::Map(entries) => entries.iter().any(|(_, v)| mentions_paths(v)),
+        _ => false,
+    }
+}
+
+/// `POST /v1/keys`: derive a key from key material (docs/KEY-SPEC.md section 8).
+pub async fn derive_key(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let derived = match material_from_body(&body) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&derived.project),
+        Some(&derived.domain),
+        Access::Read,
+    ) {
+        return r;
+    }
+    (StatusCode::OK, Json(json!(derived))).into_response()
+}
+
+/// `POST /v1/lookup`: derive the key, then look the entry up.
+pub async fn lookup_by_material(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let derived = match material_from_body(&body) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&derived.project),
+        Some(&derived.domain),
+        Access::Read,
+    ) {
+        return r;
+    }
+    match EntryRef::of(&derived) {
+        Ok(entry) => answer(&state, &entry).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// `GET /v1/entries/{project}/{domain}/{key}`: look an entry up by its key.
+pub async fn lookup_by_key(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((project, domain, key)): Path<(String, String, String)>,
+) -> Response {
+    let entry = match parse_entry(&project, &domain, &key) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&project),
+        Some(&domain),
+        Access::Read,
+    ) {
+        return r;
+    }
+    answer(&state, &entry).await
+}
+
+pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {
+    let key: Digest = key.parse().map_err(|e: recall_key::DigestParseError| {
+        error(StatusCode::BAD_REQUEST, format!("key: {e}"))
+    })?;
+    EntryRef::new(project, domain, key).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn answer(state: &Shared, entry: &EntryRef) -> Response {
+    let key = entry.key.to_hex();
+    match state.lookup(entry).await {
+        LookupAnswer::Hit {
+            manifest,
+            from_hot_tier,
+        } => with_status(
+            StatusCode::OK,
+            CacheStatus::CacheHit,
+            json!({ "key": key, "from_hot_tier": from_hot_tier, "manifest": manifest_json(&manifest) }),
+        ),
+        LookupAnswer::Miss(miss) => {
+            let mut body = miss_json(&miss);
+            body["key"] = json!(key);
+            with_status(StatusCode::NOT_FOUND, CacheStatus::CacheMiss, body)
+        }
+        LookupAnswer::Failure(cause) => with_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            CacheStatus::CacheLookupFailure,
+            json!({ "key": key, "cause": cause }),
+        ),
+    }
+}
+
+/// Query of `POST /v1/entries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishQuery {
+    /// Replace an existing entry (Flyte's overwrite_cache).
+    #[serde(default)]
+    overwrite: bool,
+    /// The entry expires this many seconds after publication.
+    ttl_secs: Option<u64>,
+}
+
+/// `POST /v1/entries`: a multipart body whose first part, `material`, is key material JSON
+/// and whose other parts are the outputs, each named by its output name. Parts are spooled
+/// to disk, so memory stays bounded whatever their size.
+pub async fn publish(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<PublishQuery>,
+    mut multipart: Multipart,
+) -> Response {
+    let started = Instant::now();
+    let first = match multipart.next_field().await {
+        Ok(Some(field)) if field.name() == Some("material") => field.text().await,
+        Ok(Some(field)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the first part must be \"material\", got {:?}",
+                    field.name().unwrap_or("")
+                ),
+            );
+        }
+        Ok(None) => return error(StatusCode::BAD_REQUEST, "empty multipart body"),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("multipart: {e}")),
+    };
+    let derived = match first.map_err(|e| error(StatusCode::BAD_REQUEST, format!("material: {e}")))
+    {
+        Ok(text) => match material_from_body(&text) {
+            Ok(d) => d,
+            Err(r) => return r,
+        },
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&derived.project),
+        Some(&derived.domain),
+        Access::Write,
+    ) {
+        return r;
+    }
+
+    // Spool each output; the temporary files are removed when `spooled` is dropped.
+    let mut spooled: Vec<(String, tempfile::TempPath)> = Vec::new();
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("multipart: {e}")),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if !derived.outputs.contains_key(&name) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("part {name:?} is not a declared output of this key material"),
+            );
+        }
+        if spooled.iter().any(|(n, _)| *n == name) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("output {name:?} sent twice"),
+            );
+        }
+        let temp = match tempfile::NamedTempFile::new_in(&state.spool_dir) {
+            Ok(t) => t.into_temp_path(),
+            Err(e) => return put_failure(&state, &derived, format!("spool: {e}")),
+        };
+        let mut file = match tokio::fs::File::create(&temp).await {
+            Ok(f) => f,
+            Err(e) => return put_failure(&state, &derived, format!("spool: {e}")),
+        };
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    state.metrics.bytes_in.inc_by(chunk.len() as u64);
+                    if let Err(e) = file.write_all(&chunk).await {
+                        return put_failure(&state, &derived, format!("spool: {e}"));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("output {name:?}: {e}")),
+            }
+        }
+        if let Err(e) = file.flush().await {
+            return put_failure(&state, &derived, format!("spool: {e}"));
+        }
+        spooled.push((name, temp));
+    }
+
+    let outputs: Vec<Output> = spooled
+        .iter()
+        .map(|(name, path)| Output::file(name.clone(), path.to_path_buf()))
+        .collect();
+    let options = PublishOptions {
+        mode: if query.overwrite {
+            PublishMode::Overwrite
+        } else {
+            PublishMode::CreateIfAbsent
+        },
+        ttl: query.ttl_secs.map(Duration::from_secs),
+    };
+    let limit = Duration::from_secs(state.config.timeouts.publish_secs);
+    let result =
+        tokio::time::timeout(limit, state.store().publish(&derived, &outputs, &options)).await;
+    state
+        .metrics
+        .publish_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let entry = match EntryRef::of(&derived) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match result {
+        Ok(Ok(PublishOutcome::Published(manifest))) => {
+            count_publish(&state, "populated");
+            let body = json!({ "key": derived.key.to_hex(), "manifest": manifest_json(&manifest) });
+            state.hot.insert(entry, *manifest).await;
+            with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
+        }
+        Ok(Ok(PublishOutcome::AlreadyExists)) => {
+            count_publish(&state, "existed");
+            with_status(
+                StatusCode::OK,
+                CacheStatus::CacheHit,
+                json!({ "key": derived.key.to_hex(), "already_existed": true }),
+            )
+        }
+        Ok(Err(err @ (StoreError::OutputMismatch { .. } | StoreError::InvalidName(_)))) => {
+            error(StatusCode::BAD_REQUEST, err.to_string())
+        }
+        Ok(Err(err)) => put_failure(&state, &derived, err.to_string()),
+        Err(_) => put_failure(
+            &state,
+            &derived,
+            format!("publish did not finish within {limit:?}"),
+        ),
+    }
+}
+
+fn count_publish(state: &Shared, result: &'static str) {
+    state
+        .metrics
+        .publishes
+        .get_or_create(&PublishLabels { result })
+        .inc();
+}
+
+fn put_failure(state: &Shared, derived: &DerivedKey, cause: String) -> Response {
+    count_publish(state, "failure");
+    tracing::warn!(key = %derived.key, %cause, "publish failed");
+    with_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        CacheStatus::CachePutFailure,
+        json!({ "key": derived.key.to_hex(), "cause": cause }),
+    )
+}
