@@ -24,7 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
 pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
-pub use maintenance::{EvictReport, GcOptions, GcReport};
+pub use maintenance::{EvictReport, GcOptions, GcReport, TaskEntry};
 pub use manifest::{Manifest, ManifestError, OutputRecord};
 pub use store::{
     Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,

@@ -27,6 +27,17 @@ pub struct EvictReport {
     pub blobs: u64,
 }
 
+/// One entry of a task, as its index marker names it (see [`Store::list_task_entries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEntry {
+    /// The cache_version the entry was published under.
+    pub cache_version: String,
+    /// The entry's key.
+    pub key: Digest,
+    /// When the marker was written, in milliseconds since the Unix epoch.
+    pub marked_at_ms: i64,
+}
+
 /// Settings of one garbage collection.
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -135,6 +146,45 @@ impl Store {
             }
         }
         Ok(tenants)
+    }
+
+    /// The entries of `task` in the tenant (of one `cache_version`, or all), read from the
+    /// index markers with one LIST. A marker may outlive its manifest for a moment (eviction
+    /// deletes the manifest first), so a caller that needs the entry reads its manifest.
+    pub async fn list_task_entries(
+        &self,
+        tenant: &Tenant,
+        task: &str,
+        cache_version: Option<&str>,
+    ) -> Result<Vec<TaskEntry>, StoreError> {
+        validate_name("task", task)?;
+        if let Some(version) = cache_version {
+            validate_name("cache_version", version)?;
+        }
+        let mut entries: Vec<TaskEntry> = self
+            .list_prefix(&tenant.task_prefix(task, cache_version))
+            .await?
+            .into_iter()
+            .filter_map(|meta| {
+                let key = last_segment_digest(&meta.location)?;
+                let mut parts: Vec<_> = meta.location.parts().collect();
+                parts.pop();
+                let version = parts.pop()?.as_ref().to_owned();
+                Some(TaskEntry {
+                    cache_version: version,
+                    key,
+                    marked_at_ms: meta.last_modified.timestamp_millis(),
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            (&a.cache_version, a.marked_at_ms, a.key.to_hex()).cmp(&(
+                &b.cache_version,
+                b.marked_at_ms,
+                b.key.to_hex(),
+            ))
+        });
+        Ok(entries)
     }
 
     /// Evicts one entry: its manifest, index marker and lease.

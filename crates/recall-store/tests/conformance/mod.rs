@@ -1130,6 +1130,28 @@ pub async fn evict_by_task_and_cache_version(h: &Harness) {
         publish_small(&store, k).await;
     }
     let tenant = Tenant::new("flytesnacks", "development").unwrap();
+    let listed = store
+        .list_task_entries(&tenant, "wf.a", None)
+        .await
+        .unwrap();
+    let mut versions: Vec<_> = listed
+        .iter()
+        .map(|e| (e.cache_version.clone(), e.key))
+        .collect();
+    versions.sort_by_key(|(v, k)| (v.clone(), k.to_hex()));
+    let mut expected: Vec<_> = a1
+        .iter()
+        .map(|k| ("v1".to_owned(), k.key))
+        .chain([("v2".to_owned(), a2.key)])
+        .collect();
+    expected.sort_by_key(|(v, k)| (v.clone(), k.to_hex()));
+    assert_eq!(versions, expected);
+    let only_v2 = store
+        .list_task_entries(&tenant, "wf.a", Some("v2"))
+        .await
+        .unwrap();
+    assert_eq!(only_v2.len(), 1);
+    assert_eq!(only_v2[0].key, a2.key);
     let report = store.evict_task(&tenant, "wf.a", Some("v1")).await.unwrap();
     assert_eq!((report.entries, report.markers), (2, 2));
     for k in &a1 {
