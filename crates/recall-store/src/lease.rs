@@ -35,7 +35,8 @@ pub struct LeaseRecord {
 }
 
 impl LeaseRecord {
-    fn encode(&self) -> Vec<u8> {
+    /// The object stored at a lease path (docs/LAYOUT.md section 9).
+    pub fn encode(&self) -> Vec<u8> {
         let item = Item::Map(vec![
             ("owner".into(), Item::text(&self.owner)),
             (
@@ -54,7 +55,9 @@ impl LeaseRecord {
         encode(&item).unwrap_or_default()
     }
 
-    fn decode(bytes: &[u8]) -> Option<LeaseRecord> {
+    /// Reads a lease object; `None` when the bytes are not one (a corrupt lease is treated
+    /// as absent by the lease protocol, so it can be taken over).
+    pub fn decode(bytes: &[u8]) -> Option<LeaseRecord> {
         let value: Value = ciborium::from_reader(bytes).ok()?;
         let fields = value.as_map()?;
         let get = |name: &str| {
