@@ -1,81 +1,328 @@
 #!/usr/bin/env bash
-# Runs recall's benchmarks side by side with their references and rewrites
-# docs/BENCHMARKS.md from the results, with the machine described.
+# Runs every recall benchmark side by side with its reference, in one run, and rewrites
+# docs/BENCHMARKS.md from the results with the machine described.
 #
-#   scripts/bench.sh            all benchmarks
-#   BENCH_FILE_MIB=256 scripts/bench.sh   a smaller hashing file (default 1024 MiB)
+#   scripts/bench.sh                        everything (about 20 minutes on 2 cores)
+#   BENCH_FILE_MIB=256 scripts/bench.sh     smaller hashing file (default 1024 MiB)
+#   BENCH_PUBLISH_MIB=512 scripts/bench.sh  smaller publish (default 2048 MiB)
+#   BENCH_ENTRIES=100000 scripts/bench.sh   smaller "large store" (default 1000000 entries)
+#   BENCH_SKIP=s3 scripts/bench.sh          no moto rows
 #
-# Installs what it needs (b3sum from crates.io) under target/bench-tools.
+# Installs what it needs: b3sum from crates.io under target/bench-tools; wrk, nginx-light
+# and bc from Debian; moto from PyPI (scripts/test-servers.sh). Servers bind 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 tools="$root/target/bench-tools"
 out="$root/docs/BENCHMARKS.md"
-mib=${BENCH_FILE_MIB:-1024}
+file_mib=${BENCH_FILE_MIB:-1024}
+publish_mib=${BENCH_PUBLISH_MIB:-2048}
+large_entries=${BENCH_ENTRIES:-1000000}
 runs=5
+bench_skipped() { [[ ",${BENCH_SKIP:-}," == *",$1,"* ]]; }
 
-command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc; }
+need_debs=()
+command -v bc >/dev/null || need_debs+=(bc)
+command -v wrk >/dev/null || need_debs+=(wrk)
+[ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
+if [ ${#need_debs[@]} -gt 0 ]; then
+  echo "== installing ${need_debs[*]} (Debian)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}" >/dev/null
+  # The package starts nginx on port 80; this script runs its own.
+  systemctl stop nginx 2>/dev/null || service nginx stop 2>/dev/null || true
+fi
 echo "== installing b3sum into $tools"
 cargo install --quiet --locked --root "$tools" b3sum
 b3sum="$tools/bin/b3sum"
-echo "== building recall (release)"
-cargo build --quiet --release -p recall
+echo "== building recall, recalld, recall-bench and publish_bench (release)"
+cargo build --quiet --release -p recall -p recalld -p recall-bench
+cargo build --quiet --release -p recall-store --example publish_bench
 recall="$root/target/release/recall"
+recalld="$root/target/release/recalld"
+rbench="$root/target/release/recall-bench"
+publish_bench="$root/target/release/examples/publish_bench"
 
 work=$(mktemp -d "$root/target/bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"  # nginx's workers run as an unprivileged user and must read $work/www
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
+bench_skipped s3 && RECALL_TEST_SKIP="$RECALL_TEST_SKIP,s3"
+source scripts/test-servers.sh
+trap 'cleanup; recall_stop_test_servers' EXIT
 
 now() { date +%s.%N; }
+calc() { echo "$1" | bc -l; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
+verdict() { if [ "$(calc "$1")" = 1 ]; then echo "met"; else echo "**missed**"; fi; }
 # Median wall time of "$@" over $runs runs, in seconds.
 median_seconds() {
-  local times=()
+  local times=() t0 t1
   for _ in $(seq "$runs"); do
-    local t0 t1
     t0=$(now); "$@" >/dev/null; t1=$(now)
-    times+=("$(echo "$t1 - $t0" | bc -l)")
+    times+=("$(calc "$t1 - $t0")")
   done
   printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
+# Peak VmRSS (KiB) of process $1 until $2 (a pid) exits; sampled every 0.2 s.
+watch_rss() {
+  local pid=$1 until=$2 peak=0 rss
+  while kill -0 "$until" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    sleep 0.2
+  done
+  echo "$peak"
+}
+# wrk's "Requests/sec", p50 and p99 (µs) from its --latency output in file $1.
+wrk_figures() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def us(v):
+    n, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = us(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = us(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps:.0f} {p50:.0f} {p99:.0f} {errors.group(1) if errors else 0}")
+PY
+}
+start_recalld() {  # start_recalld STORE_URL [ENV=VALUE...]; sets recalld_pid and daemon_url
+  local url=$1 port; shift
+  port=$(free_port)
+  env "$@" RECALL_LOG=warn "$recalld" --listen "127.0.0.1:$port" --store "$url" >"$work/recalld.log" 2>&1 &
+  recalld_pid=$!
+  pids+=("$recalld_pid")
+  daemon_url="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -fs "$daemon_url/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "recalld did not start:"; cat "$work/recalld.log"; exit 1
+}
 
-echo "== file hashing: ${mib} MiB, recall key vs b3sum (median of $runs, page cache warm)"
-head -c "$((mib * 1024 * 1024))" /dev/urandom > "$work/big"
+# --- 1. file-input hashing vs b3sum -------------------------------------------------------
+echo "== file hashing: ${file_mib} MiB, recall key vs b3sum (median of $runs, page cache warm)"
+head -c "$((file_mib * 1048576))" /dev/urandom > "$work/big"
 cat "$work/big" > /dev/null
-"$recall" key --project p --domain d --task t --cache-version 1 --input "f:file=@$work/big" >/dev/null
+key_cmd=("$recall" key --project p --domain d --task t --cache-version 1 --input "f:file=@$work/big")
+"${key_cmd[@]}" >/dev/null
 t_b3=$(median_seconds "$b3sum" --no-names "$work/big")
-t_recall=$(median_seconds "$recall" key --project p --domain d --task t --cache-version 1 --input "f:file=@$work/big")
-gib=$(echo "$mib / 1024" | bc -l)
-tp_b3=$(echo "$gib / $t_b3" | bc -l)
-tp_recall=$(echo "$gib / $t_recall" | bc -l)
-ratio_hash=$(echo "$tp_recall / $tp_b3" | bc -l)
+t_recall=$(median_seconds "${key_cmd[@]}")
+gib=$(calc "$file_mib / 1024")
+tp_b3=$(calc "$gib / $t_b3")
+tp_recall=$(calc "$gib / $t_recall")
+ratio_hash=$(calc "$tp_recall / $tp_b3")
+rm -f "$work/big"
 
+# --- 2. key derivation --------------------------------------------------------------------
 echo "== key derivation, 10 scalar inputs (criterion)"
 cargo bench --quiet -p recall-key --bench derive -- --noplot >/dev/null
-derive_ns=$(python3 -c 'import json; print(json.load(open("target/criterion/derive_10_scalar_inputs/new/estimates.json"))["mean"]["point_estimate"])')
-derive_us=$(echo "$derive_ns / 1000" | bc -l)
+derive_ns=$(json '["mean"]["point_estimate"]' < target/criterion/derive_10_scalar_inputs/new/estimates.json)
+derive_us=$(calc "$derive_ns / 1000")
 
-verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo "met"; else echo "**missed**"; fi; }
+# --- 3. publishing a large output vs a plain copy -----------------------------------------
+echo "== publish ${publish_mib} MiB vs plain copy, peak RSS"
+head -c "$((publish_mib * 1048576))" /dev/urandom > "$work/output"
+cat "$work/output" > /dev/null
+publish_rows=()
+publish_run() {  # publish_run STORE_LABEL URL_PREFIX
+  local label=$1 prefix=$2 mode line rss seconds
+  local -A secs peak
+  for mode in publish copy; do
+    line=$( { /usr/bin/time -v "$publish_bench" "$mode" "$prefix-$mode" "$work/output"; } 2>&1 )
+    seconds=$(sed -nE "s/^$mode: [0-9]+ bytes in ([0-9.]+) s.*/\1/p" <<<"$line")
+    [ -n "$seconds" ] || { echo "publish_bench $mode failed: $line" >&2; exit 1; }
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' <<<"$line")
+    secs[$mode]=$seconds
+    peak[$mode]=$(calc "$rss / 1024")
+  done
+  local mib_s_p mib_s_c ratio
+  mib_s_p=$(calc "$publish_mib / ${secs[publish]}")
+  mib_s_c=$(calc "$publish_mib / ${secs[copy]}")
+  ratio=$(calc "$mib_s_p / $mib_s_c")
+  publish_rows+=("$(printf '| %s | %.1f s, %.0f MiB/s | %.1f s, %.0f MiB/s | %.2f× | %.1f MiB | %.1f MiB | %s |' \
+    "$label" "${secs[publish]}" "$mib_s_p" "${secs[copy]}" "$mib_s_c" "$ratio" "${peak[publish]}" "${peak[copy]}" \
+    "$(verdict "${peak[publish]} < 100")")")
+}
+publish_run '`file://` (local disk)' "file://$work/pub"
+if [ -n "${RECALL_TEST_S3_BUCKET:-}" ]; then
+  (
+    export AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_REGION=$RECALL_TEST_S3_REGION AWS_ALLOW_HTTP=true
+    export AWS_ACCESS_KEY_ID=$RECALL_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RECALL_TEST_S3_SECRET_ACCESS_KEY
+    "$publish_bench" make-bucket "$RECALL_TEST_S3_BUCKET"
+    publish_run '`s3://` (moto on 127.0.0.1)' "s3://$RECALL_TEST_S3_BUCKET/bench-$$"
+    printf '%s\n' "${publish_rows[@]:1}" > "$work/s3-publish-rows"
+  )
+  [ -s "$work/s3-publish-rows" ] && mapfile -t -O "${#publish_rows[@]}" publish_rows < "$work/s3-publish-rows"
+fi
+rm -rf "$work/output" "$work/pub-publish" "$work/pub-copy"
 
+# --- 4. lookup latency with 1k and with 1M entries -----------------------------------------
+echo "== lookup latency: 1000 vs $large_entries entries (local disk)"
+small_store="file://$work/store-1k"
+large_store="file://$work/store-large"
+mkdir -p "$work/store-1k" "$work/store-large"
+"$rbench" populate "$small_store" 1000 > "$work/populate-1k.json"
+"$rbench" populate "$large_store" "$large_entries" > "$work/populate-large.json"
+populate_rate=$(json '["per_second"]' < "$work/populate-large.json")
+"$rbench" lookups "$small_store" 1000 20000 > "$work/lookups-1k.json"
+"$rbench" lookups "$large_store" "$large_entries" 20000 > "$work/lookups-large.json"
+l1k_p50=$(json '["p50_us"]' < "$work/lookups-1k.json"); l1k_p99=$(json '["p99_us"]' < "$work/lookups-1k.json")
+lbig_p50=$(json '["p50_us"]' < "$work/lookups-large.json"); lbig_p99=$(json '["p99_us"]' < "$work/lookups-large.json")
+ratio_flat=$(calc "$lbig_p50 / $l1k_p50")
+
+# --- 5. recalld ---------------------------------------------------------------------------
+echo "== recalld: cold hits vs direct GETs, coalescing"
+start_recalld "$large_store"
+"$rbench" cold "$large_store" "$daemon_url" 2000 > "$work/cold.json"
+cold_d50=$(json '["daemon"]["p50_us"]' < "$work/cold.json"); cold_d99=$(json '["daemon"]["p99_us"]' < "$work/cold.json")
+cold_g50=$(json '["direct"]["p50_us"]' < "$work/cold.json"); cold_g99=$(json '["direct"]["p99_us"]' < "$work/cold.json")
+"$rbench" coalesce "$large_store" "$daemon_url" > "$work/coalesce.json"
+coalesced_gets=$(json '["store_requests"]' < "$work/coalesce.json")
+coalesced_hits=$(json '["hits"]' < "$work/coalesce.json")
+
+echo "== recalld hot hits vs nginx, wrk -t2 -c50 -d15s"
+hot_key=$("$rbench" keys 1)
+hot_url="$daemon_url/v1/entries/bench/perf/$hot_key"
+mkdir -p "$work/www"
+curl -fs "$hot_url" > "$work/www/manifest.json"
+curl -fs "$hot_url" > /dev/null
+body_bytes=$(stat -c %s "$work/www/manifest.json")
+nginx_port=$(free_port)
+cat > "$work/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  default_type application/json;
+  server { listen 127.0.0.1:$nginx_port; root $work/www; }
+}
+EOF
+/usr/sbin/nginx -c "$work/nginx.conf" -p "$work" &
+pids+=("$!")
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$nginx_port/manifest.json" >/dev/null 2>&1 && break; sleep 0.1; done
+nginx_status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$nginx_port/manifest.json")
+[ "$nginx_status" = 200 ] || { echo "nginx answers $nginx_status:"; cat "$work/nginx-error.log"; exit 1; }
+wrk -t2 -c50 -d15s --latency "http://127.0.0.1:$nginx_port/manifest.json" > "$work/wrk-nginx.txt"
+wrk -t2 -c50 -d15s --latency "$hot_url" > "$work/wrk-recalld.txt" &
+wrk_pid=$!
+hot_rss_kib=$(watch_rss "$recalld_pid" "$wrk_pid")
+wait "$wrk_pid"
+read -r nginx_rps nginx_p50 nginx_p99 nginx_errors < <(wrk_figures "$work/wrk-nginx.txt")
+read -r hot_rps hot_p50 hot_p99 hot_errors < <(wrk_figures "$work/wrk-recalld.txt")
+ratio_rps=$(calc "$hot_rps / $nginx_rps")
+kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
+
+echo "== recalld RSS under sustained random-key load, hot tier capped at 64 MiB"
+cap_mib=64
+start_recalld "$large_store" RECALL_HOT_CAPACITY_BYTES=$((cap_mib * 1048576))
+"$rbench" keys "$((large_entries < 300000 ? large_entries : 300000))" > "$work/keys.txt"
+cat > "$work/random.lua" <<EOF
+local keys = {}
+for line in io.lines("$work/keys.txt") do keys[#keys + 1] = line end
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/v1/entries/bench/perf/" .. keys[math.random(#keys)])
+end
+EOF
+wrk -t2 -c50 -d40s --latency -s "$work/random.lua" "$daemon_url" > "$work/wrk-load.txt" &
+wrk_pid=$!
+load_rss_kib=$(watch_rss "$recalld_pid" "$wrk_pid")
+wait "$wrk_pid"
+read -r load_rps load_p50 load_p99 load_errors < <(wrk_figures "$work/wrk-load.txt")
+hot_bytes=$(curl -fs "$daemon_url/metrics" | awk '/^recall_hot_bytes / {print $2}')
+kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
+hot_rss=$(calc "$hot_rss_kib / 1024"); load_rss=$(calc "$load_rss_kib / 1024")
+hot_mib=$(calc "${hot_bytes:-0} / 1048576")
+
+# --- the document -------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 {
   echo "# Benchmarks"
   echo
-  echo "Written by \`scripts/bench.sh\` from one run on $(date -u +%Y-%m-%d). Re-run it to refresh."
+  echo "Written by \`scripts/bench.sh\` from one run on $(date -u +%Y-%m-%d); every figure below comes"
+  echo "from that run. Re-run the script to refresh the whole file."
   echo
-  echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB memory,"
-  echo "$(uname -sr), $(rustc --version)."
+  echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(df -T "$root" | awk 'NR==2 {print $2}') disk,"
+  echo "$(uname -sr), $(rustc --version). Load generator, servers and recall share the"
+  echo "same $(nproc) cores, so every req/s figure is lower than on a machine with a separate client."
   echo
   echo "## Key derivation (issue 2)"
   echo
   echo "| what | measured | reference | ratio | target | verdict |"
   echo "|---|---|---|---|---|---|"
   printf '| hash a %s MiB file input (`recall key`, whole process) | %.2f GiB/s (%.3f s) | `b3sum` %.2f GiB/s (%.3f s) | %.2f× | ≥ 0.9× b3sum | %s |\n' \
-    "$mib" "$tp_recall" "$t_recall" "$tp_b3" "$t_b3" "$ratio_hash" "$(verdict "$ratio_hash >= 0.9")"
+    "$file_mib" "$tp_recall" "$t_recall" "$tp_b3" "$t_b3" "$ratio_hash" "$(verdict "$ratio_hash >= 0.9")"
   printf '| derive a key, 10 scalar inputs (criterion mean) | %.2f µs | — | — | ≤ 5 µs | %s |\n' \
     "$derive_us" "$(verdict "$derive_us <= 5")"
   echo
-  echo "File hashing: median of $runs runs each, the file in the page cache, both tools"
-  echo "memory-map the file and hash on all cores. The recall figure includes process start"
-  echo "and the key derivation around the file digest."
+  echo "File hashing: median of $runs runs each, the file in the page cache; both tools memory-map"
+  echo "the file and hash on all cores. The recall figure includes process start and the key"
+  echo "derivation around the file digest."
+  echo
+  echo "## Publishing a ${publish_mib} MiB output (issue 3)"
+  echo
+  echo "\`Store::publish\` of one file output into a fresh store (hash pass, HEAD of the blob,"
+  echo "streamed multipart upload hashed again on the way, marker, manifest with create-if-absent)"
+  echo "against the same file copied into the same store by object_store's multipart upload alone"
+  echo "(same 8 MiB parts, same parts in flight). Peak RSS is \`/usr/bin/time -v\`'s maximum"
+  echo "resident set size of the whole process. Target: peak RSS under 100 MiB."
+  echo
+  echo "| store | publish | plain copy | publish / copy | peak RSS publish | peak RSS copy | RSS target |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${publish_rows[@]}"
+  echo
+  echo "The publish reads the file twice (a hash pass first, so an output whose blob already exists"
+  echo "is not uploaded at all) and hashes the upload again; that is the gap to the plain copy. On"
+  echo "moto, the Python server is the bottleneck: that row shows the S3 code path and its memory,"
+  echo "not S3 throughput."
+  echo
+  echo "## Lookups in a small and a large store (issue 6)"
+  echo
+  echo "\`Store::lookup\` (one GET of the manifest, decode, expiry check) of random existing keys,"
+  echo "20000 samples each, local disk, page cache warm. The large store was filled by"
+  printf '`recall-bench populate` at %.0f entries/s.\n' "$populate_rate"
+  echo
+  echo "| entries in the store | p50 | p99 |"
+  echo "|---|---|---|"
+  printf '| 1000 | %.0f µs | %.0f µs |\n' "$l1k_p50" "$l1k_p99"
+  printf '| %s | %.0f µs | %.0f µs |\n' "$large_entries" "$lbig_p50" "$lbig_p99"
+  echo
+  printf 'p50 ratio large / small: %.2f×: a lookup is one GET at a computed path, with no LIST, so\n' "$ratio_flat"
+  echo "its cost does not grow with the number of entries (the directory fan-out is 256 ways)."
+  echo
+  echo "## recalld (issue 4)"
+  echo
+  echo "| what | measured | reference | ratio | target | verdict |"
+  echo "|---|---|---|---|---|---|"
+  printf '| hot-hit lookups by key, wrk -t2 -c50, %s-byte response | %.0f req/s, p50 %.0f µs, p99 %.0f µs | nginx, same-size static file: %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s | ≥ 0.8× nginx | %s |\n' \
+    "$body_bytes" "$hot_rps" "$hot_p50" "$hot_p99" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$ratio_rps" "$(verdict "$ratio_rps >= 0.8")"
+  printf '| p99 of those hot hits at 50 connections | %.0f µs | — | — | < 1000 µs | %s |\n' \
+    "$hot_p99" "$(verdict "$hot_p99 < 1000")"
+  printf '| recalld RSS during the hot-hit run (hot tier 256 MiB default) | %.1f MiB | capacity + 64 MiB = 320 MiB | — | below | %s |\n' \
+    "$hot_rss" "$(verdict "$hot_rss < 320")"
+  printf '| recalld RSS, 40 s of random-key lookups over %s keys, hot tier capped at %s MiB | %.1f MiB (tier held %.1f MiB; %.0f req/s, p99 %.0f µs) | capacity + 64 MiB = %s MiB | — | below | %s |\n' \
+    "$(wc -l < "$work/keys.txt")" "$cap_mib" "$load_rss" "$hot_mib" "$load_rps" "$load_p99" "$((cap_mib + 64))" "$(verdict "$load_rss < $cap_mib + 64")"
+  printf '| cold hit through recalld (GET /v1/entries, hot tier empty), %s-entry store | p50 %.0f µs, p99 %.0f µs | one direct GET of the manifest: p50 %.0f µs, p99 %.0f µs | %.2f× p50 | — | — |\n' \
+    "$large_entries" "$cold_d50" "$cold_d99" "$cold_g50" "$cold_g99" "$(calc "$cold_d50 / $cold_g50")"
+  printf '| 64 concurrent cold lookups of one key | %s store GETs (%s of 64 answered hits) | — | — | 1 GET | %s |\n' \
+    "$coalesced_gets" "$coalesced_hits" "$(verdict "$coalesced_gets == 1 && $coalesced_hits == 64")"
+  echo
+  echo "Non-2xx answers during the runs: nginx $nginx_errors, recalld hot $hot_errors, recalld random-key $load_errors."
+  echo "The cold-hit reference is a GET through object_store from the benchmark process itself; the"
+  echo "recalld figure adds an HTTP round trip on loopback, the manifest's conversion to JSON, and"
+  echo "the memory-tier insert. Store GETs in the coalescing row are recalld's own count"
+  echo "(\`recall_hot_store_requests\` in /metrics, before and after)."
 } > "$out"
 echo "== wrote $out"
 cat "$out"

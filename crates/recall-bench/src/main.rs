@@ -4,6 +4,7 @@
 //!     recall-bench lookups URL N SAMPLES     lookup latency over random keys among the N
 //!     recall-bench cold URL DAEMON M         cold hits through recalld vs direct manifest GETs
 //!     recall-bench coalesce URL DAEMON       64 concurrent cold lookups of one key via recalld
+//!     recall-bench keys N                    the keys `populate` wrote, one hex key per line
 //!
 //! URL is a store URL (`file:///...`, `s3://...` with the AWS variables); DAEMON is recalld's
 //! base URL over the same store. Entries use project `bench`, domain `perf`, task `wf.bench`.
@@ -76,6 +77,14 @@ async fn main() -> anyhow::Result<()> {
         }
         ["cold", url, daemon, m] => cold(url, daemon, number(m, "M")?).await,
         ["coalesce", url, daemon] => coalesce(url, daemon).await,
+        ["keys", n] => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 0..number(n, "N")? {
+                writeln!(out, "{}", key(i)?.key)?;
+            }
+            Ok(())
+        }
         _ => bail!("usage: see the comment at the top of crates/recall-bench/src/main.rs"),
     }
 }

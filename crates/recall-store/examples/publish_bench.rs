@@ -1,7 +1,7 @@
 //! Benchmark driver for docs/BENCHMARKS.md: publishes one large file as a cache output, or
 //! copies the same file into the same store with a plain multipart upload (no hashing, no
 //! manifest), and prints the elapsed time and throughput. Peak memory is measured from the
-//! outside with `/usr/bin/time -v` (scripts/bench-publish.sh).
+//! outside with `/usr/bin/time -v` (scripts/bench.sh).
 //!
 //!   publish_bench publish STORE_URL FILE
 //!   publish_bench copy    STORE_URL FILE
