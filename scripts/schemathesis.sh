@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs schemathesis (PyPI) against a real recalld's own /openapi.json: every documented
+# operation with generated valid and invalid requests. Fails on any 5xx, crash, response
+# that contradicts the description, or 4xx that does not name the problem
+# (tests/schemathesis/recall_checks.py).
+#
+#   scripts/schemathesis.sh                  uses target/debug/recalld (built if missing)
+#   RECALLD=path/to/recalld scripts/schemathesis.sh
+#   SCHEMATHESIS_EXAMPLES=200 scripts/schemathesis.sh   more cases per operation (default 40)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv="$root/target/pyenv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "== installing schemathesis into target/pyenv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+recalld=${RECALLD:-$root/target/debug/recalld}
+[ -x "$recalld" ] || cargo build --quiet -p recalld
+work=$(mktemp -d "${TMPDIR:-/tmp}/recall-schemathesis.XXXXXX")
+"$recalld" --listen 127.0.0.1:0 --store "file://$work/store" >"$work/out" 2>"$work/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+url=
+for _ in $(seq 100); do
+  url=$(sed -n 's/^recalld: listening on //p' "$work/out")
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "recalld did not start:"; cat "$work/log"; exit 1; }
+echo "== schemathesis against $url/openapi.json"
+cd tests/schemathesis
+SCHEMATHESIS_HOOKS=recall_checks "$venv/bin/schemathesis" run "$url/openapi.json" \
+  --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 2 \
+  --seed 20261125 --no-color
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "recalld exited during the run:"; cat "$work/log"; exit 1
+fi
