@@ -72,7 +72,9 @@ pub async fn miss_publish_store_hit_hot_hit(backend: &Backend) {
     assert_eq!(blob.bytes().await.expect("blob body").as_ref(), &model[..]);
 
     // Publishing again without overwrite leaves the entry alone.
-    let (status, body) = b.publish(&m, &outputs_of(&[("model", 3), ("score", 4)]), "", None).await;
+    let (status, body) = b
+        .publish(&m, &outputs_of(&[("model", 3), ("score", 4)]), "", None)
+        .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
     assert_eq!(body["already_existed"], true);
 
@@ -103,6 +105,10 @@ pub async fn coalescing(backend: &Backend) {
     assert_eq!(status, 201, "{body}");
     assert_eq!(b.metric("recall_hot_store_requests").await, 0.0);
 
+    // Open 64 connections first, so the 64 lookups arrive together rather than staggered by
+    // connection set-up.
+    let warm = futures::future::join_all((0..64).map(|_| b.get("/healthz", None))).await;
+    assert!(warm.iter().all(|(status, _)| *status == 200));
     let path = m.entry_path();
     let answers = futures::future::join_all((0..64).map(|_| b.get(&path, None))).await;
     for (status, body) in &answers {
@@ -167,9 +173,14 @@ pub async fn auth_matrix(backend: &Backend) {
     assert_eq!(d.post("/v1/gc", &json!({}), Some(ALPHA_WRITE)).await.0, 403);
     // Admin.
     let (status, body) = d.post("/v1/evict", &evict, Some(ADMIN)).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_EVICTED")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("CACHE_EVICTED"))
+    );
     assert_eq!(body["entries"], 1);
-    let (status, body) = d.post("/v1/gc", &json!({ "dry_run": true }), Some(ADMIN)).await;
+    let (status, body) = d
+        .post("/v1/gc", &json!({ "dry_run": true }), Some(ADMIN))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(d.lookup(&alpha, Some(ALPHA_READ)).await.0, 404);
     // Tokens never reach the log.
@@ -209,13 +220,27 @@ pub async fn leases(backend: &Backend) {
 
     // Bad input is a 400 naming the field.
     let (status, body) = d
-        .post(&path, &json!({ "owner": "w", "heartbeat_seconds": 0 }), None)
+        .post(
+            &path,
+            &json!({ "owner": "w", "heartbeat_seconds": 0 }),
+            None,
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap_or("").contains("heartbeat_seconds"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("heartbeat_seconds")
+    );
     let (status, body) = d.post(&path, &json!({ "owner": "w" }), None).await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap_or("").contains("heartbeat_seconds"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("heartbeat_seconds")
+    );
     let (status, body) = d.delete(&path, None).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or("").contains("owner"));
@@ -238,7 +263,10 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
         assert_eq!(status, 201, "{body}");
     }
     let (status, list) = d
-        .get("/v1/tasks/alpha/development/wf.evict?cache_version=1.0", None)
+        .get(
+            "/v1/tasks/alpha/development/wf.evict?cache_version=1.0",
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{list}");
     let mut keys: Vec<&str> = list["entries"]
@@ -255,11 +283,19 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
 
     // Overwrite: lookups with overwrite are skipped; the new outputs replace the old ones,
     // and this daemon serves the new manifest at once.
-    let (status, body) = d.get(&format!("{}?overwrite=true", m3.entry_path()), None).await;
-    assert_eq!((status, body["status"].as_str()), (404, Some("CACHE_SKIPPED")));
+    let (status, body) = d
+        .get(&format!("{}?overwrite=true", m3.entry_path()), None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (404, Some("CACHE_SKIPPED"))
+    );
     let new = outputs_of(&[("o", 99)]);
     let (status, body) = d.publish(&m3, &new, "?overwrite=true", None).await;
-    assert_eq!((status, body["status"].as_str()), (201, Some("CACHE_POPULATED")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("CACHE_POPULATED"))
+    );
     let (_, body) = d.lookup(&m3, None).await;
     assert_eq!(
         body["manifest"]["outputs"]["o"]["digest"],
@@ -276,40 +312,74 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
         body
     };
     let (status, body) = d
-        .post("/v1/evict", &with(json!({ "key": m1.key, "task": "wf.evict" })), None)
+        .post(
+            "/v1/evict",
+            &with(json!({ "key": m1.key, "task": "wf.evict" })),
+            None,
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap_or("").contains("key and task"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("key and task")
+    );
     let (status, body) = d
         .post("/v1/evict", &with(json!({ "cache_version": "1.0" })), None)
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap_or("").contains("cache_version"));
-    let (status, body) = d.post("/v1/evict", &with(json!({ "key": "zz" })), None).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cache_version")
+    );
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "key": "zz" })), None)
+        .await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap_or("").contains("key"));
     let (status, _) = d
-        .post("/v1/evict", &json!({ "project": "../x", "domain": "development" }), None)
+        .post(
+            "/v1/evict",
+            &json!({ "project": "../x", "domain": "development" }),
+            None,
+        )
         .await;
     assert_eq!(status, 400);
 
     // Dry run by task counts and deletes nothing.
     let (status, body) = d
-        .post("/v1/evict", &with(json!({ "task": "wf.evict", "dry_run": true })), None)
+        .post(
+            "/v1/evict",
+            &with(json!({ "task": "wf.evict", "dry_run": true })),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["entries"].as_u64(), body["markers"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (body["entries"].as_u64(), body["markers"].as_u64()),
+        (Some(2), Some(2))
+    );
     assert_eq!(body["dry_run"], true);
     assert_eq!(d.lookup(&m1, None).await.0, 200);
 
     // By key: gone at once, also from this daemon's memory.
-    let (status, body) = d.post("/v1/evict", &with(json!({ "key": m1.key })), None).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_EVICTED")));
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "key": m1.key })), None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("CACHE_EVICTED"))
+    );
     assert_eq!(body["entries"], 1);
     let (status, body) = d.lookup(&m1, None).await;
     assert_eq!((status, body["status"].as_str()), (404, Some("CACHE_MISS")));
     // By task: the other entry of wf.evict goes, wf.keep stays.
-    let (status, body) = d.post("/v1/evict", &with(json!({ "task": "wf.evict" })), None).await;
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "task": "wf.evict" })), None)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["entries"], 1);
     assert_eq!(d.lookup(&m2, None).await.0, 404);
@@ -319,14 +389,22 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
 
     // GC with no grace: the blobs of the evicted entries and the overwritten output go.
     let (status, report) = d
-        .post("/v1/gc", &json!({ "grace_seconds": 0, "dry_run": true }), None)
+        .post(
+            "/v1/gc",
+            &json!({ "grace_seconds": 0, "dry_run": true }),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["collectable_blobs"], 3, "{report}");
     assert_eq!(report["deleted_blobs"], 0);
     let (_, report) = d.post("/v1/gc", &json!({ "grace_seconds": 0 }), None).await;
     assert_eq!(report["deleted_blobs"], 3, "{report}");
-    assert_eq!(d.lookup(&m3, None).await.0, 200, "the live entry survives GC");
+    assert_eq!(
+        d.lookup(&m3, None).await.0,
+        200,
+        "the live entry survives GC"
+    );
 
     // Whole tenant.
     let (status, body) = d.post("/v1/evict", &tenant, None).await;
@@ -345,16 +423,11 @@ pub async fn sigterm_during_publish(backend: &Backend, size: usize) {
 
     const CHUNK: usize = 1 << 20;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-    let body =
-        reqwest::Body::wrap_stream(tokio_stream(rx).map(Ok::<Vec<u8>, std::io::Error>));
+    let body = reqwest::Body::wrap_stream(tokio_stream(rx).map(Ok::<Vec<u8>, std::io::Error>));
     let form = Form::new()
         .text("material", m.json.to_string())
         .part("big", Part::stream_with_length(body, size as u64));
-    let request = a
-        .http
-        .post(a.url("/v1/entries"))
-        .multipart(form)
-        .send();
+    let request = a.http.post(a.url("/v1/entries")).multipart(form).send();
     let sent = tokio::spawn(request);
     let mut chunks = data.chunks(CHUNK);
     for chunk in chunks.by_ref().take(4) {
@@ -392,7 +465,10 @@ pub async fn sigterm_during_publish(backend: &Backend, size: usize) {
     let status = status.unwrap_or_else(|| panic!("recalld did not exit after SIGTERM"));
     assert!(status.success(), "recalld exited with {status}");
     assert!(a.log().contains("shutdown signal received"));
-    assert!(published, "the in-flight publish was not finished before exit");
+    assert!(
+        published,
+        "the in-flight publish was not finished before exit"
+    );
 
     // A fresh daemon over the same store sees the whole entry, verified.
     let c = Daemon::start(backend, &Options::default());
@@ -428,14 +504,24 @@ pub async fn eviction_seen_by_other_daemon_within_ttl(backend: &Backend) {
     let a = Daemon::start(backend, &cfg);
     let b = Daemon::start(backend, &cfg);
     let m = Material::new(&a, "alpha", "wf.ttl", 1, &["o"]).await;
-    assert_eq!(a.publish(&m, &outputs_of(&[("o", 1)]), "", None).await.0, 201);
+    assert_eq!(
+        a.publish(&m, &outputs_of(&[("o", 1)]), "", None).await.0,
+        201
+    );
     let (status, body) = b.lookup(&m, None).await;
-    assert_eq!((status, body["from_hot_tier"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        (status, body["from_hot_tier"].as_bool()),
+        (200, Some(false))
+    );
     let filled = Instant::now();
 
     let evict = json!({ "project": "alpha", "domain": "development", "key": m.key });
     assert_eq!(a.post("/v1/evict", &evict, None).await.0, 200);
-    assert_eq!(a.lookup(&m, None).await.0, 404, "the evicting daemon forgets at once");
+    assert_eq!(
+        a.lookup(&m, None).await.0,
+        404,
+        "the evicting daemon forgets at once"
+    );
     // B may still serve it from memory, but only from memory and only within its TTL.
     let (status, body) = b.lookup(&m, None).await;
     if status == 200 {
@@ -477,8 +563,14 @@ pub async fn every_route_is_served(backend: &Backend) {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         assert_ne!(status, 405, "{method} {path}");
-        assert!(status != 404 || !text.is_empty(), "{method} {path} is not routed");
-        assert!(status < 500 || status == 503, "{method} {path}: {status} {text}");
+        assert!(
+            status != 404 || !text.is_empty(),
+            "{method} {path} is not routed"
+        );
+        assert!(
+            status < 500 || status == 503,
+            "{method} {path}: {status} {text}"
+        );
     }
 }
 
@@ -500,7 +592,12 @@ pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
     };
     let d = Daemon::start(backend, &cfg);
     let cached = Material::new(&d, "alpha", "wf.cut", 0, &["o"]).await;
-    assert_eq!(d.publish(&cached, &outputs_of(&[("o", 1)]), "", None).await.0, 201);
+    assert_eq!(
+        d.publish(&cached, &outputs_of(&[("o", 1)]), "", None)
+            .await
+            .0,
+        201
+    );
     let mut cold = Vec::new();
     for n in 1..=8 {
         cold.push(Material::new(&d, "alpha", "wf.cut", n, &["o"]).await);
@@ -519,9 +616,15 @@ pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
     }
     // Breaker open: answered without waiting for the store.
     let (status, body) = d.lookup(&cold[4], None).await;
-    assert_eq!((status, body["status"].as_str()), (503, Some("CACHE_LOOKUP_FAILURE")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("CACHE_LOOKUP_FAILURE"))
+    );
     assert!(
-        body["cause"].as_str().unwrap_or("").contains("circuit breaker"),
+        body["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("circuit breaker"),
         "{body}"
     );
     assert_eq!(d.metric("recall_breaker_open").await, 1.0);
@@ -532,7 +635,10 @@ pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
     let (status, body) = d
         .publish(&cold[5], &outputs_of(&[("o", 2)]), "", None)
         .await;
-    assert_eq!((status, body["status"].as_str()), (503, Some("CACHE_PUT_FAILURE")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("CACHE_PUT_FAILURE"))
+    );
     assert!(!body["cause"].as_str().unwrap_or("").is_empty());
     assert_eq!(d.get("/healthz", None).await.0, 200);
     let started = Instant::now();
