@@ -72,6 +72,8 @@ pub struct Timeouts {
     pub lookup_ms: u64,
     /// A publish fails with CACHE_PUT_FAILURE after this. Default 3600.
     pub publish_secs: u64,
+    /// A lease request (reserve, extend, release) answers 503 after this. Default 5000.
+    pub lease_ms: u64,
 }
 
 /// Circuit-breaker settings.
@@ -178,6 +180,7 @@ impl Default for Timeouts {
         Timeouts {
             lookup_ms: 300,
             publish_secs: 3600,
+            lease_ms: 5000,
         }
     }
 }
@@ -283,6 +286,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_HOT_NEGATIVE_TTL_SECS",
     "RECALL_LOOKUP_TIMEOUT_MS",
     "RECALL_PUBLISH_TIMEOUT_SECS",
+    "RECALL_LEASE_TIMEOUT_MS",
     "RECALL_BREAKER_FAILURE_THRESHOLD",
     "RECALL_BREAKER_OPEN_MS",
     "RECALL_MAX_AGE_SECS",
@@ -356,6 +360,7 @@ impl Config {
                 "RECALL_HOT_NEGATIVE_TTL_SECS" => self.hot.negative_ttl_secs = num()?,
                 "RECALL_LOOKUP_TIMEOUT_MS" => self.timeouts.lookup_ms = num()?,
                 "RECALL_PUBLISH_TIMEOUT_SECS" => self.timeouts.publish_secs = num()?,
+                "RECALL_LEASE_TIMEOUT_MS" => self.timeouts.lease_ms = num()?,
                 "RECALL_BREAKER_FAILURE_THRESHOLD" => {
                     self.breaker.failure_threshold =
                         u32::try_from(num()?).map_err(|_| bad("too large"))?
@@ -400,6 +405,13 @@ impl Config {
         if self.timeouts.lookup_ms == 0 {
             return Err(invalid(
                 "timeouts.lookup_ms",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.timeouts.lease_ms == 0 {
+            return Err(invalid(
+                "timeouts.lease_ms",
                 "0".into(),
                 "must be at least 1",
             ));

@@ -4,6 +4,7 @@ use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::view::{manifest_json, miss_json};
-use super::{Shared, authorize, error, with_status};
+use super::{Shared, authorize, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
 use crate::state::LookupAnswer;
@@ -71,12 +72,27 @@ pub async fn derive_key(State(state): State<Shared>, headers: HeaderMap, body: S
     (StatusCode::OK, Json(json!(derived))).into_response()
 }
 
+/// Query of the lookup routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupQuery {
+    /// The caller will overwrite the entry (Flyte's overwrite_cache): the lookup is skipped
+    /// and answers CACHE_SKIPPED without asking the store.
+    #[serde(default)]
+    overwrite: bool,
+}
+
 /// `POST /v1/lookup`: derive the key, then look the entry up.
 pub async fn lookup_by_material(
     State(state): State<Shared>,
     headers: HeaderMap,
+    query: Result<Query<LookupQuery>, QueryRejection>,
     body: String,
 ) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(rejection) => return query_error(rejection),
+    };
     let derived = match material_from_body(&body) {
         Ok(d) => d,
         Err(r) => return r,
@@ -91,7 +107,7 @@ pub async fn lookup_by_material(
         return r;
     }
     match EntryRef::of(&derived) {
-        Ok(entry) => answer(&state, &entry).await,
+        Ok(entry) => answer(&state, &entry, query.overwrite).await,
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
@@ -101,7 +117,12 @@ pub async fn lookup_by_key(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path((project, domain, key)): Path<(String, String, String)>,
+    query: Result<Query<LookupQuery>, QueryRejection>,
 ) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(rejection) => return query_error(rejection),
+    };
     let entry = match parse_entry(&project, &domain, &key) {
         Ok(e) => e,
         Err(r) => return r,
@@ -115,7 +136,7 @@ pub async fn lookup_by_key(
     ) {
         return r;
     }
-    answer(&state, &entry).await
+    answer(&state, &entry, query.overwrite).await
 }
 
 pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {
@@ -125,8 +146,16 @@ pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<Entr
     EntryRef::new(project, domain, key).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-async fn answer(state: &Shared, entry: &EntryRef) -> Response {
+async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
     let key = entry.key.to_hex();
+    if overwrite {
+        // Flyte's overwrite_cache: the caller runs the task and publishes with overwrite.
+        return with_status(
+            StatusCode::NOT_FOUND,
+            CacheStatus::CacheSkipped,
+            json!({ "key": key, "reason": "overwrite_requested" }),
+        );
+    }
     match state.lookup(entry).await {
         LookupAnswer::Hit {
             manifest,
@@ -166,10 +195,14 @@ pub struct PublishQuery {
 pub async fn publish(
     State(state): State<Shared>,
     headers: HeaderMap,
-    Query(query): Query<PublishQuery>,
+    query: Result<Query<PublishQuery>, QueryRejection>,
     mut multipart: Multipart,
 ) -> Response {
     let started = Instant::now();
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(rejection) => return query_error(rejection),
+    };
     let first = match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("material") => field.text().await,
         Ok(Some(field)) => {
@@ -261,6 +294,14 @@ pub async fn publish(
         },
         ttl: query.ttl_secs.map(Duration::from_secs),
     };
+    let entry = match EntryRef::of(&derived) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if query.overwrite {
+        // The old entry must not be served from memory while (or after) it is replaced.
+        state.hot.invalidate(&entry).await;
+    }
     let limit = Duration::from_secs(state.config.timeouts.publish_secs);
     let result =
         tokio::time::timeout(limit, state.store().publish(&derived, &outputs, &options)).await;
@@ -268,10 +309,6 @@ pub async fn publish(
         .metrics
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
-    let entry = match EntryRef::of(&derived) {
-        Ok(e) => e,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
     match result {
         Ok(Ok(PublishOutcome::Published(manifest))) => {
             count_publish(&state, "populated");

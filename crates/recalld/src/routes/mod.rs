@@ -1,7 +1,9 @@
 //! The HTTP API. Every route is listed in [`ROUTES`], which `openapi.json` must match.
 
+mod admin;
 mod blobs;
 mod entries;
+mod leases;
 mod ops;
 mod view;
 
@@ -10,9 +12,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
 use serde_json::{Value as JsonValue, json};
 
 use crate::auth::Denied;
@@ -34,6 +38,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/entries/{project}/{domain}/{key}"),
     ("post", "/v1/entries"),
     ("get", "/v1/blobs/{project}/{domain}/{digest}"),
+    ("post", "/v1/leases/{project}/{domain}/{key}"),
+    ("delete", "/v1/leases/{project}/{domain}/{key}"),
+    ("post", "/v1/evict"),
+    ("post", "/v1/gc"),
+    ("get", "/v1/tasks/{project}/{domain}/{task}"),
 ];
 
 /// The router over `state`.
@@ -60,6 +69,13 @@ pub fn router(state: Shared) -> Router {
             "/v1/blobs/{project}/{domain}/{digest}",
             get(blobs::fetch_blob),
         )
+        .route(
+            "/v1/leases/{project}/{domain}/{key}",
+            post(leases::acquire).delete(leases::release),
+        )
+        .route("/v1/evict", post(admin::evict))
+        .route("/v1/gc", post(admin::gc))
+        .route("/v1/tasks/{project}/{domain}/{task}", get(admin::list_task))
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }
@@ -67,6 +83,17 @@ pub fn router(state: Shared) -> Router {
 /// A JSON error response: `{"error": message}` plus a cache status when it concerns an entry.
 pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Parses a JSON request body; a 400 names what is wrong (unknown field, wrong type, ...).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T, Response> {
+    serde_json::from_str(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+}
+
+/// A 400 for a query string that does not parse, as JSON like every other error.
+pub(crate) fn query_error(rejection: QueryRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, rejection.body_text())
 }
 
 /// A JSON response that carries a cache status in its body and `X-Recall-Cache-Status`.
@@ -108,4 +135,30 @@ pub(crate) fn authorize(
                 error(StatusCode::FORBIDDEN, format!("token {token:?}: {reason}"))
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn openapi_paths_and_methods_equal_routes() {
+        let doc: JsonValue = serde_json::from_str(ops::OPENAPI).expect("openapi.json is JSON");
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if method != "parameters" {
+                    documented.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(ROUTES.len(), routed.len(), "ROUTES lists a route twice");
+        assert_eq!(documented, routed);
+    }
 }

@@ -1,0 +1,162 @@
+//! Leases for Flyte's cache_serialize: one execution computes while the others wait.
+//! The coordination lives in the store (docs/LAYOUT.md section 9), so any number of daemons
+//! sharing a bucket agree on who holds a lease.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use recall_store::{DEFAULT_GRACE, LeaseRecord, LeaseStatus, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::entries::parse_entry;
+use super::{Shared, authorize, error, parse_json, query_error};
+use crate::config::Access;
+
+/// Longest heartbeat a lease request may ask for: one day.
+pub const MAX_HEARTBEAT_SECONDS: u64 = 86_400;
+
+/// Body of `POST /v1/leases/{project}/{domain}/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// Who asks: an execution id or `<hostname>/<pid>`.
+    owner: String,
+    /// How often the owner will ask again; the lease lapses after three missed heartbeats.
+    heartbeat_seconds: u64,
+}
+
+/// Query of `DELETE /v1/leases/{project}/{domain}/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseQuery {
+    /// The owner releasing its lease.
+    owner: String,
+}
+
+fn lease_json(granted: bool, record: &LeaseRecord) -> serde_json::Value {
+    json!({
+        "granted": granted,
+        "owner": record.owner,
+        "acquired_at_ms": record.acquired_at_ms,
+        "renewed_at_ms": record.renewed_at_ms,
+        "heartbeat_ms": record.heartbeat_ms,
+        "expires_at_ms": record.expires_at_ms,
+    })
+}
+
+/// Maps a store error of a lease call: bad arguments are the caller's, the rest the store's.
+fn lease_failure(state: &Shared, err: StoreError) -> Response {
+    match err {
+        StoreError::InvalidLease { .. } | StoreError::InvalidName(_) => {
+            error(StatusCode::BAD_REQUEST, err.to_string())
+        }
+        other => {
+            state.metrics.backend_errors.inc();
+            tracing::warn!(error = %other, "lease request failed at the store");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {other}"))
+        }
+    }
+}
+
+fn lease_timeout(state: &Shared) -> Response {
+    state.metrics.backend_errors.inc();
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "store did not answer within {} ms",
+            state.config.timeouts.lease_ms
+        ),
+    )
+}
+
+/// `POST /v1/leases/{project}/{domain}/{key}`: GetOrExtend. Grants the lease to `owner` (or
+/// extends it), or answers `granted: false` with the current holder and its expiry.
+pub async fn acquire(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((project, domain, key)): Path<(String, String, String)>,
+    body: String,
+) -> Response {
+    let entry = match parse_entry(&project, &domain, &key) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&project),
+        Some(&domain),
+        Access::Write,
+    ) {
+        return r;
+    }
+    let request: LeaseRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if !(1..=MAX_HEARTBEAT_SECONDS).contains(&request.heartbeat_seconds) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "heartbeat_seconds: {} is out of range 1..={MAX_HEARTBEAT_SECONDS}",
+                request.heartbeat_seconds
+            ),
+        );
+    }
+    let limit = Duration::from_millis(state.config.timeouts.lease_ms);
+    let call = state.store().get_or_extend_lease(
+        &entry,
+        &request.owner,
+        Duration::from_secs(request.heartbeat_seconds),
+        DEFAULT_GRACE,
+    );
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(LeaseStatus::Acquired(record))) => {
+            (StatusCode::OK, Json(lease_json(true, &record))).into_response()
+        }
+        Ok(Ok(LeaseStatus::HeldBy(record))) => {
+            state.metrics.lease_waits.inc();
+            (StatusCode::OK, Json(lease_json(false, &record))).into_response()
+        }
+        Ok(Err(err)) => lease_failure(&state, err),
+        Err(_) => lease_timeout(&state),
+    }
+}
+
+/// `DELETE /v1/leases/{project}/{domain}/{key}?owner=X`: Release. `released: false` when the
+/// lease is absent, already released, or held by someone else (it is then left alone).
+pub async fn release(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((project, domain, key)): Path<(String, String, String)>,
+    query: Result<Query<ReleaseQuery>, QueryRejection>,
+) -> Response {
+    let entry = match parse_entry(&project, &domain, &key) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&project),
+        Some(&domain),
+        Access::Write,
+    ) {
+        return r;
+    }
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(rejection) => return query_error(rejection),
+    };
+    let limit = Duration::from_millis(state.config.timeouts.lease_ms);
+    match tokio::time::timeout(limit, state.store().release_lease(&entry, &query.owner)).await {
+        Ok(Ok(released)) => (StatusCode::OK, Json(json!({ "released": released }))).into_response(),
+        Ok(Err(err)) => lease_failure(&state, err),
+        Err(_) => lease_timeout(&state),
+    }
+}

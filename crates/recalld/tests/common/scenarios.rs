@@ -1,0 +1,666 @@
+//! The behaviours every backend must show, each written once and run on local disk and S3.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use super::proxy::Proxy;
+use super::{ADMIN, ALPHA_READ, ALPHA_WRITE, Backend, Daemon, Material, Options, TOKENS, bytes};
+
+fn options(toml: &str) -> Options {
+    Options {
+        toml: toml.to_string(),
+        endpoint_override: None,
+    }
+}
+
+/// Miss → publish through A → hit from the store through B → hit from B's memory; blobs and
+/// inline outputs come back byte for byte.
+pub async fn miss_publish_store_hit_hot_hit(backend: &Backend) {
+    let a = Daemon::start(backend, &Options::default());
+    let b = Daemon::start(backend, &Options::default());
+    let m = Material::new(&a, "alpha", "wf.train", 1, &["model", "score"]).await;
+
+    let (status, body) = b.lookup(&m, None).await;
+    assert_eq!((status, body["status"].as_str()), (404, Some("CACHE_MISS")));
+    assert_eq!(body["reason"], "not_found");
+
+    let model = bytes(20_000, 1);
+    let score = b"0.97".to_vec();
+    let outputs = [("model", model.clone()), ("score", score.clone())];
+    let (status, body) = a.publish(&m, &outputs, "", None).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "CACHE_POPULATED");
+    assert_eq!(body["key"], m.key.as_str());
+
+    // Through A: written through to memory.
+    let (status, body) = a.lookup(&m, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(body["from_hot_tier"], true);
+
+    // Through B: the first hit comes from the store, the second from memory.
+    let (status, body) = b.lookup(&m, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(body["from_hot_tier"], false, "{body}");
+    let (status, body) = b.lookup(&m, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["from_hot_tier"], true, "{body}");
+    let (status, body) = b.post("/v1/lookup", &m.json, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(body["from_hot_tier"], true);
+
+    // Outputs: the small one inline, the large one a verified blob.
+    let outputs = &body["manifest"]["outputs"];
+    let inline = base64::engine::general_purpose::STANDARD
+        .decode(outputs["score"]["inline_base64"].as_str().expect("inline"))
+        .expect("base64");
+    assert_eq!(inline, score);
+    assert_eq!(outputs["model"]["size"], model.len());
+    assert!(outputs["model"].get("inline_base64").is_none());
+    let digest = outputs["model"]["digest"].as_str().expect("digest");
+    assert_eq!(digest, blake3::hash(&model).to_hex().as_str());
+    let blob = b
+        .http
+        .get(b.url(&format!("/v1/blobs/alpha/development/{digest}")))
+        .send()
+        .await
+        .expect("blob");
+    assert_eq!(blob.status().as_u16(), 200);
+    assert_eq!(blob.bytes().await.expect("blob body").as_ref(), &model[..]);
+
+    // Publishing again without overwrite leaves the entry alone.
+    let (status, body) = b
+        .publish(&m, &outputs_of(&[("model", 3), ("score", 4)]), "", None)
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(body["already_existed"], true);
+
+    assert_eq!(
+        b.metric("recall_lookups_total{tier=\"store\",result=\"hit\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        b.metric("recall_lookups_total{tier=\"store\",result=\"miss\"}")
+            .await,
+        1.0
+    );
+}
+
+fn outputs_of(spec: &[(&'static str, u64)]) -> Vec<(&'static str, Vec<u8>)> {
+    spec.iter()
+        .map(|(name, seed)| (*name, bytes(6000, *seed)))
+        .collect()
+}
+
+/// 64 simultaneous cold lookups of one key make one store request.
+pub async fn coalescing(backend: &Backend) {
+    let a = Daemon::start(backend, &Options::default());
+    let b = Daemon::start(backend, &Options::default());
+    let m = Material::new(&a, "alpha", "wf.coalesce", 7, &["o"]).await;
+    let (status, body) = a.publish(&m, &outputs_of(&[("o", 9)]), "", None).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(b.metric("recall_hot_store_requests").await, 0.0);
+
+    // Open 64 connections first, so the 64 lookups arrive together rather than staggered by
+    // connection set-up.
+    let warm = futures::future::join_all((0..64).map(|_| b.get("/healthz", None))).await;
+    assert!(warm.iter().all(|(status, _)| *status == 200));
+    let path = m.entry_path();
+    let answers = futures::future::join_all((0..64).map(|_| b.get(&path, None))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["status"], "CACHE_HIT");
+    }
+    assert_eq!(
+        b.metric("recall_hot_store_requests").await,
+        1.0,
+        "64 concurrent cold lookups must make exactly one store request"
+    );
+    let from_store = answers
+        .iter()
+        .filter(|(_, body)| body["from_hot_tier"] == false)
+        .count();
+    assert!(from_store >= 1, "the filling lookup reports the store");
+}
+
+/// Who may do what: 401 without a token, 403 outside the token's scope or level.
+pub async fn auth_matrix(backend: &Backend) {
+    let d = Daemon::start(backend, &options(TOKENS));
+    let alpha = Material::new(&d, "alpha", "wf.auth", 1, &["o"]).await;
+    let beta = Material::new(&d, "beta", "wf.auth", 1, &["o"]).await;
+    let out = outputs_of(&[("o", 5)]);
+
+    // Open endpoints.
+    assert_eq!(d.get("/healthz", None).await.0, 200);
+    assert_eq!(d.get("/openapi.json", None).await.0, 200);
+    // No token, or an unknown one.
+    assert_eq!(d.lookup(&alpha, None).await.0, 401);
+    assert_eq!(d.lookup(&alpha, Some("not-a-token-at-all")).await.0, 401);
+    assert_eq!(d.publish(&alpha, &out, "", None).await.0, 401);
+    // Read token: reads its project, nothing else.
+    assert_eq!(d.lookup(&alpha, Some(ALPHA_READ)).await.0, 404);
+    assert_eq!(d.lookup(&beta, Some(ALPHA_READ)).await.0, 403);
+    assert_eq!(d.publish(&alpha, &out, "", Some(ALPHA_READ)).await.0, 403);
+    let lease = json!({ "owner": "w1", "heartbeat_seconds": 10 });
+    let lease_path = format!("/v1/leases/alpha/development/{}", alpha.key);
+    assert_eq!(d.post(&lease_path, &lease, Some(ALPHA_READ)).await.0, 403);
+    // Write token: publishes and leases in its project, not in another, no admin.
+    let (status, body) = d.publish(&alpha, &out, "", Some(ALPHA_WRITE)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(d.publish(&beta, &out, "", Some(ALPHA_WRITE)).await.0, 403);
+    assert_eq!(d.post(&lease_path, &lease, Some(ALPHA_WRITE)).await.0, 200);
+    let (status, body) = d.lookup(&alpha, Some(ALPHA_READ)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(
+        d.get("/v1/tasks/alpha/development/wf.auth", Some(ALPHA_READ))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        d.get("/v1/tasks/beta/development/wf.auth", Some(ALPHA_READ))
+            .await
+            .0,
+        403
+    );
+    let evict = json!({ "project": "alpha", "domain": "development", "key": alpha.key });
+    assert_eq!(d.post("/v1/evict", &evict, Some(ALPHA_WRITE)).await.0, 403);
+    assert_eq!(d.post("/v1/evict", &evict, None).await.0, 401);
+    assert_eq!(d.post("/v1/gc", &json!({}), Some(ALPHA_WRITE)).await.0, 403);
+    // Admin.
+    let (status, body) = d.post("/v1/evict", &evict, Some(ADMIN)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("CACHE_EVICTED"))
+    );
+    assert_eq!(body["entries"], 1);
+    let (status, body) = d
+        .post("/v1/gc", &json!({ "dry_run": true }), Some(ADMIN))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(d.lookup(&alpha, Some(ALPHA_READ)).await.0, 404);
+    // Tokens never reach the log.
+    let log = d.log();
+    for secret in [ADMIN, ALPHA_READ, ALPHA_WRITE] {
+        assert!(!log.contains(secret), "a token was logged");
+    }
+}
+
+/// cache_serialize leases: one holder at a time, release, takeover; waits are counted.
+pub async fn leases(backend: &Backend) {
+    let d = Daemon::start(backend, &Options::default());
+    let m = Material::new(&d, "alpha", "wf.lease", 1, &["o"]).await;
+    let path = format!("/v1/leases/alpha/development/{}", m.key);
+    let ask = |owner: &str| json!({ "owner": owner, "heartbeat_seconds": 30 });
+
+    let (status, first) = d.post(&path, &ask("worker-1"), None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["granted"], true);
+    assert_eq!(first["owner"], "worker-1");
+    let (_, other) = d.post(&path, &ask("worker-2"), None).await;
+    assert_eq!(other["granted"], false);
+    assert_eq!(other["owner"], "worker-1");
+    assert_eq!(other["expires_at_ms"], first["expires_at_ms"]);
+    assert_eq!(d.metric("recall_lease_waits_total").await, 1.0);
+    // The holder extends.
+    let (_, again) = d.post(&path, &ask("worker-1"), None).await;
+    assert_eq!(again["granted"], true);
+    // Only the holder releases.
+    let (_, r) = d.delete(&format!("{path}?owner=worker-2"), None).await;
+    assert_eq!(r["released"], false);
+    let (status, r) = d.delete(&format!("{path}?owner=worker-1"), None).await;
+    assert_eq!((status, r["released"].as_bool()), (200, Some(true)));
+    let (_, taken) = d.post(&path, &ask("worker-2"), None).await;
+    assert_eq!(taken["granted"], true);
+    assert_eq!(taken["owner"], "worker-2");
+
+    // Bad input is a 400 naming the field.
+    let (status, body) = d
+        .post(
+            &path,
+            &json!({ "owner": "w", "heartbeat_seconds": 0 }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("heartbeat_seconds")
+    );
+    let (status, body) = d.post(&path, &json!({ "owner": "w" }), None).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("heartbeat_seconds")
+    );
+    let (status, body) = d.delete(&path, None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or("").contains("owner"));
+    let (status, _) = d
+        .post("/v1/leases/al..pha/development/00", &ask("w"), None)
+        .await;
+    assert_eq!(status, 400);
+}
+
+/// Listing, eviction by key and by task (dry run first), GC, overwrite.
+pub async fn evict_list_gc_overwrite(backend: &Backend) {
+    let d = Daemon::start(backend, &Options::default());
+    let m1 = Material::new(&d, "alpha", "wf.evict", 1, &["o"]).await;
+    let m2 = Material::new(&d, "alpha", "wf.evict", 2, &["o"]).await;
+    let m3 = Material::new(&d, "alpha", "wf.keep", 3, &["o"]).await;
+    for (i, m) in [&m1, &m2, &m3].into_iter().enumerate() {
+        let (status, body) = d
+            .publish(m, &outputs_of(&[("o", i as u64 + 20)]), "", None)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, list) = d
+        .get(
+            "/v1/tasks/alpha/development/wf.evict?cache_version=1.0",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let mut keys: Vec<&str> = list["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["key"].as_str().expect("key"))
+        .collect();
+    keys.sort_unstable();
+    let mut expected = vec![m1.key.as_str(), m2.key.as_str()];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(list["entries"][0]["cache_version"], "1.0");
+
+    // Overwrite: lookups with overwrite are skipped; the new outputs replace the old ones,
+    // and this daemon serves the new manifest at once.
+    let (status, body) = d
+        .get(&format!("{}?overwrite=true", m3.entry_path()), None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (404, Some("CACHE_SKIPPED"))
+    );
+    let new = outputs_of(&[("o", 99)]);
+    let (status, body) = d.publish(&m3, &new, "?overwrite=true", None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("CACHE_POPULATED"))
+    );
+    let (_, body) = d.lookup(&m3, None).await;
+    assert_eq!(
+        body["manifest"]["outputs"]["o"]["digest"],
+        blake3::hash(&new[0].1).to_hex().as_str()
+    );
+
+    // Selectors: at most one; bad values are named.
+    let tenant = json!({ "project": "alpha", "domain": "development" });
+    let with = |extra: Value| {
+        let mut body = tenant.clone();
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let (status, body) = d
+        .post(
+            "/v1/evict",
+            &with(json!({ "key": m1.key, "task": "wf.evict" })),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("key and task")
+    );
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "cache_version": "1.0" })), None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cache_version")
+    );
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "key": "zz" })), None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap_or("").contains("key"));
+    let (status, _) = d
+        .post(
+            "/v1/evict",
+            &json!({ "project": "../x", "domain": "development" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Dry run by task counts and deletes nothing.
+    let (status, body) = d
+        .post(
+            "/v1/evict",
+            &with(json!({ "task": "wf.evict", "dry_run": true })),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["entries"].as_u64(), body["markers"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(d.lookup(&m1, None).await.0, 200);
+
+    // By key: gone at once, also from this daemon's memory.
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "key": m1.key })), None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("CACHE_EVICTED"))
+    );
+    assert_eq!(body["entries"], 1);
+    let (status, body) = d.lookup(&m1, None).await;
+    assert_eq!((status, body["status"].as_str()), (404, Some("CACHE_MISS")));
+    // By task: the other entry of wf.evict goes, wf.keep stays.
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "task": "wf.evict" })), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entries"], 1);
+    assert_eq!(d.lookup(&m2, None).await.0, 404);
+    assert_eq!(d.lookup(&m3, None).await.0, 200);
+    let (_, list) = d.get("/v1/tasks/alpha/development/wf.evict", None).await;
+    assert_eq!(list["entries"].as_array().map(Vec::len), Some(0));
+
+    // GC with no grace: the blobs of the evicted entries and the overwritten output go.
+    let (status, report) = d
+        .post(
+            "/v1/gc",
+            &json!({ "grace_seconds": 0, "dry_run": true }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["collectable_blobs"], 3, "{report}");
+    assert_eq!(report["deleted_blobs"], 0);
+    let (_, report) = d.post("/v1/gc", &json!({ "grace_seconds": 0 }), None).await;
+    assert_eq!(report["deleted_blobs"], 3, "{report}");
+    assert_eq!(
+        d.lookup(&m3, None).await.0,
+        200,
+        "the live entry survives GC"
+    );
+
+    // Whole tenant.
+    let (status, body) = d.post("/v1/evict", &tenant, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entries"], 1);
+    assert_eq!(d.lookup(&m3, None).await.0, 404);
+}
+
+/// SIGTERM while a large publish streams in: the publish finishes, the daemon exits 0, and
+/// the entry is complete and verified (never torn).
+pub async fn sigterm_during_publish(backend: &Backend, size: usize) {
+    let mut a = Daemon::start(backend, &Options::default());
+    let m = Material::new(&a, "alpha", "wf.big", 1, &["big"]).await;
+    let data = bytes(size, 77);
+    let expected = blake3::hash(&data);
+
+    const CHUNK: usize = 1 << 20;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let body = reqwest::Body::wrap_stream(tokio_stream(rx).map(Ok::<Vec<u8>, std::io::Error>));
+    let form = Form::new()
+        .text("material", m.json.to_string())
+        .part("big", Part::stream_with_length(body, size as u64));
+    let request = a.http.post(a.url("/v1/entries")).multipart(form).send();
+    let sent = tokio::spawn(request);
+    let mut chunks = data.chunks(CHUNK);
+    for chunk in chunks.by_ref().take(4) {
+        tx.send(chunk.to_vec()).await.expect("body");
+    }
+    a.terminate();
+    // Give the signal a moment to land while the request is mid-body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for chunk in chunks {
+        if tx.send(chunk.to_vec()).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let response = sent.await.expect("join");
+    let published = match response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert!(
+                status == 201 || status == 503,
+                "publish during shutdown answered {status}: {body}"
+            );
+            status == 201
+        }
+        Err(_) => false,
+    };
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = a.wait_exit(Duration::from_secs(60));
+        (status, a)
+    })
+    .await
+    .expect("join");
+    let (status, a) = exit;
+    let status = status.unwrap_or_else(|| panic!("recalld did not exit after SIGTERM"));
+    assert!(status.success(), "recalld exited with {status}");
+    assert!(a.log().contains("shutdown signal received"));
+    assert!(
+        published,
+        "the in-flight publish was not finished before exit"
+    );
+
+    // A fresh daemon over the same store sees the whole entry, verified.
+    let c = Daemon::start(backend, &Options::default());
+    let (status, body) = c.lookup(&m, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["manifest"]["outputs"]["big"]["size"], size);
+    let digest = body["manifest"]["outputs"]["big"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    assert_eq!(digest, expected.to_hex().as_str());
+    let blob = c
+        .http
+        .get(c.url(&format!("/v1/blobs/alpha/development/{digest}")))
+        .send()
+        .await
+        .expect("blob");
+    assert_eq!(blob.status().as_u16(), 200);
+    let got = blob.bytes().await.expect("blob body");
+    assert_eq!(blake3::hash(&got), expected);
+}
+
+fn tokio_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> impl futures::Stream<Item = Vec<u8>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// An eviction through A is seen by B once B's memory TTL has passed, and at once by A.
+pub async fn eviction_seen_by_other_daemon_within_ttl(backend: &Backend) {
+    const TTL: u64 = 2;
+    let cfg = options(&format!("[hot]\nttl_secs = {TTL}\n"));
+    let a = Daemon::start(backend, &cfg);
+    let b = Daemon::start(backend, &cfg);
+    let m = Material::new(&a, "alpha", "wf.ttl", 1, &["o"]).await;
+    assert_eq!(
+        a.publish(&m, &outputs_of(&[("o", 1)]), "", None).await.0,
+        201
+    );
+    let (status, body) = b.lookup(&m, None).await;
+    assert_eq!(
+        (status, body["from_hot_tier"].as_bool()),
+        (200, Some(false))
+    );
+    let filled = Instant::now();
+
+    let evict = json!({ "project": "alpha", "domain": "development", "key": m.key });
+    assert_eq!(a.post("/v1/evict", &evict, None).await.0, 200);
+    assert_eq!(
+        a.lookup(&m, None).await.0,
+        404,
+        "the evicting daemon forgets at once"
+    );
+    // B may still serve it from memory, but only from memory and only within its TTL.
+    let (status, body) = b.lookup(&m, None).await;
+    if status == 200 {
+        assert_eq!(body["from_hot_tier"], true);
+        assert!(filled.elapsed() < Duration::from_secs(TTL) + Duration::from_millis(500));
+    } else {
+        assert_eq!(status, 404);
+    }
+    let wait = (filled + Duration::from_secs(TTL) + Duration::from_millis(1500))
+        .saturating_duration_since(Instant::now());
+    tokio::time::sleep(wait).await;
+    let (status, body) = b.lookup(&m, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (404, Some("CACHE_MISS")),
+        "B still served an entry evicted more than its hot TTL ago: {body}"
+    );
+}
+
+/// Every route in `recalld::routes::ROUTES` is served (neither the router's 404 nor 405).
+pub async fn every_route_is_served(backend: &Backend) {
+    let d = Daemon::start(backend, &Options::default());
+    let key = "ab".repeat(32);
+    for (method, path) in recalld::routes::ROUTES {
+        let path = path
+            .replace("{project}", "alpha")
+            .replace("{domain}", "development")
+            .replace("{key}", &key)
+            .replace("{digest}", &key)
+            .replace("{task}", "wf.any");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let response = d
+            .http
+            .request(method.clone(), d.url(&path))
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert_ne!(status, 405, "{method} {path}");
+        assert!(
+            status != 404 || !text.is_empty(),
+            "{method} {path} is not routed"
+        );
+        assert!(
+            status < 500 || status == 503,
+            "{method} {path}: {status} {text}"
+        );
+    }
+}
+
+/// The store stops answering: lookups fail open within the timeout, the breaker then answers
+/// at once, memory hits go on, publishes fail with a cause, and everything recovers without
+/// a restart once the store is back.
+pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
+    let endpoint = backend.s3_endpoint().expect("an S3 backend");
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the S3 endpoint is http://IP:PORT");
+    let proxy = Proxy::start(upstream).await;
+    let cfg = Options {
+        toml: "[timeouts]\nlookup_ms = 300\npublish_secs = 2\n\n\
+               [breaker]\nfailure_threshold = 3\nopen_ms = 1500\n"
+            .into(),
+        endpoint_override: Some(proxy.endpoint()),
+    };
+    let d = Daemon::start(backend, &cfg);
+    let cached = Material::new(&d, "alpha", "wf.cut", 0, &["o"]).await;
+    assert_eq!(
+        d.publish(&cached, &outputs_of(&[("o", 1)]), "", None)
+            .await
+            .0,
+        201
+    );
+    let mut cold = Vec::new();
+    for n in 1..=8 {
+        cold.push(Material::new(&d, "alpha", "wf.cut", n, &["o"]).await);
+    }
+    assert_eq!(d.lookup(&cold[0], None).await.0, 404);
+
+    proxy.cut();
+    // Fail open, each within the configured timeout (generously bounded).
+    for m in &cold[1..4] {
+        let started = Instant::now();
+        let (status, body) = d.lookup(m, None).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "CACHE_LOOKUP_FAILURE");
+        assert!(took < Duration::from_secs(3), "lookup took {took:?}");
+    }
+    // Breaker open: answered without waiting for the store.
+    let (status, body) = d.lookup(&cold[4], None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("CACHE_LOOKUP_FAILURE"))
+    );
+    assert!(
+        body["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("circuit breaker"),
+        "{body}"
+    );
+    assert_eq!(d.metric("recall_breaker_open").await, 1.0);
+    // Memory still answers.
+    let (status, body) = d.lookup(&cached, None).await;
+    assert_eq!((status, body["from_hot_tier"].as_bool()), (200, Some(true)));
+    // A publish fails with its cause; the daemon stays up.
+    let (status, body) = d
+        .publish(&cold[5], &outputs_of(&[("o", 2)]), "", None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("CACHE_PUT_FAILURE"))
+    );
+    assert!(!body["cause"].as_str().unwrap_or("").is_empty());
+    assert_eq!(d.get("/healthz", None).await.0, 200);
+    let started = Instant::now();
+    assert_eq!(d.get("/readyz", None).await.0, 503);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = d.lookup(&cold[6], None).await;
+        if status == 404 {
+            assert_eq!(body["status"], "CACHE_MISS");
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "no recovery within 30 s: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(d.metric("recall_breaker_open").await, 0.0);
+    assert_eq!(d.get("/readyz", None).await.0, 200);
+    let (status, body) = d
+        .publish(&cold[7], &outputs_of(&[("o", 3)]), "", None)
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
