@@ -4,6 +4,11 @@
 # that contradicts the description, or 4xx that does not name the problem
 # (tests/schemathesis/recall_checks.py).
 #
+# One built-in check is left out: positive_data_acceptance. Some rules cross fields and
+# cannot be said in a schema (a publish's parts must be exactly the declared outputs; a
+# lease owner is at most 1024 bytes, not characters), so a "schema-valid" request can be
+# rightly refused with a 400 that names the problem, which our own check still verifies.
+#
 #   scripts/schemathesis.sh                  uses target/debug/recalld (built if missing)
 #   RECALLD=path/to/recalld scripts/schemathesis.sh
 #   SCHEMATHESIS_EXAMPLES=200 scripts/schemathesis.sh   more cases per operation (default 40)
@@ -32,7 +37,7 @@ done
 echo "== schemathesis against $url/openapi.json"
 cd tests/schemathesis
 SCHEMATHESIS_HOOKS=recall_checks "$venv/bin/schemathesis" run "$url/openapi.json" \
-  --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 2 \
+  --checks all --exclude-checks positive_data_acceptance --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 2 \
   --seed 20261125 --no-color
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "recalld exited during the run:"; cat "$work/log"; exit 1

@@ -3,7 +3,8 @@
 # servers on 127.0.0.1, runs every check, stops the servers.
 #
 #   scripts/test.sh            everything
-#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure
+#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
+#                              fulldisk (needs root), schemathesis
 #
 # Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
 # and then it says so.
@@ -25,16 +26,23 @@ fi
 # Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
 source scripts/test-servers.sh
 
+venv="$root/target/pyenv"
+if ! skipped python; then
+  # Python reference implementations of the specs (and the packages they need) live in
+  # target/pyenv; some Rust tests run them too.
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
 echo "== cargo test"
 cargo test --workspace
 
 if ! skipped python; then
   echo "== independent Python implementation of docs/KEY-SPEC.md against the frozen vectors"
-  venv="$root/target/pyenv"
-  if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-  fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   "$venv/bin/python" tests/python/keyspec_ref.py tests/vectors/key-v1.json
+fi
+
+if ! skipped schemathesis; then
+  RECALLD="${CARGO_TARGET_DIR:-$root/target}/debug/recalld" scripts/schemathesis.sh
 fi
 echo "== all checks passed"

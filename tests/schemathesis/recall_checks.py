@@ -2,7 +2,7 @@
 
 Besides schemathesis' built-in checks (no 5xx, responses match the schema, ...), recalld
 promises that every 4xx names the problem: a JSON body whose "error" is a non-empty message,
-or, for a lookup miss, a "status" of CACHE_MISS with its reason.
+or, for a lookup that found no usable entry (404), a cache status with its reason.
 """
 
 import json
@@ -22,9 +22,10 @@ def client_errors_name_the_problem(ctx, response, case):
         )
     if not isinstance(body, dict):
         raise AssertionError(f"{response.status_code} answer is not a JSON object: {body!r}")
-    if body.get("status") == "CACHE_MISS" and response.status_code == 404:
+    if response.status_code == 404 and str(body.get("status", "")).startswith("CACHE_"):
+        # A lookup that found no usable entry: its cache status and why.
         if not body.get("reason"):
-            raise AssertionError(f"a miss without a reason: {body!r}")
+            raise AssertionError(f"a {body['status']} without a reason: {body!r}")
         return None
     message = body.get("error")
     if not isinstance(message, str) or len(message.strip()) < 8:

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
@@ -76,8 +77,61 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/evict", post(admin::evict))
         .route("/v1/gc", post(admin::gc))
         .route("/v1/tasks/{project}/{domain}/{task}", get(admin::list_task))
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(errors_as_json))
         .with_state(state)
+}
+
+/// Any path no route serves: a JSON 404 that names it.
+async fn unknown_route(request: Request) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} {} (the API is described at /openapi.json)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Error bodies axum writes itself (a body that is not UTF-8, a method a route does not
+/// serve, a body over the size limit, ...) are plain text or empty; this turns every such
+/// 4xx/5xx into `{"error": message}` like the handlers' own, so a client parses one shape.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's own error texts are short; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        format!(
+            "{method} {path}: {}",
+            status.canonical_reason().unwrap_or("error")
+        )
+    } else {
+        text
+    };
+    let mut rebuilt = error(status, message);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rebuilt
 }
 
 /// A JSON error response: `{"error": message}` plus a cache status when it concerns an entry.
