@@ -22,6 +22,17 @@ if ! skipped lint; then
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
+venv="$root/target/pyenv"
+if ! skipped python; then
+  # Before cargo test: recall-store's python_reader test runs tests/python/layout_reader.py
+  # with this Python (boto3, cbor2, blake3).
+  echo "== Python packages of tests/python (target/pyenv)"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
 # Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
 source scripts/test-servers.sh
 
@@ -30,11 +41,6 @@ cargo test --workspace
 
 if ! skipped python; then
   echo "== independent Python implementation of docs/KEY-SPEC.md against the frozen vectors"
-  venv="$root/target/pyenv"
-  if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-  fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   "$venv/bin/python" tests/python/keyspec_ref.py tests/vectors/key-v1.json
 fi
 echo "== all checks passed"
