@@ -23,6 +23,17 @@ if ! skipped lint; then
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
+venv="$root/target/pyenv"
+if ! skipped python; then
+  # Before cargo test: recall-store's python_reader test runs tests/python/layout_reader.py
+  # with this Python (boto3, cbor2, blake3).
+  echo "== Python packages of tests/python (target/pyenv)"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
 # Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
 source scripts/test-servers.sh
 
