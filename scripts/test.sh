@@ -37,14 +37,6 @@ fi
 # Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
 source scripts/test-servers.sh
 
-venv="$root/target/pyenv"
-if ! skipped python; then
-  # Python reference implementations of the specs (and the packages they need) live in
-  # target/pyenv; some Rust tests run them too.
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-fi
-
 echo "== cargo test"
 cargo test --workspace
 
