@@ -10,10 +10,12 @@
 //! at once ([`HotTier::invalidate`], [`HotTier::insert`]).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use moka::future::Cache;
 use recall_store::{EntryRef, Lookup, Manifest, Miss, Store, StoreError};
 
@@ -27,6 +29,13 @@ pub trait ManifestSource: Send + Sync + 'static {
         &self,
         entry: &EntryRef,
     ) -> impl Future<Output = Result<Lookup<Manifest>, StoreError>> + Send;
+
+    /// Whether a manifest found earlier is still a hit now (expiry, maximum ages). Memory
+    /// asks this on every hit, so an entry expires on time even while it is cached.
+    fn is_live(&self, manifest: &Manifest) -> bool {
+        let _ = manifest;
+        true
+    }
 }
 
 impl ManifestSource for Store {
@@ -36,7 +45,52 @@ impl ManifestSource for Store {
     ) -> impl Future<Output = Result<Lookup<Manifest>, StoreError>> + Send {
         Store::lookup(self, entry)
     }
+
+    fn is_live(&self, manifest: &Manifest) -> bool {
+        !self.is_expired(manifest)
+    }
 }
+
+/// A manifest held in memory, with room for one rendering of it (for example the JSON a
+/// server answers with) that is computed on first use and then shared by every later hit.
+/// Dereferences to the [`Manifest`].
+#[derive(Debug)]
+pub struct HotManifest {
+    manifest: Manifest,
+    rendered: OnceLock<Bytes>,
+}
+
+impl HotManifest {
+    /// Wraps a manifest; nothing is rendered yet.
+    pub fn new(manifest: Manifest) -> Self {
+        HotManifest {
+            manifest,
+            rendered: OnceLock::new(),
+        }
+    }
+
+    /// The memoized rendering, made by `render` the first time it is asked for. Every caller
+    /// must pass the same rendering function; the first one wins.
+    pub fn rendered(&self, render: impl FnOnce(&Manifest) -> Bytes) -> Bytes {
+        self.rendered.get_or_init(|| render(&self.manifest)).clone()
+    }
+}
+
+impl Deref for HotManifest {
+    type Target = Manifest;
+
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+impl PartialEq for HotManifest {
+    fn eq(&self, other: &Self) -> bool {
+        self.manifest == other.manifest
+    }
+}
+
+impl Eq for HotManifest {}
 
 /// Settings of the hot tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +143,7 @@ pub enum HotLookup {
     /// A live entry.
     Hit {
         /// Its manifest.
-        manifest: Arc<Manifest>,
+        manifest: Arc<HotManifest>,
         /// Which tier answered.
         tier: Tier,
     },
@@ -147,7 +201,7 @@ enum Fill {
 /// The hot tier over a [`ManifestSource`].
 pub struct HotTier<S> {
     source: S,
-    manifests: Cache<EntryRef, Arc<Manifest>>,
+    manifests: Cache<EntryRef, Arc<HotManifest>>,
     misses: Option<Cache<EntryRef, Miss>>,
     counters: Counters,
 }
@@ -172,7 +226,10 @@ impl<S: ManifestSource> HotTier<S> {
         };
         let manifests = Cache::builder()
             .max_capacity(config.capacity_bytes)
-            .weigher(|_key: &EntryRef, manifest: &Arc<Manifest>| manifest_weight(manifest))
+            // Twice the manifest's own weight: room for its memoized rendering.
+            .weigher(|_key: &EntryRef, manifest: &Arc<HotManifest>| {
+                manifest_weight(manifest).saturating_mul(2)
+            })
             .time_to_live(config.ttl)
             .build();
         Ok(HotTier {
@@ -201,6 +258,11 @@ impl<S: ManifestSource> HotTier<S> {
     /// remembered miss when the negative cache is on.
     pub async fn cached(&self, entry: &EntryRef) -> Option<HotLookup> {
         if let Some(manifest) = self.manifests.get(entry).await {
+            if !self.source.is_live(&manifest) {
+                // Expired while cached: forget it and let the store say why it is a miss.
+                self.manifests.invalidate(entry).await;
+                return None;
+            }
             self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
             return Some(HotLookup::Hit {
                 manifest,
@@ -229,7 +291,7 @@ impl<S: ManifestSource> HotTier<S> {
                 ran.store(true, Ordering::Relaxed);
                 self.counters.store_requests.fetch_add(1, Ordering::Relaxed);
                 match self.source.lookup(entry).await {
-                    Ok(Lookup::Hit(manifest)) => Ok(Arc::new(manifest)),
+                    Ok(Lookup::Hit(manifest)) => Ok(Arc::new(HotManifest::new(manifest))),
                     Ok(Lookup::Miss(miss)) => Err(Fill::Miss(miss)),
                     Err(err) => Err(Fill::Failed(Arc::new(err))),
                 }
@@ -274,7 +336,9 @@ impl<S: ManifestSource> HotTier<S> {
         if let Some(misses) = &self.misses {
             misses.invalidate(&entry).await;
         }
-        self.manifests.insert(entry, Arc::new(manifest)).await;
+        self.manifests
+            .insert(entry, Arc::new(HotManifest::new(manifest)))
+            .await;
     }
 
     /// Forgets an entry at once (after an eviction or overwrite through this process).

@@ -28,6 +28,10 @@ impl ManifestSource for Counting {
         }
         self.store.lookup(entry).await
     }
+
+    fn is_live(&self, manifest: &Manifest) -> bool {
+        self.store.is_live(manifest)
+    }
 }
 
 async fn setup(delay: Duration, config: HotConfig) -> (Arc<HotTier<Counting>>, DerivedKey) {
@@ -197,4 +201,34 @@ async fn capacity_bounds_the_bytes_held() {
     let stats = hot.stats().await;
     assert!(stats.bytes <= 4096, "{stats:?}");
     assert!(stats.entries < 50, "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_entry_expiring_while_cached_stops_being_a_hit_on_time() {
+    let (hot, key) = setup(Duration::ZERO, HotConfig::default()).await;
+    let options = PublishOptions {
+        ttl: Some(Duration::from_millis(800)),
+        ..PublishOptions::default()
+    };
+    hot.source()
+        .store
+        .publish(&key, &[Output::bytes("o", "9")], &options)
+        .await
+        .unwrap();
+    let entry = EntryRef::of(&key).unwrap();
+    assert!(matches!(
+        hot.load(&entry).await.unwrap(),
+        HotLookup::Hit { .. }
+    ));
+    assert!(matches!(
+        hot.cached(&entry).await,
+        Some(HotLookup::Hit { .. })
+    ));
+    // The memory tier's own TTL is 60 s; the entry's expiry comes first.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(hot.cached(&entry).await.is_none(), "served past its expiry");
+    assert!(matches!(
+        hot.load(&entry).await.unwrap(),
+        HotLookup::Miss { .. }
+    ));
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recall_hot::{HotConfig, HotLookup, HotTier, Tier};
-use recall_store::{EntryRef, Manifest, Miss, Store, StoreConfig};
+use recall_hot::{HotConfig, HotLookup, HotManifest, HotTier, Tier};
+use recall_store::{EntryRef, Miss, Store, StoreConfig};
 
 use crate::auth::Auth;
 use crate::breaker::{Breaker, BreakerState};
@@ -34,7 +34,7 @@ pub enum LookupAnswer {
     /// A live entry, and whether memory answered.
     Hit {
         /// The manifest.
-        manifest: Arc<Manifest>,
+        manifest: Arc<HotManifest>,
         /// True when the memory tier answered.
         from_hot_tier: bool,
     },
