@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use recall_key::Digest;
 use recall_store::{
-    EntryRef, GcOptions, Lookup, Manifest, PublishOutcome, StoreConfig, Tenant, system_time_ms,
+    EntryRef, GcOptions, Lookup, Manifest, PublishOutcome, StoreConfig, StoreError, Tenant,
+    system_time_ms,
 };
 use serde_json::{Value as JsonValue, json};
 
@@ -160,8 +161,12 @@ async fn run(global: &GlobalArgs, args: RunArgs, cwd: &Path) -> Result<u8, CliEr
         )));
     }
     let config = config_with_max_age(args.max_age.as_ref())?;
+    // Only a store URL that cannot mean anything stops the run; any other failure to open
+    // the store (unreachable, unwritable, wrong layout) runs the command without the cache.
     let client = match open_client(global, config).await {
-        Err(err) if !err.is_storage() => return Err(err),
+        Err(err @ (CliError::Usage(_) | CliError::Store(StoreError::InvalidUrl { .. }))) => {
+            return Err(err);
+        }
         other => other,
     };
     crate::run::run(client, &key, &outputs, &command, &options).await

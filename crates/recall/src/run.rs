@@ -192,8 +192,8 @@ async fn decide(
         .await?;
         if grant.granted {
             *lease_held = true;
-            if !options.overwrite && announced_wait {
-                // The holder may have published between our lookup and our lease.
+            if !options.overwrite {
+                // A holder may have published and released between our lookup and our lease.
                 if let Lookup::Hit(manifest) =
                     with_timeout(timeout, "lookup", client.lookup(entry)).await?
                     && restore(client, entry, &manifest, outputs, report).await?
