@@ -86,9 +86,10 @@ pub async fn open_client(
                 with_timeout(timeout, "open store", DirectClient::open(url, config)).await?;
             Ok(Arc::new(client))
         }
-        (None, Some(url)) => Err(CliError::Usage(format!(
-            "--daemon {url:?}: daemon mode is not implemented yet; use --store"
-        ))),
+        (None, Some(url)) => Ok(Arc::new(crate::http::HttpClient::new(
+            url,
+            global.token.clone(),
+        )?)),
         (None, None) => Err(CliError::Usage(
             "no cache: give --store URL (e.g. file:///var/cache/recall) or --daemon URL \
              (or set RECALL_STORE / RECALL_DAEMON)"

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use recall_key::{DerivedKey, DigestSource};
-use recall_store::{EntryRef, Lookup, Manifest};
+use recall_store::{EntryRef, Lookup, Manifest, Miss, system_time_ms};
 use serde::Serialize;
 
 use crate::client::CacheClient;
@@ -237,32 +237,32 @@ pub async fn explain(client: &dyn CacheClient, key: &DerivedKey) -> Result<Expla
         candidates: Vec::new(),
         other_tenants: Vec::new(),
     };
-    if let Some(stored) = client.stored_entry(&entry).await? {
-        if stored.expired {
-            explanation.verdict = "expired";
-            explanation.reasons.push(format!(
-                "the entry exists but expired: published at {} ms, expires_at {:?}, older than \
-                 the maximum age or past its expiry",
-                stored.manifest.created_at_ms, stored.manifest.expires_at_ms
-            ));
-        } else {
-            match client.lookup(&entry).await? {
-                Lookup::Hit(_) => {
-                    explanation.verdict = "hit";
-                    explanation
-                        .reasons
-                        .push("the entry exists and is live: a hit".into());
-                }
-                Lookup::Miss(miss) => {
-                    explanation.verdict = "absent";
-                    explanation.reasons.push(format!(
-                        "the entry is unusable: {}",
-                        crate::run::miss_text(&miss)
-                    ));
-                }
-            }
+    match client.lookup(&entry).await? {
+        Lookup::Hit(_) => {
+            explanation.verdict = "hit";
+            explanation
+                .reasons
+                .push("the entry exists and is live: a hit".into());
+            return Ok(explanation);
         }
-        return Ok(explanation);
+        Lookup::Miss(Miss::Expired { created_at_ms }) => {
+            explanation.verdict = "expired";
+            let age_s = (system_time_ms(std::time::SystemTime::now()) - created_at_ms) / 1000;
+            explanation.reasons.push(format!(
+                "the entry exists but expired: published {age_s} s ago, past its expiry or \
+                 older than the maximum age"
+            ));
+            return Ok(explanation);
+        }
+        Lookup::Miss(miss @ (Miss::Undecodable { .. } | Miss::Broken { .. })) => {
+            explanation.verdict = "absent";
+            explanation.reasons.push(format!(
+                "the entry is unusable: {}",
+                crate::run::miss_text(&miss)
+            ));
+            return Ok(explanation);
+        }
+        Lookup::Miss(Miss::NotFound) => {}
     }
 
     let tenant = entry.tenant.clone();

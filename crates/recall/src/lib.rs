@@ -1,7 +1,8 @@
 //! Behaviour behind the `recall` binary, kept out of `main.rs` so it can be tested.
 //!
 //! Every subcommand is written against [`client::CacheClient`]: [`direct::DirectClient`]
-//! reads and writes a store itself (`--store URL`).
+//! reads and writes a store itself (`--store URL`), [`http::HttpClient`] goes through
+//! recalld (`--daemon URL`).
 
 pub mod cli;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod commands;
 pub mod direct;
 pub mod error;
 pub mod explain;
+pub mod http;
 pub mod job;
 pub mod key_args;
 pub mod material;
