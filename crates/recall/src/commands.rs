@@ -89,6 +89,7 @@ pub async fn open_client(
         (None, Some(url)) => Ok(Arc::new(crate::http::HttpClient::new(
             url,
             global.token.clone(),
+            config.max_age,
         )?)),
         (None, None) => Err(CliError::Usage(
             "no cache: give --store URL (e.g. file:///var/cache/recall) or --daemon URL \

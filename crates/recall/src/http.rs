@@ -32,6 +32,7 @@ pub struct HttpClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    max_age: Option<Duration>,
 }
 
 fn storage(what: impl std::fmt::Display) -> CliError {
@@ -40,8 +41,13 @@ fn storage(what: impl std::fmt::Display) -> CliError {
 
 impl HttpClient {
     /// A client for the daemon at `url` (`http://127.0.0.1:7700`), with an optional bearer
-    /// token. No request is made yet.
-    pub fn new(url: &str, token: Option<String>) -> Result<Self, CliError> {
+    /// token; entries older than `max_age` are treated as expired here, on top of the
+    /// daemon's own rules. No request is made yet.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        max_age: Option<Duration>,
+    ) -> Result<Self, CliError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(CliError::Usage(format!(
                 "--daemon {url:?}: expected an http:// or https:// URL"
@@ -55,6 +61,7 @@ impl HttpClient {
             base: url.trim_end_matches('/').to_string(),
             token: token.filter(|t| !t.is_empty()),
             http,
+            max_age,
         })
     }
 
@@ -292,7 +299,17 @@ impl CacheClient for HttpClient {
             .await?;
         match body.get("manifest") {
             Some(manifest) if body.get("status").and_then(|s| s.as_str()) == Some("CACHE_HIT") => {
-                Ok(Lookup::Hit(manifest_of(manifest)?))
+                let manifest = manifest_of(manifest)?;
+                let age_ms = system_time_ms(SystemTime::now()) - manifest.created_at_ms;
+                if self
+                    .max_age
+                    .is_some_and(|max| age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
+                {
+                    return Ok(Lookup::Miss(Miss::Expired {
+                        created_at_ms: manifest.created_at_ms,
+                    }));
+                }
+                Ok(Lookup::Hit(manifest))
             }
             _ => Ok(Lookup::Miss(miss_of(&body))),
         }

@@ -6,25 +6,24 @@ mod e2e;
 
 use std::process::Output;
 
-use e2e::{Backend, Env, assert_code, data, stderr, stdout};
+use e2e::{Backend, Env, Mode, assert_code, data, stderr, stdout};
 
-/// One case per backend.
+/// One case per backend and mode.
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
-        mod file {
+        on_every_backend!(@mode file, Backend::File, Mode::Direct; $($case),*);
+        on_every_backend!(@mode s3, Backend::S3, Mode::Direct; $($case),*);
+        on_every_backend!(@mode daemon_file, Backend::File, Mode::Daemon; $($case),*);
+        on_every_backend!(@mode daemon_s3, Backend::S3, Mode::Daemon; $($case),*);
+    };
+    (@mode $module:ident, $backend:expr, $mode:expr; $($case:ident),*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::{Backend, Mode};
             $(
                 #[test]
                 fn $case() {
-                    let env = super::Env::new(super::Backend::File, stringify!($case)).unwrap();
-                    super::$case(&env);
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[test]
-                fn $case() {
-                    let Some(env) = super::Env::new(super::Backend::S3, stringify!($case)) else {
+                    let Some(env) = super::Env::new($backend, $mode, stringify!($case)) else {
                         return;
                     };
                     super::$case(&env);
@@ -252,6 +251,12 @@ fn invalidation_rules_and_explain_verdicts(env: &Env) {
     assert_code(&base.run(env, &[]), 0);
     assert_eq!(env.runs(), 1);
     assert_eq!(explain_json(&base, env, &[])["verdict"], "hit");
+    // The daemon has no route listing tenants, so through it a miss in another tenant is
+    // only "absent".
+    let other_tenant = match env.mode {
+        Mode::Direct => "other_tenant",
+        Mode::Daemon => "absent",
+    };
 
     // Each of these changes the key: explain names the component, and the run computes.
     let invalidating: Vec<(&str, Task, &str)> = vec![
@@ -278,12 +283,12 @@ fn invalidation_rules_and_explain_verdicts(env: &Env) {
         (
             "project",
             base.clone().with(|t| t.project = "other".into()),
-            "other_tenant",
+            other_tenant,
         ),
         (
             "domain",
             base.clone().with(|t| t.domain = "prod".into()),
-            "other_tenant",
+            other_tenant,
         ),
     ];
     for (label, task, verdict) in &invalidating {
@@ -593,10 +598,12 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert_eq!(manifest["outputs"]["model"]["inline"], false);
     assert_eq!(manifest["key"]["key"], key);
 
-    let out = env.recall(&["ls", "--json"]);
-    assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
-    let out = with_tenant(&["ls"]);
-    assert_eq!(stdout(&out).trim(), "wf.train");
+    if env.mode == Mode::Direct {
+        let out = env.recall(&["ls", "--json"]);
+        assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
+        let out = with_tenant(&["ls"]);
+        assert_eq!(stdout(&out).trim(), "wf.train");
+    }
     let out = with_tenant(&["ls", "--task", "wf.train", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(listed["entries"][0]["key"], key);
@@ -632,7 +639,7 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
 
 #[test]
 fn corrupted_blob_is_a_miss_and_a_correct_rerun() {
-    let env = Env::new(Backend::File, "corrupt").unwrap();
+    let env = Env::new(Backend::File, Mode::Direct, "corrupt").unwrap();
     setup(&env);
     let task = Task::new();
     assert_code(&task.run(&env, &[]), 0);
@@ -717,11 +724,45 @@ fn storage_down_still_runs_the_command_with_its_own_status() {
     // Read-only subcommands report the storage error with status 3.
     let out = recall(&["ls"]);
     assert_code(&out, 3);
+
+    // The same with a daemon that is not running.
+    let daemon = |args: &[&str]| -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+            .args(["--daemon", &format!("http://127.0.0.1:{port}")])
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("RECALL_STORE")
+            .output()
+            .unwrap()
+    };
+    let mut args = material.to_vec();
+    args.extend(["--", "sh", "-c", "echo again > o.txt; exit 9"]);
+    let out = daemon(&args);
+    assert_code(&out, 9);
+    assert!(
+        stderr(&out).contains("CACHE_LOOKUP_FAILURE"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(work.path().join("o.txt")).unwrap(),
+        b"again\n"
+    );
+    let out = daemon(&[
+        "inspect",
+        "--project",
+        "p",
+        "--domain",
+        "d",
+        "--key",
+        &"a".repeat(64),
+    ]);
+    assert_code(&out, 3);
 }
 
 #[test]
 fn usage_errors_are_status_2_naming_the_flag() {
-    let env = Env::new(Backend::File, "usage").unwrap();
+    let env = Env::new(Backend::File, Mode::Direct, "usage").unwrap();
     let base = [
         "run",
         "--project",

@@ -19,10 +19,98 @@ pub enum Backend {
     S3,
 }
 
+/// How recall reaches the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--store URL`.
+    Direct,
+    /// `--daemon URL`: a recalld started for the case, over the same store.
+    Daemon,
+}
+
+/// A recalld process, stopped when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The recalld binary: `RECALL_TEST_RECALLD`, or the one cargo built beside `recall`.
+pub fn recalld_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("RECALL_TEST_RECALLD") {
+        return PathBuf::from(path);
+    }
+    Path::new(env!("CARGO_BIN_EXE_recall")).with_file_name("recalld")
+}
+
+/// A free 127.0.0.1 port (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Starts recalld over `store` and waits until `/readyz` answers 200.
+pub fn start_daemon(store: &str, vars: &[(String, String)]) -> Daemon {
+    let binary = recalld_binary();
+    assert!(
+        binary.exists(),
+        "{} does not exist: build it (cargo build -p recalld, or cargo test --workspace),          point RECALL_TEST_RECALLD at a recalld binary, or set RECALL_TEST_SKIP=daemon",
+        binary.display()
+    );
+    let port = free_port();
+    let spool = std::env::temp_dir();
+    let child = Command::new(&binary)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
+        .env_remove("RECALL_CONFIG")
+        .env_remove("RECALL_STORE")
+        .env("RECALL_SPOOL_DIR", spool)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+    let daemon = Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if http_status(port, "/readyz") == Some(200) {
+            return daemon;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("recalld on port {port} did not become ready within 10 s");
+}
+
+/// The status code of a plain GET, if the server answers.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// One case's store and working directory.
 pub struct Env {
     /// The store URL.
     pub store: String,
+    /// How recall reaches it.
+    pub mode: Mode,
+    /// The daemon of a daemon-mode case.
+    pub daemon: Option<Daemon>,
     /// Environment variables for recall (S3 credentials and endpoint).
     pub vars: Vec<(String, String)>,
     /// The working directory (inputs, outputs, runs.log).
@@ -42,14 +130,30 @@ pub fn skipped(backend: &str) -> bool {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Env {
-    /// A fresh store for `case`; `None` when the backend is skipped on purpose.
-    pub fn new(backend: Backend, case: &str) -> Option<Env> {
+    /// A fresh store for `case`, used directly or through a daemon; `None` when the backend
+    /// or mode is skipped on purpose (`RECALL_TEST_SKIP=s3` / `daemon`).
+    pub fn new(backend: Backend, mode: Mode, case: &str) -> Option<Env> {
+        if mode == Mode::Daemon && skipped("daemon") {
+            eprintln!("SKIPPED (RECALL_TEST_SKIP): daemon-mode case {case}");
+            return None;
+        }
+        let mut env = Self::direct(backend, case)?;
+        if mode == Mode::Daemon {
+            env.daemon = Some(start_daemon(&env.store, &env.vars));
+            env.mode = Mode::Daemon;
+        }
+        Some(env)
+    }
+
+    fn direct(backend: Backend, case: &str) -> Option<Env> {
         let work = tempfile::tempdir().unwrap();
         match backend {
             Backend::File => {
                 let dir = tempfile::tempdir().unwrap();
                 Some(Env {
                     store: format!("file://{}", dir.path().display()),
+                    mode: Mode::Direct,
+                    daemon: None,
                     vars: Vec::new(),
                     work,
                     store_dir: Some(dir),
@@ -91,6 +195,8 @@ impl Env {
                 }
                 Some(Env {
                     store: format!("s3://{}/{unique}", env.bucket),
+                    mode: Mode::Direct,
+                    daemon: None,
                     vars,
                     work,
                     store_dir: None,
@@ -104,12 +210,15 @@ impl Env {
         self.work.path()
     }
 
-    /// A `recall --store URL` command in the working directory, not yet run.
+    /// A `recall --store URL` (or `--daemon URL`) command in the working directory, not yet
+    /// run.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_recall"));
+        match &self.daemon {
+            Some(daemon) => command.arg("--daemon").arg(&daemon.url),
+            None => command.arg("--store").arg(&self.store),
+        };
         command
-            .arg("--store")
-            .arg(&self.store)
             .args(args)
             .current_dir(self.dir())
             .env_remove("RECALL_STORE")
