@@ -284,10 +284,14 @@ async fn get(global: &GlobalArgs, args: GetArgs, cwd: &Path) -> Result<u8, CliEr
                 } else {
                     outputs::place_file(&staged, &path)?;
                 }
-                let record = &manifest.outputs[&name];
+                let (size, digest) = manifest
+                    .outputs
+                    .get(&name)
+                    .map(|r| (r.size, r.digest.to_hex()))
+                    .unwrap_or_default();
                 written.push(json!({
                     "name": name, "path": path.display().to_string(),
-                    "type": ty, "size": record.size, "digest": record.digest.to_hex(),
+                    "type": ty, "size": size, "digest": digest,
                 }));
             }
         }
@@ -332,11 +336,13 @@ async fn put(global: &GlobalArgs, args: PutArgs, cwd: &Path) -> Result<u8, CliEr
     let mut nondeterministic = Vec::new();
     if let Some(stored) = stored {
         for (name, record) in &stored.outputs {
-            if ours.get(name).is_some_and(|d| *d != record.digest) {
+            if let Some(digest) = ours.get(name)
+                && *digest != record.digest
+            {
                 report.warn(format!(
-                    "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {} for \
-                     the same key",
-                    record.digest, ours[name]
+                    "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {digest} \
+                     for the same key",
+                    record.digest
                 ));
                 nondeterministic.push(name.clone());
             }

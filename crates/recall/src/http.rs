@@ -227,6 +227,9 @@ fn manifest_of(value: &JsonValue) -> Result<Manifest, CliError> {
         .map_err(|e| storage(format!("daemon sent an unreadable manifest: {e}")))?;
     let mut outputs = BTreeMap::new();
     for (name, o) in view.outputs {
+        // Output names become file names under the staging directory: never trust them.
+        recall_key::validate_name("output name", &name)
+            .map_err(|e| storage(format!("daemon sent a manifest with {e}")))?;
         let inline = match &o.inline_base64 {
             None => None,
             Some(text) => Some(Bytes::from(
@@ -300,6 +303,15 @@ impl CacheClient for HttpClient {
         match body.get("manifest") {
             Some(manifest) if body.get("status").and_then(|s| s.as_str()) == Some("CACHE_HIT") => {
                 let manifest = manifest_of(manifest)?;
+                if manifest.key.key != entry.key
+                    || manifest.key.project != entry.tenant.project()
+                    || manifest.key.domain != entry.tenant.domain()
+                {
+                    return Err(storage(format!(
+                        "daemon {} answered for another entry than {}",
+                        self.base, entry.key
+                    )));
+                }
                 let age_ms = system_time_ms(SystemTime::now()) - manifest.created_at_ms;
                 if self
                     .max_age
