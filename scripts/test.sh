@@ -3,7 +3,8 @@
 # servers on 127.0.0.1, runs every check, stops the servers.
 #
 #   scripts/test.sh            everything
-#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure
+#   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
+#                              daemon (recall's daemon-mode end-to-end tests)
 #
 # Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
 # and then it says so.
