@@ -841,3 +841,96 @@ fn every_help_shows_an_example_and_completions_print() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("_recall"), "{}", stdout(&out));
 }
+
+/// `--serialize` args for the lease tests: one key, output `o.txt`.
+fn serialized(heartbeat: &str, script: &str) -> Vec<String> {
+    [
+        "run",
+        "--project",
+        "demo",
+        "--domain",
+        "dev",
+        "--task",
+        "wf.lease",
+        "--cache-version",
+        "1",
+        "--output",
+        "o:file=o.txt",
+        "--serialize",
+        "--heartbeat",
+        heartbeat,
+        "--poll",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn lease_is_released_when_the_command_fails() {
+    let env = Env::new(Backend::File, Mode::Direct, "lease_release").unwrap();
+    let args = serialized("10s", "echo run >> runs.log; exit 7");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_code(&env.recall(&refs), 7);
+    // Were the lease still held, this run would wait 30 s (three heartbeats) for it.
+    let started = std::time::Instant::now();
+    let args = serialized("10s", "echo run >> runs.log; echo ok > o.txt");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.recall(&refs);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("CACHE_WAITING"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn waiter_takes_over_the_lease_of_a_crashed_holder() {
+    let env = Env::new(Backend::File, Mode::Direct, "lease_takeover").unwrap();
+    // The holder records the pid of its command, then hangs; recall and the command are killed.
+    let args = serialized(
+        "1s",
+        "echo $$ > cmd.pid; echo run >> runs.log; exec sleep 60",
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut holder = env
+        .command(&refs)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = env.dir().join("cmd.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let command_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &command_pid])
+        .status();
+
+    let started = std::time::Instant::now();
+    let args = serialized("1s", "echo run >> runs.log; echo ok > o.txt");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.recall(&refs);
+    assert_code(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("CACHE_WAITING"), "{err}");
+    assert!(err.contains("CACHE_POPULATED"), "{err}");
+    // The crashed holder's lease lapses three heartbeats (3 s) after its last renewal.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.runs(), 2);
+    assert_eq!(env.read("o.txt"), b"ok\n");
+}
