@@ -648,3 +648,28 @@ async fn explain_cmd(global: &GlobalArgs, args: ExplainArgs, cwd: &Path) -> Resu
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_key_spec_forms_and_days() {
+        assert_eq!(
+            parse_duration("--x", "7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("--x", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("--x", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        for bad in ["-1s", "5x", "", "d"] {
+            let err = parse_duration("--max-age", bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("--max-age {bad:?}")), "{err}");
+        }
+    }
+}

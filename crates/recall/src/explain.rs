@@ -371,3 +371,80 @@ fn candidate(key: &DerivedKey, manifest: &Manifest, expired: bool) -> Candidate 
         differences: compare(key, &manifest.key),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recall_key::{InputSource, KeyMaterial, Value, ValueType};
+
+    fn key(version: &str, inputs: &[(&str, ValueType, Option<i64>)], out: ValueType) -> DerivedKey {
+        let mut m = KeyMaterial::new("p", "d", "t", version).unwrap();
+        for (name, ty, value) in inputs {
+            let source = match value {
+                Some(v) => InputSource::Value(Value::Int(*v)),
+                None => InputSource::Ignored,
+            };
+            m.add_input(name, ty.clone(), source).unwrap();
+        }
+        m.add_output("o", out).unwrap();
+        m.derive().unwrap()
+    }
+
+    #[test]
+    fn each_component_is_named() {
+        let base = key("1", &[("n", ValueType::Int, Some(1))], ValueType::File);
+        assert!(compare(&base, &base).is_empty());
+        let version = key("2", &[("n", ValueType::Int, Some(1))], ValueType::File);
+        assert_eq!(
+            compare(&version, &base),
+            [Difference::CacheVersion {
+                ours: "2".into(),
+                theirs: "1".into()
+            }]
+        );
+        let value = key("1", &[("n", ValueType::Int, Some(2))], ValueType::File);
+        assert_eq!(
+            compare(&value, &base),
+            [Difference::InputValue { name: "n".into() }]
+        );
+        let ignored = key("1", &[("n", ValueType::Int, None)], ValueType::File);
+        assert_eq!(
+            compare(&ignored, &base),
+            [Difference::InputIgnored {
+                name: "n".into(),
+                ours: true
+            }]
+        );
+        let added = key(
+            "1",
+            &[
+                ("n", ValueType::Int, Some(1)),
+                ("m", ValueType::Int, Some(1)),
+            ],
+            ValueType::File,
+        );
+        let d = compare(&added, &base);
+        assert!(
+            matches!(&d[..], [Difference::Signature { side: "input", name, change: "added", .. }] if name == "m"),
+            "{d:?}"
+        );
+        let retyped = key("1", &[("n", ValueType::Int, Some(1))], ValueType::Dir);
+        let d = compare(&retyped, &base);
+        assert!(
+            matches!(
+                &d[..],
+                [Difference::Signature {
+                    side: "output",
+                    change: "retyped",
+                    ..
+                }]
+            ),
+            "{d:?}"
+        );
+        assert!(
+            d[0].describe().contains("retyped from file to dir"),
+            "{}",
+            d[0].describe()
+        );
+    }
+}
