@@ -78,9 +78,17 @@ pub async fn run(
             .await;
             match decided {
                 Ok(before) => before,
-                Err(err) => {
+                Err(err) if err.is_storage() => {
                     report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
                     Before::Run { publish: false }
+                }
+                Err(err) => {
+                    // Storage answered but the outputs could not be put in place locally.
+                    report.warn(format!(
+                        "recall: could not restore the cached outputs of {short} ({err}); \
+                         running the command"
+                    ));
+                    Before::Run { publish: true }
                 }
             }
         }
