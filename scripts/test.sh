@@ -4,7 +4,8 @@
 #
 #   scripts/test.sh            everything
 #   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
-#                              fulldisk (needs root), schemathesis
+#                              fulldisk (needs root), schemathesis,
+#                              daemon (recall's daemon-mode end-to-end tests)
 #
 # Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
 # and then it says so.

@@ -343,6 +343,28 @@ impl Store {
         Ok(Lookup::Hit(manifest))
     }
 
+    /// The manifest at the entry's path, decoded and checked against the path, whatever its
+    /// age: for tools that explain a miss or show an expired entry. `None` when there is no
+    /// manifest or it is unusable (a lookup would also miss); outputs are not read.
+    pub async fn read_entry_manifest(
+        &self,
+        entry: &EntryRef,
+    ) -> Result<Option<Manifest>, StoreError> {
+        let path = self.path(&entry.tenant.entry(&entry.key));
+        let body = match self.objects.get(&path).await {
+            Ok(result) => match result.bytes().await {
+                Ok(body) => body,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(StoreError::backend("get", &path, e)),
+            },
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        };
+        Ok(Manifest::decode(&body)
+            .and_then(|m| check_identity(m, entry))
+            .ok())
+    }
+
     /// Whether `manifest` is past its own expiry or older than the max age of its task.
     pub fn is_expired(&self, manifest: &Manifest) -> bool {
         let now = self.config.clock.now_ms();

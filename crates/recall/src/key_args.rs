@@ -50,6 +50,13 @@ impl KeyFlags {
     pub fn to_material(&self, cwd: &Path) -> Result<KeyMaterial, FlagError> {
         let mut material =
             KeyMaterial::new(&self.project, &self.domain, &self.task, &self.cache_version)?;
+        self.apply(&mut material, cwd)?;
+        Ok(material)
+    }
+
+    /// Adds the inputs, outputs, ignored inputs, input hashes and salt of these flags to
+    /// `material` (project, domain, task and cache_version are not used).
+    pub fn apply(&self, material: &mut KeyMaterial, cwd: &Path) -> Result<(), FlagError> {
         for flag in &self.inputs {
             let (name, ty_text, value_text) = split_input(flag)?;
             let ty = parse_type(&format!("input {name:?}"), ty_text)?;
@@ -86,7 +93,7 @@ impl KeyFlags {
         if let Some(salt) = &self.salt {
             material.set_salt(salt)?;
         }
-        Ok(material)
+        Ok(())
     }
 }
 

@@ -293,7 +293,15 @@ pub const ENV_SETTINGS: &[&str] = &[
 ];
 
 /// `RECALL_*` variables that belong to other tools and are ignored here.
-pub const FOREIGN_ENV: &[&str] = &["RECALL_HOME", "RECALL_CONFIG", "RECALL_LOG"];
+/// (`RECALL_DAEMON` and `RECALL_TOKEN` are the `recall` command's, which often runs beside
+/// recalld with the same environment.)
+pub const FOREIGN_ENV: &[&str] = &[
+    "RECALL_HOME",
+    "RECALL_CONFIG",
+    "RECALL_LOG",
+    "RECALL_DAEMON",
+    "RECALL_TOKEN",
+];
 
 impl Config {
     /// Reads a TOML file over the defaults.

@@ -808,6 +808,21 @@ pub async fn expiry_by_max_age_per_task_and_ttl(h: &Harness) {
     );
     clock.advance(Duration::from_secs(3000));
     assert_eq!(state(&long).await, "expired");
+    // The manifest of an expired entry can still be read, for tools that explain the miss.
+    let expired = store
+        .read_entry_manifest(&EntryRef::of(&long).unwrap())
+        .await
+        .unwrap()
+        .expect("the expired manifest is still there");
+    assert_eq!(expired.key, long);
+    assert!(store.is_expired(&expired));
+    assert_eq!(
+        store
+            .read_entry_manifest(&EntryRef::of(&key("wf.never", 13)).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     // An expired entry is a miss for fetch too, and the next publish replaces it.
     assert!(
         store

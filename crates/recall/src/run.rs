@@ -1,0 +1,525 @@
+//! `recall run`: look the task up, restore its outputs on a hit, otherwise run the command
+//! and publish what it produced. The cache never turns a working job into a failed one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use recall_key::{DerivedKey, Digest};
+use recall_store::{EntryRef, Lookup, Manifest, Miss, PublishOutcome, system_time_ms};
+
+use crate::client::{CacheClient, OutputFile};
+use crate::error::CliError;
+use crate::outputs::{self, OutputKind, OutputPath};
+use crate::progress::{Reporter, human_bytes};
+
+/// Settings of one `recall run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Flyte's cache_serialize: one run computes, the others wait for its entry.
+    pub serialize: bool,
+    /// Run anyway and replace the entry (Flyte's overwrite_cache).
+    pub overwrite: bool,
+    /// Lease heartbeat interval (the lease lapses after three missed heartbeats).
+    pub heartbeat: Duration,
+    /// How often a waiting run checks for the entry or a free lease.
+    pub poll: Duration,
+    /// Longest wait for one storage lookup before the run goes ahead without the cache.
+    pub storage_timeout: Duration,
+    /// Status lines on stderr.
+    pub reporter: Reporter,
+}
+
+/// What the cache said before the command ran.
+enum Before {
+    /// Outputs restored; the command is not run.
+    Hit,
+    /// Run the command; publish afterwards if `publish` (storage answered).
+    Run { publish: bool },
+}
+
+/// Runs the task: the exit status recall should return.
+pub async fn run(
+    client: Result<Arc<dyn CacheClient>, CliError>,
+    key: &DerivedKey,
+    outputs: &[OutputPath],
+    command: &[String],
+    options: &RunOptions,
+) -> Result<u8, CliError> {
+    let entry = EntryRef::of(key)?;
+    let report = options.reporter;
+    let short = key.key.to_hex();
+    let client = match client {
+        Ok(client) => Some(client),
+        Err(err) => {
+            report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
+            None
+        }
+    };
+    let owner = owner_id();
+    let mut lease_held = false;
+    let mut previous: Option<Manifest> = None;
+
+    let before = match &client {
+        None => Before::Run { publish: false },
+        Some(client) => {
+            let decided = decide(
+                client.as_ref(),
+                &entry,
+                key,
+                outputs,
+                options,
+                &owner,
+                &mut lease_held,
+                &mut previous,
+            )
+            .await;
+            match decided {
+                Ok(before) => before,
+                Err(err) if err.is_storage() => {
+                    report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
+                    Before::Run { publish: false }
+                }
+                Err(err) => {
+                    // Storage answered but the outputs could not be put in place locally.
+                    report.warn(format!(
+                        "recall: could not restore the cached outputs of {short} ({err}); \
+                         running the command"
+                    ));
+                    Before::Run { publish: true }
+                }
+            }
+        }
+    };
+    let publish = match before {
+        Before::Hit => {
+            report.status(format!("CACHE_HIT {short}"));
+            return Ok(0);
+        }
+        Before::Run { publish } => publish,
+    };
+
+    let heartbeat = match (&client, lease_held) {
+        (Some(client), true) => Some(spawn_heartbeat(
+            Arc::clone(client),
+            entry.clone(),
+            owner.clone(),
+            options.heartbeat,
+            report,
+        )),
+        _ => None,
+    };
+    let status = run_command(command).await;
+    if let Some(task) = heartbeat {
+        task.abort();
+    }
+
+    let result = finish(
+        client.as_deref(),
+        &entry,
+        key,
+        outputs,
+        status,
+        publish,
+        previous.as_ref(),
+        report,
+    )
+    .await;
+
+    if lease_held && let Some(client) = &client {
+        let released = with_timeout(
+            options.storage_timeout,
+            "lease release",
+            client.release(&entry, &owner),
+        )
+        .await;
+        if let Err(err) = released {
+            report.warn(format!(
+                "recall: could not release the lease of {short} (it lapses on its own): {err}"
+            ));
+        }
+    }
+    Ok(result)
+}
+
+/// Looks up (and, with `--serialize`, waits for a lease) until the run either hits or must
+/// compute. Errors are storage failures: the caller runs the command without the cache.
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    client: &dyn CacheClient,
+    entry: &EntryRef,
+    key: &DerivedKey,
+    outputs: &[OutputPath],
+    options: &RunOptions,
+    owner: &str,
+    lease_held: &mut bool,
+    previous: &mut Option<Manifest>,
+) -> Result<Before, CliError> {
+    let report = options.reporter;
+    let short = key.key.to_hex();
+    let timeout = options.storage_timeout;
+    let mut announced_wait = false;
+    if options.overwrite {
+        report.status(format!("CACHE_SKIPPED {short}"));
+        *previous = with_timeout(timeout, "lookup", client.stored_entry(entry))
+            .await?
+            .map(|s| s.manifest);
+    }
+    loop {
+        if !options.overwrite {
+            match with_timeout(timeout, "lookup", client.lookup(entry)).await? {
+                Lookup::Hit(manifest) => {
+                    match restore(client, entry, &manifest, outputs, report).await? {
+                        true => return Ok(Before::Hit),
+                        false => {
+                            if !announced_wait {
+                                report.status(format!(
+                                "CACHE_MISS {short}: the stored entry did not verify and was removed"
+                            ));
+                            }
+                        }
+                    }
+                }
+                Lookup::Miss(miss) => {
+                    if !announced_wait {
+                        report.status(format!("CACHE_MISS {short}: {}", miss_text(&miss)));
+                    }
+                }
+            }
+        }
+        if !options.serialize {
+            return Ok(Before::Run { publish: true });
+        }
+        let grant = with_timeout(
+            timeout,
+            "lease",
+            client.lease(entry, owner, options.heartbeat),
+        )
+        .await?;
+        if grant.granted {
+            *lease_held = true;
+            if !options.overwrite {
+                // A holder may have published and released between our lookup and our lease.
+                if let Lookup::Hit(manifest) =
+                    with_timeout(timeout, "lookup", client.lookup(entry)).await?
+                    && restore(client, entry, &manifest, outputs, report).await?
+                {
+                    let _ = client.release(entry, owner).await;
+                    *lease_held = false;
+                    return Ok(Before::Hit);
+                }
+            }
+            return Ok(Before::Run { publish: true });
+        }
+        if !announced_wait {
+            let left = (grant.expires_at_ms - system_time_ms(std::time::SystemTime::now())).max(0);
+            report.status(format!(
+                "CACHE_WAITING {short}: {} is computing it (lease for {:.1} s more)",
+                grant.owner,
+                left as f64 / 1000.0
+            ));
+            announced_wait = true;
+        }
+        tokio::time::sleep(options.poll).await;
+    }
+}
+
+/// Fetches a hit's outputs into a staging directory and moves them into place. `Ok(false)`
+/// when the entry turned out broken (a miss).
+async fn restore(
+    client: &dyn CacheClient,
+    entry: &EntryRef,
+    manifest: &Manifest,
+    outputs: &[OutputPath],
+    report: Reporter,
+) -> Result<bool, CliError> {
+    let staging_parent = match outputs.first() {
+        Some(first) => outputs::parent_dir(&first.path)?,
+        None => std::env::temp_dir(),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".recall-fetch-")
+        .tempdir_in(&staging_parent)
+        .map_err(|e| CliError::local(&staging_parent, e))?;
+    let total: u64 = manifest.outputs.values().map(|o| o.size).sum();
+    let fetched = report
+        .transfer(
+            format!(
+                "fetching {} output(s), {}",
+                manifest.outputs.len(),
+                human_bytes(total)
+            ),
+            client.fetch(entry, staging.path()),
+        )
+        .await?;
+    if fetched.is_miss() {
+        return Ok(false);
+    }
+    for output in outputs {
+        let staged = staging.path().join(&output.name);
+        match output.kind {
+            OutputKind::File => outputs::place_file(&staged, &output.path)?,
+            OutputKind::Dir => outputs::place_dir(&staged, &output.path)?,
+        }
+    }
+    Ok(true)
+}
+
+/// After the command: publish when it succeeded and produced every output. Returns the
+/// command's own exit status whatever happens to the publish.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: Option<&dyn CacheClient>,
+    entry: &EntryRef,
+    key: &DerivedKey,
+    outputs: &[OutputPath],
+    status: u8,
+    publish: bool,
+    previous: Option<&Manifest>,
+    report: Reporter,
+) -> u8 {
+    let short = key.key.to_hex();
+    if status != 0 {
+        report.status(format!(
+            "recall: the command exited with status {status}; nothing published for {short}"
+        ));
+        return status;
+    }
+    if let Some(missing) = outputs
+        .iter()
+        .find_map(|o| outputs::check_produced(o).err())
+    {
+        report.warn(format!("recall: nothing published for {short}: {missing}"));
+        return status;
+    }
+    let Some(client) = client.filter(|_| publish) else {
+        report.warn(format!(
+            "CACHE_PUT_FAILURE {short}: storage was unavailable at lookup; nothing published"
+        ));
+        return status;
+    };
+    match publish_outputs(client, key, outputs, previous.is_some(), report).await {
+        Ok((PublishOutcome::Published(manifest), _)) => {
+            report.status(format!("CACHE_POPULATED {short}"));
+            if let Some(previous) = previous {
+                warn_nondeterminism(report, &short, previous, &digests_of(&manifest));
+            }
+        }
+        Ok((PublishOutcome::AlreadyExists, ours)) => {
+            report.status(format!(
+                "CACHE_POPULATED {short}: another run published it first; its entry was kept"
+            ));
+            if let Ok(Lookup::Hit(theirs)) = client.lookup(entry).await {
+                warn_nondeterminism(report, &short, &theirs, &ours);
+            }
+        }
+        Err(err) => report.warn(format!("CACHE_PUT_FAILURE {short}: {err}")),
+    }
+    status
+}
+
+/// Archives dir outputs and publishes; also returns the digest of each output's bytes.
+pub async fn publish_outputs(
+    client: &dyn CacheClient,
+    key: &DerivedKey,
+    outputs: &[OutputPath],
+    overwrite: bool,
+    report: Reporter,
+) -> Result<(PublishOutcome, BTreeMap<String, Digest>), CliError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("recall-publish-")
+        .tempdir()
+        .map_err(|e| CliError::local(&std::env::temp_dir(), e))?;
+    let mut files = Vec::new();
+    let mut digests = BTreeMap::new();
+    let mut total = 0u64;
+    for output in outputs {
+        let path: PathBuf = match output.kind {
+            OutputKind::File => output.path.clone(),
+            OutputKind::Dir => {
+                let archive = scratch.path().join(&output.name);
+                let (dir, archive_path) = (output.path.clone(), archive.clone());
+                tokio::task::spawn_blocking(move || outputs::pack_dir(&dir, &archive_path))
+                    .await
+                    .map_err(|e| CliError::local(&output.path, e))??;
+                archive
+            }
+        };
+        let (size, digest) = hash(&path).await?;
+        total += size;
+        digests.insert(output.name.clone(), digest);
+        files.push(OutputFile {
+            name: output.name.clone(),
+            path,
+        });
+    }
+    let outcome = report
+        .transfer(
+            format!(
+                "publishing {} output(s), {}",
+                files.len(),
+                human_bytes(total)
+            ),
+            client.publish(key, &files, overwrite),
+        )
+        .await?;
+    Ok((outcome, digests))
+}
+
+async fn hash(path: &Path) -> Result<(u64, Digest), CliError> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || recall_key::files::hash_file(&owned))
+        .await
+        .map_err(|e| CliError::local(path, e))?
+        .map_err(|e| CliError::local(&e.path, e.reason))
+}
+
+fn digests_of(manifest: &Manifest) -> BTreeMap<String, Digest> {
+    manifest
+        .outputs
+        .iter()
+        .map(|(name, record)| (name.clone(), record.digest))
+        .collect()
+}
+
+/// Says on stderr which outputs of a re-computation differ from the stored ones.
+fn warn_nondeterminism(
+    report: Reporter,
+    short: &str,
+    stored: &Manifest,
+    produced: &BTreeMap<String, Digest>,
+) {
+    for (name, record) in &stored.outputs {
+        if let Some(digest) = produced.get(name)
+            && *digest != record.digest
+        {
+            report.warn(format!(
+                "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {digest} \
+                 for the same key: the task is not deterministic",
+                record.digest
+            ));
+        }
+    }
+}
+
+/// One line explaining a miss.
+pub fn miss_text(miss: &Miss) -> String {
+    match miss {
+        Miss::NotFound => "no entry".into(),
+        Miss::Expired { created_at_ms } => format!(
+            "the entry expired (published {} s ago)",
+            (system_time_ms(std::time::SystemTime::now()) - created_at_ms) / 1000
+        ),
+        Miss::Undecodable { reason } => format!("the entry is unusable: {reason}"),
+        Miss::Broken { output, reason } => {
+            format!("output {output:?} did not verify ({reason}); the entry was removed")
+        }
+    }
+}
+
+/// Applies the storage timeout to one operation.
+pub async fn with_timeout<T>(
+    limit: Duration,
+    operation: &'static str,
+    work: impl Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(CliError::Timeout {
+            operation,
+            seconds: limit.as_secs_f64(),
+        }),
+    }
+}
+
+fn spawn_heartbeat(
+    client: Arc<dyn CacheClient>,
+    entry: EntryRef,
+    owner: String,
+    every: Duration,
+    report: Reporter,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match client.lease(&entry, &owner, every).await {
+                Ok(grant) if grant.granted => {}
+                Ok(grant) => report.warn(format!(
+                    "recall: the lease of {} was taken over by {}; both runs may compute",
+                    entry.key, grant.owner
+                )),
+                Err(err) => report.warn(format!(
+                    "recall: lease heartbeat for {} failed: {err}",
+                    entry.key
+                )),
+            }
+        }
+    })
+}
+
+/// `<hostname>/<pid>`: who holds a lease.
+pub fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host}/{}", std::process::id())
+}
+
+/// Runs the command with inherited stdio; its exit status (128 + signal when killed, 127
+/// when it cannot be started). SIGINT reaches the command through the process group; recall
+/// waits for it so the lease is released; SIGTERM to recall is passed on as a kill.
+async fn run_command(command: &[String]) -> u8 {
+    let Some((program, args)) = command.split_first() else {
+        return 0;
+    };
+    let mut child = match tokio::process::Command::new(program).args(args).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("recall: cannot run {program:?}: {err}");
+            return 127;
+        }
+    };
+    #[cfg(unix)]
+    let waited = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                Some(()) = async { match interrupt.as_mut() { Some(s) => s.recv().await, None => None } } => {}
+                Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                    let _ = child.start_kill();
+                }
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let waited = child.wait().await;
+    match waited {
+        Ok(status) => exit_code(status),
+        Err(err) => {
+            eprintln!("recall: waiting for {program:?} failed: {err}");
+            1
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code & 0xff).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return u8::try_from((128 + signal) & 0xff).unwrap_or(1);
+        }
+    }
+    1
+}

@@ -1,0 +1,936 @@
+//! End-to-end tests of `recall run`, `get`, `put`, `inspect`, `ls`, `evict`, `gc` and
+//! `explain` in direct mode, running the built binary against a local-disk store and the S3
+//! test server (moto, started by scripts/test-servers.sh).
+
+mod e2e;
+
+use std::process::Output;
+
+use e2e::{Backend, Env, Mode, assert_code, data, stderr, stdout};
+
+/// One case per backend and mode.
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        on_every_backend!(@mode file, Backend::File, Mode::Direct; $($case),*);
+        on_every_backend!(@mode s3, Backend::S3, Mode::Direct; $($case),*);
+        on_every_backend!(@mode daemon_file, Backend::File, Mode::Daemon; $($case),*);
+        on_every_backend!(@mode daemon_s3, Backend::S3, Mode::Daemon; $($case),*);
+    };
+    (@mode $module:ident, $backend:expr, $mode:expr; $($case:ident),*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::{Backend, Mode};
+            $(
+                #[test]
+                fn $case() {
+                    let Some(env) = super::Env::new($backend, $mode, stringify!($case)) else {
+                        return;
+                    };
+                    super::$case(&env);
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    hit_miss_overwrite_with_identical_outputs,
+    invalidation_rules_and_explain_verdicts,
+    eviction_is_explained,
+    failing_command_publishes_nothing,
+    thirty_two_serialized_runs_compute_once,
+    job_file_runs_and_flags_override_it,
+    put_get_inspect_ls_evict_gc,
+);
+
+/// The task of most cases: three outputs (a blob, an inline file, a directory).
+#[derive(Clone)]
+struct Task {
+    project: String,
+    domain: String,
+    version: String,
+    inputs: Vec<String>,
+    ignore: Vec<String>,
+    outputs: Vec<String>,
+}
+
+impl Task {
+    fn new() -> Task {
+        Task {
+            project: "demo".into(),
+            domain: "dev".into(),
+            version: "1.0".into(),
+            inputs: vec![
+                "epochs:int=10".into(),
+                "data:file=@data.csv".into(),
+                "seed:int=7".into(),
+            ],
+            ignore: vec!["seed".into()],
+            outputs: vec![
+                "model:file=out/model.bin".into(),
+                "report:file=out/report.txt".into(),
+                "plots:dir=out/plots".into(),
+            ],
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Task)) -> Task {
+        f(&mut self);
+        self
+    }
+
+    fn input(self, name: &str, flag: &str) -> Task {
+        self.with(|t| {
+            t.inputs.retain(|i| !i.starts_with(&format!("{name}:")));
+            t.inputs.push(flag.to_string());
+        })
+    }
+
+    fn material(&self) -> Vec<String> {
+        let mut args = vec![
+            "--project".to_string(),
+            self.project.clone(),
+            "--domain".into(),
+            self.domain.clone(),
+            "--task".into(),
+            "wf.train".into(),
+            "--cache-version".into(),
+            self.version.clone(),
+        ];
+        for i in &self.inputs {
+            args.extend(["--input".into(), i.clone()]);
+        }
+        for i in &self.ignore {
+            args.extend(["--ignore-input".into(), i.clone()]);
+        }
+        for o in &self.outputs {
+            args.extend(["--output".into(), o.clone()]);
+        }
+        args
+    }
+
+    /// `recall run MATERIAL EXTRA -- sh job.sh`.
+    fn run(&self, env: &Env, extra: &[&str]) -> Output {
+        self.run_command(env, extra, &["sh", "job.sh"])
+    }
+
+    fn run_command(&self, env: &Env, extra: &[&str], command: &[&str]) -> Output {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(self.material());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--".into());
+        args.extend(command.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.recall(&refs)
+    }
+
+    /// Another subcommand with this material (paths dropped for explain/inspect).
+    fn sub(&self, env: &Env, sub: &str, extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![sub.into()];
+        args.extend(self.material());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.recall(&refs)
+    }
+
+    fn key(&self, env: &Env) -> String {
+        let out = self.sub(env, "key", &[]);
+        assert_code(&out, 0);
+        stdout(&out).trim().to_string()
+    }
+}
+
+const JOB: &str = r#"echo run >> runs.log
+mkdir -p out/plots/sub
+cp big.bin out/model.bin
+echo "trained on $(wc -l < data.csv) rows" > out/report.txt
+cp data.csv out/plots/sub/a.csv
+echo plot > out/plots/b.txt
+"#;
+
+fn setup(env: &Env) {
+    env.write("data.csv", "x,y\n1,2\n3,4\n");
+    env.write("big.bin", data("model", 20_000));
+    env.write("job.sh", JOB);
+}
+
+/// Every output file's bytes, by relative path.
+fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walk(&env.dir().join("out"))
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(env.dir()).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn explain_json(task: &Task, env: &Env, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = task.sub(env, "explain", &args);
+    assert_code(&out, 0);
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
+    setup(env);
+    let task = Task::new();
+    let key = task.key(env);
+    let first = task.run(env, &[]);
+    assert_code(&first, 0);
+    let err = stderr(&first);
+    assert!(err.contains(&format!("CACHE_MISS {key}")), "{err}");
+    assert!(err.contains(&format!("CACHE_POPULATED {key}")), "{err}");
+    assert_eq!(env.runs(), 1);
+    let produced = snapshot(env);
+    assert_eq!(produced.len(), 4, "{produced:?}");
+
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let second = task.run(env, &[]);
+    assert_code(&second, 0);
+    assert!(stderr(&second).contains(&format!("CACHE_HIT {key}")));
+    assert_eq!(env.runs(), 1, "a hit does not run the command");
+    assert_eq!(
+        snapshot(env),
+        produced,
+        "outputs are byte-identical after a hit"
+    );
+    // No temporary files are left beside the outputs.
+    assert!(
+        walk(env.dir())
+            .iter()
+            .all(|p| !p.display().to_string().contains(".recall-")),
+        "{:?}",
+        walk(env.dir())
+    );
+
+    let third = task.run(env, &["--overwrite"]);
+    assert_code(&third, 0);
+    let err = stderr(&third);
+    assert!(err.contains(&format!("CACHE_SKIPPED {key}")), "{err}");
+    assert!(err.contains(&format!("CACHE_POPULATED {key}")), "{err}");
+    assert!(!err.contains("NONDETERMINISTIC"), "{err}");
+    assert_eq!(env.runs(), 2);
+
+    // A re-computation that gives other bytes for the same key is reported.
+    env.write("big.bin", data("other model", 20_000));
+    let fourth = task.run(env, &["--overwrite"]);
+    assert_code(&fourth, 0);
+    let err = stderr(&fourth);
+    assert!(
+        err.contains(&format!("CACHE_NONDETERMINISTIC {key}: output \"model\"")),
+        "{err}"
+    );
+    assert_eq!(env.runs(), 3);
+    let quiet = task.run(env, &["--quiet"]);
+    assert_code(&quiet, 0);
+    assert_eq!(stderr(&quiet), "", "--quiet prints nothing on a hit");
+}
+
+fn invalidation_rules_and_explain_verdicts(env: &Env) {
+    setup(env);
+    let base = Task::new();
+    assert_code(&base.run(env, &[]), 0);
+    assert_eq!(env.runs(), 1);
+    assert_eq!(explain_json(&base, env, &[])["verdict"], "hit");
+    // The daemon has no route listing tenants, so through it a miss in another tenant is
+    // only "absent".
+    let other_tenant = match env.mode {
+        Mode::Direct => "other_tenant",
+        Mode::Daemon => "absent",
+    };
+
+    // Each of these changes the key: explain names the component, and the run computes.
+    let invalidating: Vec<(&str, Task, &str)> = vec![
+        (
+            "cache_version",
+            base.clone().with(|t| t.version = "2.0".into()),
+            "cache_version",
+        ),
+        (
+            "input added",
+            base.clone().input("lr", "lr:float=0.1"),
+            "signature",
+        ),
+        (
+            "input retyped",
+            base.clone().input("epochs", "epochs:string=10"),
+            "signature",
+        ),
+        (
+            "input value",
+            base.clone().input("epochs", "epochs:int=11"),
+            "inputs",
+        ),
+        (
+            "project",
+            base.clone().with(|t| t.project = "other".into()),
+            other_tenant,
+        ),
+        (
+            "domain",
+            base.clone().with(|t| t.domain = "prod".into()),
+            other_tenant,
+        ),
+    ];
+    for (label, task, verdict) in &invalidating {
+        let before = env.runs();
+        let explained = explain_json(task, env, &[]);
+        assert_eq!(explained["verdict"], *verdict, "{label}: {explained:#}");
+        let out = task.run(env, &[]);
+        assert_code(&out, 0);
+        assert!(
+            stderr(&out).contains("CACHE_MISS"),
+            "{label}: {}",
+            stderr(&out)
+        );
+        assert_eq!(env.runs(), before + 1, "{label} must invalidate");
+    }
+    // The explanations name what changed.
+    let added = explain_json(&base.clone().input("lr", "lr:float=0.5"), env, &[]);
+    let text = added.to_string();
+    assert_eq!(
+        added["verdict"], "inputs",
+        "closest is the entry with lr=0.1: {text}"
+    );
+    let retyped = explain_json(&base.clone().input("epochs", "epochs:float=10"), env, &[]);
+    let diffs = retyped["candidates"][0]["differences"].to_string();
+    assert!(
+        diffs.contains(r#""change":"retyped""#) && diffs.contains(r#""name":"epochs""#),
+        "{retyped:#}"
+    );
+    let value = explain_json(&base.clone().input("epochs", "epochs:int=12"), env, &[]);
+    assert_eq!(value["verdict"], "inputs");
+    assert_eq!(
+        value["candidates"][0]["differences"][0],
+        serde_json::json!({"component": "input_value", "name": "epochs"})
+    );
+    let removed = explain_json(
+        &base.clone().with(|t| {
+            t.inputs.retain(|i| !i.starts_with("data:"));
+        }),
+        env,
+        &[],
+    );
+    assert_eq!(removed["verdict"], "signature");
+    assert!(
+        removed.to_string().contains(r#""change":"removed""#),
+        "{removed:#}"
+    );
+    let text_out = base
+        .clone()
+        .input("epochs", "epochs:int=13")
+        .sub(env, "explain", &[]);
+    assert!(
+        stdout(&text_out).contains("input \"epochs\" has a different value"),
+        "{}",
+        stdout(&text_out)
+    );
+
+    // These do not change the key: an ignored input's value, and the task's code.
+    let before = env.runs();
+    let ignored = base.clone().input("seed", "seed:int=99");
+    assert_eq!(explain_json(&ignored, env, &[])["verdict"], "hit");
+    let out = ignored.run(env, &[]);
+    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    let out = base.run_command(env, &[], &["sh", "-c", "echo changed code >> runs.log"]);
+    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_eq!(env.runs(), before, "neither may run the command");
+
+    // Max age: an old entry is expired, explain says so, and the run recomputes.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert_eq!(
+        explain_json(&base, env, &["--max-age", "10ms"])["verdict"],
+        "expired"
+    );
+    let out = base.run(env, &["--max-age", "10ms"]);
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert_eq!(env.runs(), before + 1);
+}
+
+fn eviction_is_explained(env: &Env) {
+    setup(env);
+    let task = Task::new();
+    let key = task.key(env);
+    assert_code(&task.run(env, &[]), 0);
+    let out = env.recall(&[
+        "evict",
+        "--project",
+        "demo",
+        "--domain",
+        "dev",
+        "--key",
+        &key,
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("evicted 1 entries"),
+        "{}",
+        stdout(&out)
+    );
+    let explained = explain_json(&task, env, &[]);
+    assert_eq!(explained["verdict"], "absent", "{explained:#}");
+    assert!(explained.to_string().contains("evicted"), "{explained:#}");
+    let out = task.run(env, &[]);
+    assert!(stderr(&out).contains("CACHE_MISS"));
+    assert_eq!(env.runs(), 2);
+}
+
+fn failing_command_publishes_nothing(env: &Env) {
+    setup(env);
+    let task = Task::new();
+    let out = task.run_command(
+        env,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "sh job.sh; echo partial > out/model.bin; exit 7",
+        ],
+    );
+    assert_code(&out, 7);
+    assert!(
+        !stderr(&out).contains("CACHE_POPULATED"),
+        "{}",
+        stderr(&out)
+    );
+    assert_code(&task.sub(env, "inspect", &[]), 1);
+
+    // Exit 0 without every declared output: nothing published either, status kept.
+    let out = task.run_command(env, &[], &["sh", "-c", "rm -rf out; echo run >> runs.log"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("nothing published"),
+        "{}",
+        stderr(&out)
+    );
+    assert_code(&task.sub(env, "inspect", &[]), 1);
+
+    // A command that cannot start: 127, like a shell.
+    let out = task.run_command(env, &[], &["/nonexistent/program"]);
+    assert_code(&out, 127);
+
+    let out = task.run(env, &[]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("CACHE_POPULATED"));
+    assert_code(&task.sub(env, "inspect", &[]), 0);
+}
+
+fn thirty_two_serialized_runs_compute_once(env: &Env) {
+    let key_args = |i: usize| -> Vec<String> {
+        let out = format!("out/r{i}.txt");
+        [
+            "run",
+            "--project",
+            "demo",
+            "--domain",
+            "dev",
+            "--task",
+            "wf.slow",
+            "--cache-version",
+            "1",
+            "--input",
+            "n:int=5",
+            "--output",
+            &format!("r:file={out}"),
+            "--serialize",
+            "--poll",
+            "200ms",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> runs.log; sleep 1; mkdir -p out; echo computed > \"$0\"",
+            &out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            let args = key_args(i);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.command(&refs)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for out in &outputs {
+        assert_code(out, 0);
+    }
+    assert_eq!(
+        env.runs(),
+        1,
+        "the command ran once among 32 serialized runs"
+    );
+    let hits = outputs
+        .iter()
+        .filter(|o| stderr(o).contains("CACHE_HIT"))
+        .count();
+    assert_eq!(hits, 31);
+    for i in 0..32 {
+        assert_eq!(env.read(&format!("out/r{i}.txt")), b"computed\n", "run {i}");
+    }
+}
+
+fn job_file_runs_and_flags_override_it(env: &Env) {
+    setup(env);
+    env.write(
+        "job.toml",
+        r#"
+project = "demo"
+domain = "dev"
+task = "wf.train"
+cache_version = "1.0"
+command = ["sh", "job.sh"]
+
+[inputs]
+epochs = { type = "int", value = 10 }
+data = { type = "file", value = "data.csv" }
+seed = { type = "int", value = 7, ignore = true }
+
+[outputs]
+model = { type = "file", path = "out/model.bin" }
+report = { type = "file", path = "out/report.txt" }
+plots = { type = "dir", path = "out/plots" }
+"#,
+    );
+    // The job file gives the same key as the flags.
+    let key = Task::new().key(env);
+    let out = env.recall(&["key", "--job", "job.toml"]);
+    assert_eq!(stdout(&out).trim(), key, "{}", stderr(&out));
+    let out = env.recall(&["run", "--job", "job.toml"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!("CACHE_POPULATED {key}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.recall(&["run", "--job", "job.toml"]);
+    assert!(stderr(&out).contains(&format!("CACHE_HIT {key}")));
+    let out = env.recall(&["run", "--job", "job.toml", "--cache-version", "2"]);
+    assert!(stderr(&out).contains("CACHE_MISS"), "{}", stderr(&out));
+    assert_eq!(env.runs(), 2);
+    // A bad value in the job file is exit 2, naming the input.
+    env.write(
+        "bad.toml",
+        "project = \"p\"\ndomain = \"d\"\ntask = \"t\"\ncache_version = \"1\"\ncommand = [\"true\"]\n\
+         [inputs]\nn = { type = \"int\", value = 1.5 }\n",
+    );
+    let out = env.recall(&["run", "--job", "bad.toml"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("input \"n\""), "{}", stderr(&out));
+}
+
+fn put_get_inspect_ls_evict_gc(env: &Env) {
+    setup(env);
+    assert_eq!(
+        std::process::Command::new("sh")
+            .arg("job.sh")
+            .current_dir(env.dir())
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    let produced = snapshot(env);
+    let task = Task::new();
+    let key = task.key(env);
+    let out = task.sub(env, "put", &[]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains(&format!("CACHE_POPULATED {key}")));
+    let out = task.sub(env, "put", &["--json"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("already_exists"), "{}", stdout(&out));
+
+    let tenant = ["--project", "demo", "--domain", "dev"];
+    let with_tenant = |rest: &[&str]| -> Output {
+        let mut args: Vec<&str> = vec![rest[0]];
+        args.extend_from_slice(&tenant);
+        args.extend_from_slice(&rest[1..]);
+        env.recall(&args)
+    };
+    let out = with_tenant(&["get", "--key", &key, "--to", "fetched", "--json"]);
+    assert_code(&out, 0);
+    let got: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(got["outputs"].as_array().unwrap().len(), 3);
+    assert_eq!(env.read("fetched/model"), env.read("out/model.bin"));
+    assert_eq!(env.read("fetched/plots/sub/a.csv"), env.read("data.csv"));
+    let out = with_tenant(&["get", "--key", &key, "--stdout", "report"]);
+    assert_code(&out, 0);
+    assert_eq!(out.stdout, env.read("out/report.txt"));
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = task.sub(env, "get", &[]);
+    assert_code(&out, 0);
+    assert_eq!(snapshot(env), produced);
+    let missing = "0".repeat(64);
+    assert_code(&with_tenant(&["get", "--key", &missing, "--to", "x"]), 1);
+
+    let out = with_tenant(&["inspect", "--key", &key, "--json"]);
+    assert_code(&out, 0);
+    let manifest: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(manifest["status"], "live");
+    assert_eq!(manifest["outputs"]["model"]["size"], 20_000);
+    assert_eq!(manifest["outputs"]["model"]["inline"], false);
+    assert_eq!(manifest["key"]["key"], key);
+
+    if env.mode == Mode::Direct {
+        let out = env.recall(&["ls", "--json"]);
+        assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
+        let out = with_tenant(&["ls"]);
+        assert_eq!(stdout(&out).trim(), "wf.train");
+    }
+    let out = with_tenant(&["ls", "--task", "wf.train", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed["entries"][0]["key"], key);
+    assert_eq!(listed["entries"][0]["status"], "live");
+
+    let out = with_tenant(&["evict", "--task", "wf.train", "--dry-run", "--json"]);
+    assert_code(&out, 0);
+    let counts: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (counts["entries"].as_u64(), counts["dry_run"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_code(&with_tenant(&["inspect", "--key", &key]), 0);
+    let out = with_tenant(&["evict", "--task", "wf.train", "--json"]);
+    let counts: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(counts["entries"], 1);
+    assert_code(&with_tenant(&["inspect", "--key", &key]), 1);
+
+    let gc = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["gc", "--grace", "0s", "--json"];
+        args.extend_from_slice(extra);
+        let out = env.recall(&args);
+        assert_code(&out, 0);
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let dry = gc(&["--dry-run"]);
+    assert_eq!(dry["collectable_blobs"], 1, "{dry:#}");
+    assert_eq!(dry["collectable_bytes"], 20_000, "{dry:#}");
+    assert_eq!(dry["deleted_blobs"], 0);
+    assert_eq!(gc(&[])["deleted_blobs"], 1);
+    assert_eq!(gc(&["--dry-run"])["collectable_blobs"], 0);
+}
+
+#[test]
+fn corrupted_blob_is_a_miss_and_a_correct_rerun() {
+    let env = Env::new(Backend::File, Mode::Direct, "corrupt").unwrap();
+    setup(&env);
+    let task = Task::new();
+    assert_code(&task.run(&env, &[]), 0);
+    let produced = snapshot(&env);
+    let blobs = walk(&env.store_path().unwrap().join("tenants/demo/dev/blobs"));
+    assert_eq!(
+        blobs.len(),
+        1,
+        "only the model is large enough for a blob: {blobs:?}"
+    );
+    let mut bytes = std::fs::read(&blobs[0]).unwrap();
+    bytes[1234] ^= 0x01;
+    std::fs::write(&blobs[0], bytes).unwrap();
+
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = task.run(&env, &[]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("CACHE_MISS"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert_eq!(env.runs(), 2, "the corrupt entry is recomputed");
+    assert_eq!(snapshot(&env), produced, "never corrupt output");
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = task.run(&env, &[]);
+    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_eq!(snapshot(&env), produced);
+}
+
+#[test]
+fn storage_down_still_runs_the_command_with_its_own_status() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let recall = |args: &[&str]| -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+            .args(["--store", "s3://down/cache", "--storage-timeout", "1s"])
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("RECALL_STORE")
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let material = [
+        "run",
+        "--project",
+        "p",
+        "--domain",
+        "d",
+        "--task",
+        "t",
+        "--cache-version",
+        "1",
+        "--output",
+        "o:file=o.txt",
+    ];
+    let started = std::time::Instant::now();
+    let mut args = material.to_vec();
+    args.extend(["--", "sh", "-c", "echo ran > o.txt; exit 5"]);
+    let failing = recall(&args);
+    assert_code(&failing, 5);
+    assert!(
+        stderr(&failing).contains("CACHE_LOOKUP_FAILURE"),
+        "{}",
+        stderr(&failing)
+    );
+    let mut args = material.to_vec();
+    args.extend(["--serialize", "--", "sh", "-c", "echo ran > o.txt"]);
+    let working = recall(&args);
+    assert_code(&working, 0);
+    let err = stderr(&working);
+    assert!(
+        err.contains("CACHE_LOOKUP_FAILURE") && err.contains("CACHE_PUT_FAILURE"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(work.path().join("o.txt")).unwrap(), b"ran\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Read-only subcommands report the storage error with status 3.
+    let out = recall(&["ls"]);
+    assert_code(&out, 3);
+
+    // The same with a daemon that is not running.
+    let daemon = |args: &[&str]| -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+            .args(["--daemon", &format!("http://127.0.0.1:{port}")])
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("RECALL_STORE")
+            .output()
+            .unwrap()
+    };
+    let mut args = material.to_vec();
+    args.extend(["--", "sh", "-c", "echo again > o.txt; exit 9"]);
+    let out = daemon(&args);
+    assert_code(&out, 9);
+    assert!(
+        stderr(&out).contains("CACHE_LOOKUP_FAILURE"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(work.path().join("o.txt")).unwrap(),
+        b"again\n"
+    );
+    let out = daemon(&[
+        "inspect",
+        "--project",
+        "p",
+        "--domain",
+        "d",
+        "--key",
+        &"a".repeat(64),
+    ]);
+    assert_code(&out, 3);
+}
+
+#[test]
+fn usage_errors_are_status_2_naming_the_flag() {
+    let env = Env::new(Backend::File, Mode::Direct, "usage").unwrap();
+    let base = [
+        "run",
+        "--project",
+        "p",
+        "--domain",
+        "d",
+        "--task",
+        "t",
+        "--cache-version",
+        "1",
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--output", "n:int=x.txt", "--", "true"],
+            "output \"n\" has type int",
+        ),
+        (
+            &["--output", "m:file", "--", "true"],
+            "output \"m\" has no path",
+        ),
+        (&["--max-age", "5x", "--", "true"], "--max-age \"5x\""),
+        (
+            &["--input", "n:int=1.5", "--", "true"],
+            "input \"n\" of type int",
+        ),
+        (&[], "no command"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = env.recall(&args);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains(needle), "{extra:?}: {}", stderr(&out));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+        .args(["ls"])
+        .env_remove("RECALL_STORE")
+        .env_remove("RECALL_DAEMON")
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--store"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_help_shows_an_example_and_completions_print() {
+    for sub in [
+        "",
+        "key",
+        "run",
+        "get",
+        "put",
+        "inspect",
+        "ls",
+        "evict",
+        "gc",
+        "explain",
+        "completions",
+    ] {
+        let mut args = vec![];
+        if !sub.is_empty() {
+            args.push(sub);
+        }
+        args.push("--help");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_code(&out, 0);
+        assert!(stdout(&out).contains("Example"), "{sub}: {}", stdout(&out));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("_recall"), "{}", stdout(&out));
+}
+
+/// `--serialize` args for the lease tests: one key, output `o.txt`.
+fn serialized(heartbeat: &str, script: &str) -> Vec<String> {
+    [
+        "run",
+        "--project",
+        "demo",
+        "--domain",
+        "dev",
+        "--task",
+        "wf.lease",
+        "--cache-version",
+        "1",
+        "--output",
+        "o:file=o.txt",
+        "--serialize",
+        "--heartbeat",
+        heartbeat,
+        "--poll",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn lease_is_released_when_the_command_fails() {
+    let env = Env::new(Backend::File, Mode::Direct, "lease_release").unwrap();
+    let args = serialized("10s", "echo run >> runs.log; exit 7");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_code(&env.recall(&refs), 7);
+    // Were the lease still held, this run would wait 30 s (three heartbeats) for it.
+    let started = std::time::Instant::now();
+    let args = serialized("10s", "echo run >> runs.log; echo ok > o.txt");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.recall(&refs);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("CACHE_WAITING"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn waiter_takes_over_the_lease_of_a_crashed_holder() {
+    let env = Env::new(Backend::File, Mode::Direct, "lease_takeover").unwrap();
+    // The holder records the pid of its command, then hangs; recall and the command are killed.
+    let args = serialized(
+        "1s",
+        "echo $$ > cmd.pid; echo run >> runs.log; exec sleep 60",
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut holder = env
+        .command(&refs)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = env.dir().join("cmd.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let command_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &command_pid])
+        .status();
+
+    let started = std::time::Instant::now();
+    let args = serialized("1s", "echo run >> runs.log; echo ok > o.txt");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.recall(&refs);
+    assert_code(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("CACHE_WAITING"), "{err}");
+    assert!(err.contains("CACHE_POPULATED"), "{err}");
+    // The crashed holder's lease lapses three heartbeats (3 s) after its last renewal.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.runs(), 2);
+    assert_eq!(env.read("o.txt"), b"ok\n");
+}
