@@ -1,21 +1,114 @@
 #!/usr/bin/env bash
-# Fault injection with counts. Each scenario prints what it tried and what it found.
+# Fault injection with counts. Each scenario prints what it tried and what it found, and the
+# script fails if any finding is wrong.
 #
-#   scripts/chaos.sh           the CI-sized run (also part of scripts/test.sh)
+#   scripts/chaos.sh           the CI-sized run (the store scenarios also run in scripts/test.sh)
 #   scripts/chaos.sh --long    1000 publishes killed at random points instead of 100
 #
-# Scenarios (crates/recall-store/tests/chaos.rs): kill -9 of publishers across 100 publishes
-# on local disk and S3 (moto), then every manifest verified; random bytes flipped in stored
-# blobs, then every fetch compared with the original bytes; a full 24 MiB tmpfs under
-# publishes (needs root). recalld's fail-open behaviour with its store cut off and restored
-# is in crates/recalld/tests.
+# Store scenarios (crates/recall-store/tests/chaos.rs): kill -9 of publishers across 100
+# publishes on local disk and S3 (moto), then every manifest verified; random bytes flipped
+# in stored blobs, then every fetch compared with the original bytes; a full 24 MiB tmpfs
+# under publishes (needs root).
+# Daemon scenario (below): the S3 server paused with SIGSTOP under lookup load and resumed;
+# recalld must answer CACHE_LOOKUP_FAILURE within its timeout, stay up, and serve hits again
+# without a restart. (crates/recalld/tests also cut the network path to the store with a
+# proxy, which makes connections fail instead of hang.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 case "${1:-}" in
   --long) export RECALL_CHAOS_PUBLISHES=1000 ;;
   "") ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac
+export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 source scripts/test-servers.sh
-cargo test --release -p recall-store --test chaos -- --nocapture
+[ -n "${recall_moto_pid:-}" ] || { echo "chaos.sh needs the moto server it starts itself (unset RECALL_TEST_S3_BUCKET)"; exit 1; }
+
+echo "== chaos: store scenarios"
+cargo test --quiet -p recall-store --test chaos -- --nocapture
+
+echo "== chaos: S3 server paused under recalld lookup load"
+cargo build --quiet -p recalld -p recall-bench
+bin="${CARGO_TARGET_DIR:-$root/target}/debug"
+export AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_REGION=$RECALL_TEST_S3_REGION AWS_ALLOW_HTTP=true
+export AWS_ACCESS_KEY_ID=$RECALL_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RECALL_TEST_S3_SECRET_ACCESS_KEY
+target/pyenv/bin/python - <<PY
+import boto3
+s3 = boto3.client("s3", endpoint_url="$RECALL_TEST_S3_ENDPOINT", region_name="$RECALL_TEST_S3_REGION")
+if "$RECALL_TEST_S3_BUCKET" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+    s3.create_bucket(Bucket="$RECALL_TEST_S3_BUCKET")
+PY
+store="s3://$RECALL_TEST_S3_BUCKET/chaos-daemon-$$"
+entries=200
+"$bin/recall-bench" populate "$store" "$entries" >/dev/null
+"$bin/recall-bench" keys "$entries" > "$recall_servers_dir/keys"
+mapfile -t keys < "$recall_servers_dir/keys"
+cat > "$recall_servers_dir/recalld.toml" <<TOML
+store = "$store"
+listen = "127.0.0.1:0"
+[hot]
+ttl_secs = 1
+[timeouts]
+lookup_ms = 300
+[breaker]
+failure_threshold = 5
+open_ms = 1000
+TOML
+"$bin/recalld" --config "$recall_servers_dir/recalld.toml" >"$recall_servers_dir/recalld.out" 2>"$recall_servers_dir/recalld.log" &
+recalld_pid=$!
+recall_server_pids+=("$recalld_pid")
+url=
+for _ in $(seq 100); do
+  url=$(sed -n 's/^recalld: listening on //p' "$recall_servers_dir/recalld.out")
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$recall_servers_dir/recalld.log"; exit 1; }
+
+# lookups N: N lookups of random keys, one at a time; prints "count status...", "max_ms".
+lookups() {
+  local n=$1 i key out code ms max=0
+  declare -A seen=()
+  for i in $(seq "$n"); do
+    key=${keys[$((RANDOM % entries))]}
+    out=$(curl -s -o "$recall_servers_dir/body" -w '%{http_code} %{time_total}' "$url/v1/entries/bench/perf/$key")
+    code=${out% *}
+    ms=$(awk -v t="${out#* }" 'BEGIN {printf "%d", t * 1000}')
+    [ "$ms" -gt "$max" ] && max=$ms
+    status=$(sed -n 's/.*"status":"\([A-Z_]*\)".*/\1/p' "$recall_servers_dir/body")
+    seen["$code $status"]=$(( ${seen["$code $status"]:-0} + 1 ))
+  done
+  for k in "${!seen[@]}"; do printf '%s×%s ' "${seen[$k]}" "$k"; done
+  echo "| slowest ${max} ms"
+}
+
+before=$(lookups 100)
+echo "   store up:      100 lookups: $before"
+kill -STOP "$recall_moto_pid"
+paused=$(lookups 100)
+echo "   store paused:  100 lookups: $paused"
+kill -CONT "$recall_moto_pid"
+recovered_after=
+for attempt in $(seq 60); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/entries/bench/perf/${keys[$((RANDOM % entries))]}")
+  if [ "$code" = 200 ]; then recovered_after=$attempt; break; fi
+  sleep 0.5
+done
+after=$(lookups 100)
+echo "   store resumed: first hit after $recovered_after probe(s) of 0.5 s; 100 lookups: $after"
+alive=no; kill -0 "$recalld_pid" 2>/dev/null && alive=yes
+echo "   recalld still running, same process: $alive"
+
+fail=0
+[[ "$before" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit before the pause"; fail=1; }
+# While paused, hits from memory (1 s TTL) are allowed; everything else must fail open.
+if [[ "$paused" == *"×500"* ]] || [[ "$paused" == *"×000"* ]]; then echo "FAIL: a 500 or no answer while paused"; fail=1; fi
+[[ "$paused" == *"503 CACHE_LOOKUP_FAILURE"* ]] || { echo "FAIL: no CACHE_LOOKUP_FAILURE while paused"; fail=1; }
+paused_max=${paused##*slowest }; paused_max=${paused_max% ms}
+[ "$paused_max" -lt 2000 ] || { echo "FAIL: a lookup took ${paused_max} ms while paused (timeout 300 ms)"; fail=1; }
+[ -n "$recovered_after" ] || { echo "FAIL: no hit within 30 s of resuming"; fail=1; }
+[[ "$after" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit after resuming"; fail=1; }
+[ "$alive" = yes ] || { echo "FAIL: recalld exited"; fail=1; }
+[ "$fail" = 0 ] && echo "== chaos: every scenario passed"
+exit "$fail"

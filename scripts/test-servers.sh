@@ -79,6 +79,7 @@ else
   port=$(recall_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$recall_servers_dir/moto.log" 2>&1 &
   recall_server_pids+=($!)
+  recall_moto_pid=$!  # scripts/chaos.sh pauses and resumes it
   recall_wait_for moto "http://127.0.0.1:$port/" "$!" "$recall_servers_dir/moto.log"
   export RECALL_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   export RECALL_TEST_S3_BUCKET=recall-test
