@@ -233,6 +233,19 @@ pub async fn leases(backend: &Backend) {
             .unwrap_or("")
             .contains("heartbeat_seconds")
     );
+    let (status, body) = d
+        .post(
+            &path,
+            &json!({ "owner": "w", "heartbeat_seconds": "soon" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let message = body["error"].as_str().unwrap_or("");
+    assert!(
+        message.contains("heartbeat_seconds") && message.contains("soon"),
+        "{body}"
+    );
     let (status, body) = d.post(&path, &json!({ "owner": "w" }), None).await;
     assert_eq!(status, 400);
     assert!(
