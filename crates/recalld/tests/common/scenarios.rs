@@ -640,10 +640,18 @@ pub async fn every_route_is_served(backend: &Backend) {
 /// a restart once the store is back.
 pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
     let endpoint = backend.s3_endpoint().expect("an S3 backend");
-    let upstream = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the S3 endpoint is http://IP:PORT");
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("the backend-cut test needs an http:// S3 endpoint")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let upstream = tokio::net::lookup_host(authority.as_str())
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
     let proxy = Proxy::start(upstream).await;
     let cfg = Options {
         toml: "[timeouts]\nlookup_ms = 300\npublish_secs = 2\n\n\
