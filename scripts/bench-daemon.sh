@@ -9,6 +9,7 @@
 #   BENCH_SECONDS=10        length of each wrk run
 #   BENCH_CONNECTIONS=50    wrk connections
 #   BENCH_HOT_MIB=64        recalld's hot-tier capacity for the RSS measurement
+#   BENCH_FILL=1.25         publish this many times the entries that fit in the tier
 #   RECALLD_BIN=path        use this recalld binary instead of building one
 #
 # Needs nginx and wrk (Debian packages; installed with apt-get when missing), curl, python3.
@@ -134,13 +135,13 @@ read -r n_rps n_p50 n_p99 < <(wrk_run "http://127.0.0.1:$nginx_port/manifest.jso
 rss_after_hits=$(awk '/VmRSS/ {print $2}' "/proc/$recalld_pid/status")
 
 # --- RSS with the memory tier full -----------------------------------------------------------
-# Entries with one 4 KiB inlined output (the largest that is inlined) weigh about 5 KiB each;
-# publish enough to overflow the capacity by a quarter. Each publish writes through to memory.
+# Entries with one 4 KiB inlined output (the largest that is inlined) weigh about 8 KiB each
+# (recall_hot::manifest_weight); publish enough to overflow the capacity by a quarter. Each publish writes through to memory.
 echo "== filling the ${hot_mib} MiB hot tier" >&2
 python3 - "$base" "$hot_mib" <<'PY'
 import concurrent.futures, json, os, sys, urllib.request
 base, mib = sys.argv[1], int(sys.argv[2])
-count = int(mib * 1048576 / 5000 * 1.25)
+count = int(mib * 1048576 / 8300 * float(os.environ.get("BENCH_FILL", "1.25")))
 payload = os.urandom(4096)
 def publish(i):
     material = json.dumps({"project": "bench", "domain": "development", "task": "wf.fill",
