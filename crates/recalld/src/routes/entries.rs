@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::view::{manifest_json, miss_json};
+use super::view::{HitBody, ManifestView, manifest_json, miss_json};
 use super::{Shared, authorize, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
@@ -160,10 +160,15 @@ async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
         LookupAnswer::Hit {
             manifest,
             from_hot_tier,
-        } => with_status(
+        } => super::json_with_status(
             StatusCode::OK,
             CacheStatus::CacheHit,
-            json!({ "key": key, "from_hot_tier": from_hot_tier, "manifest": manifest_json(&manifest) }),
+            &HitBody {
+                from_hot_tier,
+                key: &entry.key,
+                manifest: ManifestView::of(&manifest),
+                status: CacheStatus::CacheHit,
+            },
         ),
         LookupAnswer::Miss(miss) => {
             let mut body = miss_json(&miss);

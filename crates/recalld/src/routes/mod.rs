@@ -121,6 +121,35 @@ pub(crate) fn with_status(code: StatusCode, status: CacheStatus, mut body: JsonV
     response
 }
 
+/// A JSON response serialized straight from `body` (which carries its own `status`), with
+/// `X-Recall-Cache-Status`. Serializing these types cannot fail; if it did, the answer is a 503
+/// naming the cause (lookups never answer 500), so the caller runs its task.
+pub(crate) fn json_with_status(
+    code: StatusCode,
+    status: CacheStatus,
+    body: &impl serde::Serialize,
+) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (code, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                "x-recall-cache-status",
+                HeaderValue::from_static(status.as_str()),
+            );
+            response
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot encode the answer: {e}"),
+        ),
+    }
+}
+
 /// Checks the request's bearer token for `need` on `project`/`domain`.
 pub(crate) fn authorize(
     state: &AppState,
