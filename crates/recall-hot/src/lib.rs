@@ -374,30 +374,74 @@ impl<S: ManifestSource> HotTier<S> {
     }
 }
 
-/// Approximate memory a manifest takes: its strings, digests and inline bytes, plus a fixed
-/// overhead per map entry. Saturates at `u32::MAX` (moka weighs with `u32`).
+/// Slots in one node of the standard library's `BTreeMap`: a map allocates whole nodes, so
+/// even a one-entry map costs a node of this many key/value slots.
+const BTREE_NODE_SLOTS: usize = 11;
+/// What the allocator adds to each heap allocation (header and rounding), on average.
+const PER_ALLOCATION: usize = 16;
+/// moka's own bookkeeping per cached entry (hash, access-order and timer nodes, counters),
+/// measured: what RSS grew by per entry beyond the rest of this estimate.
+const PER_CACHE_ENTRY: usize = 768;
+
+/// Heap bytes of a `BTreeMap<K, V>` with `len` entries, not counting what K and V point to.
+fn btree_bytes<K, V>(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    // Nodes are between half full and full; count two thirds full beyond the first one.
+    let nodes = if len <= BTREE_NODE_SLOTS {
+        1
+    } else {
+        len.div_ceil(BTREE_NODE_SLOTS * 2 / 3)
+    };
+    nodes * (BTREE_NODE_SLOTS * (size_of::<K>() + size_of::<V>()) + 2 * PER_ALLOCATION)
+}
+
+/// Heap bytes of a string (or other owned buffer) of `len` bytes.
+fn heap(len: usize) -> usize {
+    if len == 0 { 0 } else { len + PER_ALLOCATION }
+}
+
+/// Memory one cached manifest takes, in bytes, as the hot tier's weigher counts it: the
+/// manifest and what it owns (strings, map nodes, inline output bytes), the entry's key, and
+/// the cache's per-entry bookkeeping. Calibrated against process RSS: filling a tier from
+/// the store grows RSS by about the weighted size. Saturates at `u32::MAX` (moka's weight).
 pub fn manifest_weight(manifest: &Manifest) -> u32 {
-    const PER_ENTRY: usize = 96;
     let key = &manifest.key;
-    let mut bytes = 512
-        + key.project.len()
-        + key.domain.len()
-        + key.task.len()
-        + key.cache_version.len()
-        + key.salt.as_ref().map_or(0, String::len)
-        + manifest.producer.len();
+    let mut bytes = PER_CACHE_ENTRY
+        + size_of::<EntryRef>()
+        + heap(key.project.len())
+        + heap(key.domain.len())
+        + heap(size_of::<Manifest>())
+        + heap(key.project.len())
+        + heap(key.domain.len())
+        + heap(key.task.len())
+        + heap(key.cache_version.len())
+        + key.salt.as_ref().map_or(0, |s| heap(s.len()))
+        + heap(manifest.producer.len());
+    bytes += btree_bytes::<String, recall_key::InputDigest>(key.inputs.len());
     for (name, input) in &key.inputs {
-        bytes += PER_ENTRY + name.len() + input.ty.canonical_text().len() + 32;
+        // Nested types (list<...>, map<...>) own heap nodes; their text length bounds them.
+        bytes += heap(name.len()) + type_heap(input.ty.canonical_text().len());
     }
+    bytes += btree_bytes::<String, recall_key::ValueType>(key.outputs.len());
     for (name, ty) in &key.outputs {
-        bytes += PER_ENTRY + name.len() + ty.canonical_text().len();
+        bytes += heap(name.len()) + type_heap(ty.canonical_text().len());
     }
+    bytes += btree_bytes::<String, recall_store::OutputRecord>(manifest.outputs.len());
     for (name, output) in &manifest.outputs {
-        bytes += PER_ENTRY
-            + name.len()
-            + output.ty.len()
-            + 32
-            + output.inline.as_ref().map_or(0, |b| b.len());
+        bytes += heap(name.len())
+            + heap(output.ty.len())
+            + output.inline.as_ref().map_or(0, |b| heap(b.len()) + 32);
     }
     u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// Heap of a parsed type whose canonical text has `len` bytes: scalar types own none.
+fn type_heap(len: usize) -> usize {
+    if len <= "duration".len() {
+        0
+    } else {
+        2 * len + PER_ALLOCATION
+    }
 }

@@ -139,10 +139,22 @@ pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Parses a JSON request body; a 400 names what is wrong (unknown field, wrong type, ...).
+/// Parses a JSON request body; a 400 names the field and what is wrong with its value.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T, Response> {
-    serde_json::from_str(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("request body: {}", e.inner())
+        } else {
+            format!("request body field {path}: {}", e.inner())
+        };
+        error(StatusCode::BAD_REQUEST, message)
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+    Ok(parsed)
 }
 
 /// A 400 for a query string that does not parse, as JSON like every other error.

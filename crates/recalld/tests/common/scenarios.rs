@@ -233,6 +233,19 @@ pub async fn leases(backend: &Backend) {
             .unwrap_or("")
             .contains("heartbeat_seconds")
     );
+    let (status, body) = d
+        .post(
+            &path,
+            &json!({ "owner": "w", "heartbeat_seconds": "soon" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let message = body["error"].as_str().unwrap_or("");
+    assert!(
+        message.contains("heartbeat_seconds") && message.contains("soon"),
+        "{body}"
+    );
     let (status, body) = d.post(&path, &json!({ "owner": "w" }), None).await;
     assert_eq!(status, 400);
     assert!(
@@ -244,10 +257,26 @@ pub async fn leases(backend: &Backend) {
     let (status, body) = d.delete(&path, None).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or("").contains("owner"));
-    let (status, _) = d
-        .post("/v1/leases/al..pha/development/00", &ask("w"), None)
+    let (status, body) = d
+        .post(
+            &format!("/v1/leases/a%20b/development/{}", m.key),
+            &ask("w"),
+            None,
+        )
         .await;
     assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("project"),
+        "{body}"
+    );
+    let (status, body) = d
+        .post("/v1/leases/alpha/development/00", &ask("w"), None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("key"),
+        "{body}"
+    );
 }
 
 /// Listing, eviction by key and by task (dry run first), GC, overwrite.
@@ -405,6 +434,38 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
         200,
         "the live entry survives GC"
     );
+
+    // Dry runs by age and for the whole tenant count the one live entry and delete nothing.
+    let (status, body) = d
+        .post(
+            "/v1/evict",
+            &with(json!({ "older_than_seconds": 0, "dry_run": true })),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["entries"].as_u64(), body["markers"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (status, body) = d
+        .post(
+            "/v1/evict",
+            &with(json!({ "older_than_seconds": 3600, "dry_run": true })),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["entries"].as_u64()), (200, Some(0)));
+    let (status, body) = d
+        .post("/v1/evict", &with(json!({ "dry_run": true })), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["selector"], "tenant");
+    assert_eq!(
+        (body["entries"].as_u64(), body["blobs"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(d.lookup(&m3, None).await.0, 200);
 
     // Whole tenant.
     let (status, body) = d.post("/v1/evict", &tenant, None).await;
@@ -579,10 +640,18 @@ pub async fn every_route_is_served(backend: &Backend) {
 /// a restart once the store is back.
 pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
     let endpoint = backend.s3_endpoint().expect("an S3 backend");
-    let upstream = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the S3 endpoint is http://IP:PORT");
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("the backend-cut test needs an http:// S3 endpoint")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let upstream = tokio::net::lookup_host(authority.as_str())
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
     let proxy = Proxy::start(upstream).await;
     let cfg = Options {
         toml: "[timeouts]\nlookup_ms = 300\npublish_secs = 2\n\n\
