@@ -9,6 +9,8 @@
 # publishes on local disk and S3 (moto), then every manifest verified; random bytes flipped
 # in stored blobs, then every fetch compared with the original bytes; a full 24 MiB tmpfs
 # under publishes (needs root).
+# CLI scenario (below): bytes flipped in stored blobs; recall get and recall run must never
+# write a corrupt byte (a damaged entry is a miss, and run recomputes it).
 # Daemon scenario (below): the S3 server paused with SIGSTOP under lookup load and resumed;
 # recalld must answer CACHE_LOOKUP_FAILURE within its timeout, stay up, and serve hits again
 # without a restart. (crates/recalld/tests also cut the network path to the store with a
@@ -28,9 +30,61 @@ source scripts/test-servers.sh
 echo "== chaos: store scenarios"
 cargo test --quiet -p recall-store --test chaos -- --nocapture
 
-echo "== chaos: S3 server paused under recalld lookup load"
-cargo build --quiet -p recalld -p recall-bench
+cargo build --quiet -p recalld -p recall-bench -p recall
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
+
+echo "== chaos: bytes flipped in stored blobs, read back with recall get and recall run"
+cli_dir="$recall_servers_dir/cli"
+mkdir -p "$cli_dir/src" "$cli_dir/out"
+cli_store="file://$cli_dir/store"
+cli_entries=30
+for n in $(seq "$cli_entries"); do
+  head -c $((5000 + RANDOM * 8)) /dev/urandom > "$cli_dir/src/$n"
+  "$bin/recall" put --quiet --store "$cli_store" --project chaos --domain dev --task wf.flip \
+    --cache-version 1 --input "n:int=$n" --output "out:file=$cli_dir/src/$n"
+done
+damaged=0
+for blob in $(find "$cli_dir/store" -path '*/blobs/*' -type f | sort); do
+  if [ $((RANDOM % 2)) = 0 ] || [ "$damaged" = 0 ]; then
+    # One bit of one random byte, inverted in place.
+    python3 - "$blob" "$RANDOM$RANDOM" <<'PY'
+import sys
+path, seed = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    data = bytearray(f.read())
+    i = seed % len(data)
+    data[i] ^= 1 << (seed % 8)
+    f.seek(0)
+    f.write(data)
+PY
+    damaged=$((damaged + 1))
+  fi
+done
+get_hits=0; get_misses=0; run_reruns=0; corrupt=0
+for n in $(seq "$cli_entries"); do
+  rm -f "$cli_dir/out/$n"
+  if "$bin/recall" get --quiet --store "$cli_store" --project chaos --domain dev --task wf.flip \
+       --cache-version 1 --input "n:int=$n" --output "out:file=$cli_dir/out/$n" 2>/dev/null; then
+    get_hits=$((get_hits + 1))
+    cmp -s "$cli_dir/out/$n" "$cli_dir/src/$n" || corrupt=$((corrupt + 1))
+  else
+    get_misses=$((get_misses + 1))
+    # Nothing may be left at the output path after a miss.
+    [ ! -e "$cli_dir/out/$n" ] || corrupt=$((corrupt + 1))
+    # recall run recomputes (here: copies the original) and must hand back the true bytes.
+    "$bin/recall" run --quiet --store "$cli_store" --project chaos --domain dev --task wf.flip \
+      --cache-version 1 --input "n:int=$n" --output "out:file=$cli_dir/out/$n" \
+      -- cp "$cli_dir/src/$n" "$cli_dir/out/$n"
+    run_reruns=$((run_reruns + 1))
+    cmp -s "$cli_dir/out/$n" "$cli_dir/src/$n" || corrupt=$((corrupt + 1))
+  fi
+done
+echo "   $cli_entries entries put; $damaged blobs damaged; recall get: $get_hits hits, $get_misses misses;"
+echo "   recall run re-ran $run_reruns; corrupt or leftover outputs written: $corrupt"
+[ "$corrupt" = 0 ] || { echo "FAIL: recall wrote corrupt bytes"; exit 1; }
+[ "$get_misses" = "$damaged" ] || { echo "FAIL: $damaged damaged blobs but $get_misses misses"; exit 1; }
+
+echo "== chaos: S3 server paused under recalld lookup load"
 export AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_REGION=$RECALL_TEST_S3_REGION AWS_ALLOW_HTTP=true
 export AWS_ACCESS_KEY_ID=$RECALL_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RECALL_TEST_S3_SECRET_ACCESS_KEY
 target/pyenv/bin/python - <<PY
