@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use recall_key::{DerivedKey, Digest};
 use recall_store::{EntryRef, Lookup, Manifest, Miss, PublishOutcome, system_time_ms};
@@ -161,6 +161,7 @@ async fn decide(
     let short = key.key.to_hex();
     let timeout = options.storage_timeout;
     let mut announced_wait = false;
+    let mut lease_failing_since: Option<Instant> = None;
     if options.overwrite {
         report.status(format!("CACHE_SKIPPED {short}"));
         *previous = with_timeout(timeout, "lookup", client.stored_entry(entry))
@@ -192,12 +193,30 @@ async fn decide(
         if !options.serialize {
             return Ok(Before::Run { publish: true });
         }
-        let grant = with_timeout(
+        // The lookup just worked, so a failed lease request is most likely transient
+        // (contention, a busy store): ask again for up to the storage timeout before running
+        // without the lease, which is what a lasting failure does (fail open).
+        let grant = match with_timeout(
             timeout,
             "lease",
             client.lease(entry, owner, options.heartbeat),
         )
-        .await?;
+        .await
+        {
+            Ok(grant) => {
+                lease_failing_since = None;
+                grant
+            }
+            Err(err) => {
+                let since = *lease_failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= timeout {
+                    return Err(err);
+                }
+                report.warn(format!("lease request failed, asking again: {err}"));
+                tokio::time::sleep(options.poll).await;
+                continue;
+            }
+        };
         if grant.granted {
             *lease_held = true;
             if !options.overwrite {
