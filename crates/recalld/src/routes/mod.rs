@@ -99,8 +99,10 @@ async fn unknown_route(request: Request) -> Response {
 /// serve, a body over the size limit, ...) are plain text or empty; this turns every such
 /// 4xx/5xx into `{"error": message}` like the handlers' own, so a client parses one shape.
 async fn errors_as_json(request: Request, next: Next) -> Response {
+    // Kept for the error message only; a URI clone shares the request's bytes instead of
+    // copying the path on every request.
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -119,7 +121,8 @@ async fn errors_as_json(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let message = if text.is_empty() {
         format!(
-            "{method} {path}: {}",
+            "{method} {}: {}",
+            uri.path(),
             status.canonical_reason().unwrap_or("error")
         )
     } else {
