@@ -435,9 +435,8 @@ pub fn manifest_weight(manifest: &Manifest) -> u32 {
             + output.inline.as_ref().map_or(0, |b| heap(b.len()) + 32);
     }
     if !manifest.nondeterminism.is_empty() {
-        bytes += heap(
-            manifest.nondeterminism.len() * size_of::<recall_store::NondeterminismRecord>(),
-        );
+        bytes +=
+            heap(manifest.nondeterminism.len() * size_of::<recall_store::NondeterminismRecord>());
     }
     for record in &manifest.nondeterminism {
         bytes += heap(record.producer.len())

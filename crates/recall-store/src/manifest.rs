@@ -169,9 +169,8 @@ impl NondeterminismRecord {
             let name = name.as_text()?;
             validate_name("output name", name).ok()?;
             let change = change.as_map()?;
-            let digest = |f: &str| -> Option<Digest> {
-                field(change, f).ok()?.as_text()?.parse().ok()
-            };
+            let digest =
+                |f: &str| -> Option<Digest> { field(change, f).ok()?.as_text()?.parse().ok() };
             outputs.insert(
                 name.to_string(),
                 DigestChange {
@@ -622,13 +621,8 @@ mod tests {
             .iter()
             .map(|(n, r)| (n.clone(), r.digest))
             .collect();
-        let none = NondeterminismRecord::compare(
-            &stored,
-            &same,
-            1,
-            "p",
-            NondeterminismOutcome::Discarded,
-        );
+        let none =
+            NondeterminismRecord::compare(&stored, &same, 1, "p", NondeterminismOutcome::Discarded);
         assert_eq!(none, None);
         let mut other = same.clone();
         other.insert("model".into(), Digest::of_content(b"other"));
@@ -641,7 +635,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found.outputs.len(), 1);
-        assert_eq!(found.outputs["model"].previous, stored.outputs["model"].digest);
+        assert_eq!(
+            found.outputs["model"].previous,
+            stored.outputs["model"].digest
+        );
         assert_eq!(found.outputs["model"].current, Digest::of_content(b"other"));
     }
 }

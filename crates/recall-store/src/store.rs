@@ -598,7 +598,11 @@ impl Store {
         if mode == PublishMode::CreateIfAbsent {
             return match self
                 .objects
-                .put_opts(&path, PutPayload::from(manifest.encode()), PutMode::Create.into())
+                .put_opts(
+                    &path,
+                    PutPayload::from(manifest.encode()),
+                    PutMode::Create.into(),
+                )
                 .await
             {
                 Ok(_) => Ok(PublishOutcome::Published {
@@ -670,7 +674,9 @@ impl Store {
         previous: Option<&Manifest>,
         produced: &BTreeMap<String, Digest>,
     ) -> Option<NondeterminismRecord> {
-        manifest.nondeterminism = previous.map(|p| p.nondeterminism.clone()).unwrap_or_default();
+        manifest.nondeterminism = previous
+            .map(|p| p.nondeterminism.clone())
+            .unwrap_or_default();
         let observed = previous.and_then(|p| {
             NondeterminismRecord::compare(
                 p,

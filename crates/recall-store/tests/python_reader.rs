@@ -202,7 +202,9 @@ impl Ctx {
             .expect("publish")
         {
             PublishOutcome::Published { .. } => {}
-            PublishOutcome::AlreadyExists { .. } => panic!("fresh root, yet the entry already exists"),
+            PublishOutcome::AlreadyExists { .. } => {
+                panic!("fresh root, yet the entry already exists")
+            }
         }
         derived
     }

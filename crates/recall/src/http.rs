@@ -263,7 +263,9 @@ fn observed_of(body: &JsonValue) -> Result<Option<NondeterminismRecord>, CliErro
         None | Some(JsonValue::Null) => Ok(None),
         Some(value) => {
             let view: RecordView = serde_json::from_value(value.clone()).map_err(|e| {
-                storage(format!("daemon sent an unreadable nondeterminism record: {e}"))
+                storage(format!(
+                    "daemon sent an unreadable nondeterminism record: {e}"
+                ))
             })?;
             record_of(view).map(Some)
         }

@@ -120,7 +120,6 @@ pub async fn run(
 
     let result = finish(
         client.as_deref(),
-        &entry,
         key,
         outputs,
         status,
@@ -293,7 +292,6 @@ async fn restore(
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     client: Option<&dyn CacheClient>,
-    entry: &EntryRef,
     key: &DerivedKey,
     outputs: &[OutputPath],
     status: u8,

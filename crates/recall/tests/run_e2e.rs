@@ -269,7 +269,10 @@ fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
     let changed = records[0]["outputs"].as_object().unwrap();
     assert_eq!(changed.keys().collect::<Vec<_>>(), ["model"], "{shown:#}");
     assert_eq!(changed["model"]["previous"], model_before);
-    assert_eq!(changed["model"]["current"], shown["outputs"]["model"]["digest"]);
+    assert_eq!(
+        changed["model"]["current"],
+        shown["outputs"]["model"]["digest"]
+    );
     assert_ne!(changed["model"]["previous"], changed["model"]["current"]);
     let args = inspect_args(&task, &["--json"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -287,13 +290,22 @@ fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
     assert_code(&put, 0);
     let err = stderr(&put);
     assert!(err.contains(&format!("CACHE_EXISTS {key}")), "{err}");
-    assert!(err.contains(&format!("CACHE_NONDETERMINISTIC {key}: output \"model\"")), "{err}");
+    assert!(
+        err.contains(&format!("CACHE_NONDETERMINISTIC {key}: output \"model\"")),
+        "{err}"
+    );
     let after = inspect_json(&task, env);
     let records = after["nondeterminism"].as_array().unwrap();
     assert_eq!(records.len(), 2, "{after:#}");
     assert_eq!(records[1]["outcome"], "discarded");
-    assert_eq!(records[1]["outputs"]["model"]["previous"], shown["outputs"]["model"]["digest"]);
-    assert_eq!(after["outputs"], shown["outputs"], "the kept entry's outputs are unchanged");
+    assert_eq!(
+        records[1]["outputs"]["model"]["previous"],
+        shown["outputs"]["model"]["digest"]
+    );
+    assert_eq!(
+        after["outputs"], shown["outputs"],
+        "the kept entry's outputs are unchanged"
+    );
     assert_eq!(after["created_at_ms"], shown["created_at_ms"]);
     let quiet = task.run(env, &["--quiet"]);
     assert_code(&quiet, 0);

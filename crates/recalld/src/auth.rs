@@ -106,7 +106,8 @@ impl Auth {
             .iter()
             .filter(|t| {
                 let (project, domain) = scope(t);
-                self.check(header, Some(project), Some(domain), need).is_ok()
+                self.check(header, Some(project), Some(domain), need)
+                    .is_ok()
             })
             .collect())
     }
@@ -174,13 +175,25 @@ mod tests {
         );
         // Listing shows a scoped token only its own tenants.
         let tenants = [("a", "dev"), ("b", "dev"), ("a", "prod")];
-        let scope = |t: &(&'static str, &'static str)| (t.0, t.1);
+        fn scope<'a>(t: &'a (&'static str, &'static str)) -> (&'a str, &'a str) {
+            (t.0, t.1)
+        }
         let seen = auth
-            .visible(Some("Bearer aaaaaaaaaaaaaaaa"), &tenants, scope, Access::Read)
+            .visible(
+                Some("Bearer aaaaaaaaaaaaaaaa"),
+                &tenants,
+                scope,
+                Access::Read,
+            )
             .unwrap();
         assert_eq!(seen, [&("a", "dev"), &("a", "prod")]);
         let all = auth
-            .visible(Some("Bearer cccccccccccccccc"), &tenants, scope, Access::Read)
+            .visible(
+                Some("Bearer cccccccccccccccc"),
+                &tenants,
+                scope,
+                Access::Read,
+            )
             .unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(
@@ -188,7 +201,12 @@ mod tests {
             Err(Denied::Unauthenticated)
         );
         assert!(matches!(
-            auth.visible(Some("Bearer aaaaaaaaaaaaaaaa"), &tenants, scope, Access::Write),
+            auth.visible(
+                Some("Bearer aaaaaaaaaaaaaaaa"),
+                &tenants,
+                scope,
+                Access::Write
+            ),
             Err(Denied::Forbidden { .. })
         ));
         // A request over all projects needs a token for all projects.

@@ -291,7 +291,8 @@ pub async fn round_trip_every_output_kind(h: &Harness) {
         store.lookup(&entry).await.unwrap(),
         Lookup::Miss(Miss::NotFound)
     );
-    let PublishOutcome::Published { manifest, .. } = publish(&store, &k, 1, dir.path()).await else {
+    let PublishOutcome::Published { manifest, .. } = publish(&store, &k, 1, dir.path()).await
+    else {
         panic!("first publish must win");
     };
     assert_eq!(manifest.producer, "writer");
@@ -1386,7 +1387,10 @@ pub async fn nondeterministic_publishes_are_recorded(h: &Harness) {
     let (v0, d0) = nd_outputs(0);
     let (v1, d1) = nd_outputs(1);
     let (v2, d2) = nd_outputs(2);
-    let PublishOutcome::Published { manifest: first, observed: None } = winner
+    let PublishOutcome::Published {
+        manifest: first,
+        observed: None,
+    } = winner
         .publish(&k, &v0, &PublishOptions::default())
         .await
         .unwrap()
@@ -1396,7 +1400,10 @@ pub async fn nondeterministic_publishes_are_recorded(h: &Harness) {
     assert!(first.nondeterminism.is_empty());
 
     // The loser's outputs differ: the winner's entry is kept and records it.
-    let PublishOutcome::AlreadyExists { existing: Some(existing), observed: Some(observed) } = loser
+    let PublishOutcome::AlreadyExists {
+        existing: Some(existing),
+        observed: Some(observed),
+    } = loser
         .publish(&k, &v1, &PublishOptions::default())
         .await
         .unwrap()
@@ -1411,29 +1418,72 @@ pub async fn nondeterministic_publishes_are_recorded(h: &Harness) {
     }
     let stored = winner.lookup(&entry).await.unwrap().hit().unwrap();
     assert_eq!(stored, *existing);
-    assert_eq!(stored.nondeterminism, [observed.clone()]);
+    assert_eq!(stored.nondeterminism, std::slice::from_ref(&observed));
     // Otherwise the winner's manifest, unchanged.
     let mut without = stored.clone();
     without.nondeterminism.clear();
     assert_eq!(without, *first);
-    let fetched = winner.fetch(&entry, FetchTo::Memory).await.unwrap().hit().unwrap();
-    assert_eq!(fetched.outputs["small"], Fetched::Bytes(Bytes::from("small-0")));
+    let fetched = winner
+        .fetch(&entry, FetchTo::Memory)
+        .await
+        .unwrap()
+        .hit()
+        .unwrap();
+    assert_eq!(
+        fetched.outputs["small"],
+        Fetched::Bytes(Bytes::from("small-0"))
+    );
 
     // The same difference again is not recorded twice; identical outputs observe nothing.
-    let again = loser.publish(&k, &v1, &PublishOptions::default()).await.unwrap();
+    let again = loser
+        .publish(&k, &v1, &PublishOptions::default())
+        .await
+        .unwrap();
     assert!(again.observed().is_some());
     let (same, _) = nd_outputs(0);
-    let same = loser.publish(&k, &same, &PublishOptions::default()).await.unwrap();
-    assert!(matches!(same, PublishOutcome::AlreadyExists { observed: None, existing: Some(_) }));
-    assert_eq!(winner.lookup(&entry).await.unwrap().hit().unwrap().nondeterminism.len(), 1);
+    let same = loser
+        .publish(&k, &same, &PublishOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        same,
+        PublishOutcome::AlreadyExists {
+            observed: None,
+            existing: Some(_)
+        }
+    ));
+    assert_eq!(
+        winner
+            .lookup(&entry)
+            .await
+            .unwrap()
+            .hit()
+            .unwrap()
+            .nondeterminism
+            .len(),
+        1
+    );
 
     // GC still sees the entry's blob: the rewritten manifest names the same outputs.
     let report = winner
-        .gc(None, &GcOptions { grace: Duration::ZERO, dry_run: false })
+        .gc(
+            None,
+            &GcOptions {
+                grace: Duration::ZERO,
+                dry_run: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(report.undecodable_manifests, 0);
-    assert!(winner.fetch(&entry, FetchTo::Memory).await.unwrap().hit().is_some());
+    assert!(
+        winner
+            .fetch(&entry, FetchTo::Memory)
+            .await
+            .unwrap()
+            .hit()
+            .is_some()
+    );
 
     // An overwrite with other outputs records "replaced" after the carried-over record.
     let overwrite = PublishOptions {
@@ -1441,7 +1491,10 @@ pub async fn nondeterministic_publishes_are_recorded(h: &Harness) {
         ..PublishOptions::default()
     };
     let outcome = loser.publish(&k, &v2, &overwrite).await.unwrap();
-    let replaced = outcome.observed().cloned().expect("overwrite observed the difference");
+    let replaced = outcome
+        .observed()
+        .cloned()
+        .expect("overwrite observed the difference");
     assert_eq!(replaced.outcome, NondeterminismOutcome::Replaced);
     assert_eq!(replaced.outputs["blob"].previous, d0["blob"]);
     assert_eq!(replaced.outputs["blob"].current, d2["blob"]);

@@ -496,7 +496,9 @@ pub async fn list_tenants(State(state): State<Shared>, headers: HeaderMap) -> Re
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     // Refuse a bad token before touching the store.
-    if let Err(denied) = state.auth.visible(header, &[] as &[Tenant], tenant_scope, Access::Read)
+    if let Err(denied) = state
+        .auth
+        .visible(header, &[] as &[Tenant], tenant_scope, Access::Read)
     {
         return super::denied_response(denied);
     }

@@ -10,8 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
 use recall_store::{
-    EntryRef, NondeterminismRecord, Output, PublishMode, PublishOptions, PublishOutcome,
-    StoreError,
+    EntryRef, NondeterminismRecord, Output, PublishMode, PublishOptions, PublishOutcome, StoreError,
 };
 use serde::Deserialize;
 use serde_json::json;
