@@ -434,6 +434,17 @@ pub fn manifest_weight(manifest: &Manifest) -> u32 {
             + heap(output.ty.len())
             + output.inline.as_ref().map_or(0, |b| heap(b.len()) + 32);
     }
+    if !manifest.nondeterminism.is_empty() {
+        bytes +=
+            heap(manifest.nondeterminism.len() * size_of::<recall_store::NondeterminismRecord>());
+    }
+    for record in &manifest.nondeterminism {
+        bytes += heap(record.producer.len())
+            + btree_bytes::<String, recall_store::DigestChange>(record.outputs.len());
+        for name in record.outputs.keys() {
+            bytes += heap(name.len());
+        }
+    }
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 

@@ -67,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         created_at_ms: 1_764_000_000_000,
         expires_at_ms: Some(1_764_086_400_000),
         producer: "fuzz-seed".into(),
+        nondeterminism: Vec::new(),
     };
     fs::write(root.join("manifest/two-outputs.cbor"), manifest.encode())?;
     let bare = Manifest {

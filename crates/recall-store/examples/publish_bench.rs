@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &PublishOptions::default(),
                 )
                 .await?;
-            if !matches!(outcome, PublishOutcome::Published(_)) {
+            if !matches!(outcome, PublishOutcome::Published { .. }) {
                 return Err("publish did not win".into());
             }
         }

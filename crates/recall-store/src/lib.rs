@@ -25,7 +25,10 @@ pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
 pub use maintenance::{EvictReport, GcOptions, GcReport, TaskEntry};
-pub use manifest::{Manifest, ManifestError, OutputRecord};
+pub use manifest::{
+    DigestChange, MAX_NONDETERMINISM_RECORDS, Manifest, ManifestError, NondeterminismOutcome,
+    NondeterminismRecord, OutputRecord, push_nondeterminism,
+};
 pub use store::{
     Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,
     PublishOptions, PublishOutcome, Store, StoreConfig,

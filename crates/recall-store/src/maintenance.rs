@@ -148,6 +148,25 @@ impl Store {
         Ok(tenants)
     }
 
+    /// The task names that have index markers in the tenant, sorted (one delimited LIST).
+    /// Names recall would reject (written by something else) are skipped.
+    pub async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
+        let prefix = self.path(&tenant.tasks_prefix());
+        let listed = self
+            .objects
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| StoreError::backend("list", &prefix, e))?;
+        let mut tasks: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|t| validate_name("task", t).is_ok())
+            .collect();
+        tasks.sort();
+        Ok(tasks)
+    }
+
     /// The entries of `task` in the tenant (of one `cache_version`, or all), read from the
     /// index markers with one LIST. A marker may outlive its manifest for a moment (eviction
     /// deletes the manifest first), so a caller that needs the entry reads its manifest.

@@ -37,6 +37,164 @@ pub struct Manifest {
     pub expires_at_ms: Option<i64>,
     /// Who published the entry (free text: host, process, execution id).
     pub producer: String,
+    /// Publishes of this key that produced other output digests than the entry they met,
+    /// oldest first, at most [`MAX_NONDETERMINISM_RECORDS`]; empty when none was seen (the
+    /// field is then absent from the encoding). Informative only: it never affects hit/miss.
+    pub nondeterminism: Vec<NondeterminismRecord>,
+}
+
+/// At most this many nondeterminism records are kept in a manifest (the oldest are dropped).
+pub const MAX_NONDETERMINISM_RECORDS: usize = 8;
+
+/// What became of a publish that produced other output digests than the entry it met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NondeterminismOutcome {
+    /// It replaced the entry (overwrite): the manifest holding the record has its outputs.
+    Replaced,
+    /// The entry was kept (create-if-absent lost the race): its outputs were discarded.
+    Discarded,
+}
+
+impl NondeterminismOutcome {
+    /// The text stored in the manifest: `"replaced"` or `"discarded"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NondeterminismOutcome::Replaced => "replaced",
+            NondeterminismOutcome::Discarded => "discarded",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "replaced" => Some(NondeterminismOutcome::Replaced),
+            "discarded" => Some(NondeterminismOutcome::Discarded),
+            _ => None,
+        }
+    }
+}
+
+/// The two digests of one output that differed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestChange {
+    /// The digest in the entry the publish met.
+    pub previous: Digest,
+    /// The digest the publish produced.
+    pub current: Digest,
+}
+
+/// One publish of the key whose outputs differed from those of the entry it met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NondeterminismRecord {
+    /// When the publish saw the difference, milliseconds since the Unix epoch.
+    pub observed_at_ms: i64,
+    /// The producer of that publish (whose outputs are `current`).
+    pub producer: String,
+    /// Whether that publish replaced the entry or was discarded.
+    pub outcome: NondeterminismOutcome,
+    /// The outputs that differed, by name (never empty).
+    pub outputs: BTreeMap<String, DigestChange>,
+}
+
+impl NondeterminismRecord {
+    /// The record of a publish that produced `produced` where the entry had `stored`, or
+    /// `None` when every output the two share has the same digest.
+    pub fn compare(
+        stored: &Manifest,
+        produced: &BTreeMap<String, Digest>,
+        observed_at_ms: i64,
+        producer: &str,
+        outcome: NondeterminismOutcome,
+    ) -> Option<Self> {
+        let outputs: BTreeMap<String, DigestChange> = stored
+            .outputs
+            .iter()
+            .filter_map(|(name, record)| {
+                let current = *produced.get(name)?;
+                (current != record.digest).then(|| {
+                    (
+                        name.clone(),
+                        DigestChange {
+                            previous: record.digest,
+                            current,
+                        },
+                    )
+                })
+            })
+            .collect();
+        (!outputs.is_empty()).then(|| NondeterminismRecord {
+            observed_at_ms,
+            producer: producer.to_string(),
+            outcome,
+            outputs,
+        })
+    }
+
+    fn to_item(&self) -> Item {
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|(name, change)| {
+                (
+                    name.clone(),
+                    Item::Map(vec![
+                        ("previous".into(), Item::text(change.previous.to_hex())),
+                        ("current".into(), Item::text(change.current.to_hex())),
+                    ]),
+                )
+            })
+            .collect();
+        Item::Map(vec![
+            (
+                "observed_at_ms".into(),
+                Item::Int(self.observed_at_ms.into()),
+            ),
+            ("producer".into(), Item::text(&self.producer)),
+            ("outcome".into(), Item::text(self.outcome.as_str())),
+            ("outputs".into(), Item::Map(outputs)),
+        ])
+    }
+
+    /// One record from its CBOR map; `None` when it is not a well-formed record.
+    fn from_value(value: &Value) -> Option<Self> {
+        let fields = value.as_map()?;
+        let observed_at_ms = field(fields, "observed_at_ms")
+            .ok()?
+            .as_integer()
+            .and_then(|i| i64::try_from(i).ok())?;
+        let producer = field(fields, "producer").ok()?.as_text()?.to_string();
+        let outcome = NondeterminismOutcome::parse(field(fields, "outcome").ok()?.as_text()?)?;
+        let mut outputs = BTreeMap::new();
+        for (name, change) in field(fields, "outputs").ok()?.as_map()? {
+            let name = name.as_text()?;
+            validate_name("output name", name).ok()?;
+            let change = change.as_map()?;
+            let digest =
+                |f: &str| -> Option<Digest> { field(change, f).ok()?.as_text()?.parse().ok() };
+            outputs.insert(
+                name.to_string(),
+                DigestChange {
+                    previous: digest("previous")?,
+                    current: digest("current")?,
+                },
+            );
+        }
+        (!outputs.is_empty()).then_some(NondeterminismRecord {
+            observed_at_ms,
+            producer,
+            outcome,
+            outputs,
+        })
+    }
+}
+
+/// Appends `record` to `records`, keeping the newest [`MAX_NONDETERMINISM_RECORDS`].
+pub fn push_nondeterminism(records: &mut Vec<NondeterminismRecord>, record: NondeterminismRecord) {
+    records.push(record);
+    if records.len() > MAX_NONDETERMINISM_RECORDS {
+        let excess = records.len() - MAX_NONDETERMINISM_RECORDS;
+        records.drain(..excess);
+    }
 }
 
 /// Why bytes are not a manifest this version can use.
@@ -74,7 +232,7 @@ impl Manifest {
                 (name.clone(), Item::Map(fields))
             })
             .collect();
-        Item::Map(vec![
+        let mut fields = vec![
             (
                 "layout_version".into(),
                 Item::Int(self.layout_version.into()),
@@ -88,12 +246,26 @@ impl Manifest {
                     .map_or(Item::Null, |t| Item::Int(t.into())),
             ),
             ("producer".into(), Item::text(&self.producer)),
-        ])
+        ];
+        if !self.nondeterminism.is_empty() {
+            fields.push((
+                "nondeterminism".into(),
+                Item::Array(
+                    self.nondeterminism
+                        .iter()
+                        .map(NondeterminismRecord::to_item)
+                        .collect(),
+                ),
+            ));
+        }
+        Item::Map(fields)
     }
 
     /// Decodes and checks a manifest. Unknown map fields are ignored (forward compatibility);
     /// a missing or mistyped field, another layout version, or a name that breaks the name
-    /// rules is an error.
+    /// rules is an error. The optional `nondeterminism` field never makes a manifest
+    /// unusable: a record that is not well formed is skipped, and a field that is not an
+    /// array reads as no records.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let value: Value =
             ciborium::from_reader(bytes).map_err(|e| bad(format!("not CBOR: {e}")))?;
@@ -133,6 +305,17 @@ impl Manifest {
             .as_text()
             .ok_or_else(|| bad("producer is not text"))?
             .to_string();
+        let nondeterminism = fields
+            .iter()
+            .find(|(k, _)| k.as_text() == Some("nondeterminism"))
+            .and_then(|(_, v)| v.as_array())
+            .map(|records| {
+                records
+                    .iter()
+                    .filter_map(NondeterminismRecord::from_value)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Manifest {
             layout_version,
             key,
@@ -140,6 +323,7 @@ impl Manifest {
             created_at_ms,
             expires_at_ms,
             producer,
+            nondeterminism,
         })
     }
 }
@@ -299,6 +483,7 @@ mod tests {
             created_at_ms: 1_700_000_000_000,
             expires_at_ms: None,
             producer: "host-1/42".into(),
+            nondeterminism: Vec::new(),
         }
     }
 
@@ -349,5 +534,111 @@ mod tests {
                 "layout_version"
             ]
         );
+    }
+
+    fn record(at: i64, outcome: NondeterminismOutcome) -> NondeterminismRecord {
+        let mut outputs = BTreeMap::new();
+        outputs.insert(
+            "model".to_string(),
+            DigestChange {
+                previous: Digest::of_content(b"one"),
+                current: Digest::of_content(b"two"),
+            },
+        );
+        NondeterminismRecord {
+            observed_at_ms: at,
+            producer: "host-2/7".into(),
+            outcome,
+            outputs,
+        }
+    }
+
+    #[test]
+    fn nondeterminism_round_trips_and_is_absent_when_empty() {
+        let plain = sample();
+        let plain_bytes = plain.encode();
+        let value: Value = ciborium::from_reader(&plain_bytes[..]).unwrap();
+        assert!(
+            value
+                .as_map()
+                .unwrap()
+                .iter()
+                .all(|(k, _)| k.as_text() != Some("nondeterminism"))
+        );
+        let mut observed = plain.clone();
+        observed.nondeterminism = vec![
+            record(5, NondeterminismOutcome::Replaced),
+            record(6, NondeterminismOutcome::Discarded),
+        ];
+        let bytes = observed.encode();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), observed);
+        assert_eq!(Manifest::decode(&bytes).unwrap().encode(), bytes);
+        // Everything else is encoded exactly as without the field.
+        let mut stripped = Manifest::decode(&bytes).unwrap();
+        stripped.nondeterminism.clear();
+        assert_eq!(stripped.encode(), plain_bytes);
+    }
+
+    #[test]
+    fn malformed_nondeterminism_never_makes_a_miss() {
+        let base = sample().to_item();
+        let Item::Map(mut fields) = base else {
+            panic!("not a map")
+        };
+        fields.push((
+            "nondeterminism".into(),
+            Item::Array(vec![
+                Item::text("not a record"),
+                record(9, NondeterminismOutcome::Replaced).to_item(),
+                Item::Map(vec![("outcome".into(), Item::text("sideways"))]),
+            ]),
+        ));
+        let bytes = encode(&Item::Map(fields.clone())).unwrap();
+        let decoded = Manifest::decode(&bytes).unwrap();
+        assert_eq!(
+            decoded.nondeterminism,
+            [record(9, NondeterminismOutcome::Replaced)]
+        );
+        let last = fields.len() - 1;
+        fields[last].1 = Item::Int(3);
+        let decoded = Manifest::decode(&encode(&Item::Map(fields)).unwrap()).unwrap();
+        assert!(decoded.nondeterminism.is_empty());
+    }
+
+    #[test]
+    fn records_are_bounded_and_compared_by_shared_outputs() {
+        let mut records = Vec::new();
+        for at in 0..20 {
+            push_nondeterminism(&mut records, record(at, NondeterminismOutcome::Replaced));
+        }
+        assert_eq!(records.len(), MAX_NONDETERMINISM_RECORDS);
+        assert_eq!(records[0].observed_at_ms, 12);
+        assert_eq!(records[7].observed_at_ms, 19);
+
+        let stored = sample();
+        let same: BTreeMap<String, Digest> = stored
+            .outputs
+            .iter()
+            .map(|(n, r)| (n.clone(), r.digest))
+            .collect();
+        let none =
+            NondeterminismRecord::compare(&stored, &same, 1, "p", NondeterminismOutcome::Discarded);
+        assert_eq!(none, None);
+        let mut other = same.clone();
+        other.insert("model".into(), Digest::of_content(b"other"));
+        let found = NondeterminismRecord::compare(
+            &stored,
+            &other,
+            1,
+            "p",
+            NondeterminismOutcome::Discarded,
+        )
+        .unwrap();
+        assert_eq!(found.outputs.len(), 1);
+        assert_eq!(
+            found.outputs["model"].previous,
+            stored.outputs["model"].digest
+        );
+        assert_eq!(found.outputs["model"].current, Digest::of_content(b"other"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 use recall_key::{DerivedKey, Digest, SPEC_VERSION, validate_name};
 
 use crate::backend::{Backend, open_url};
@@ -15,7 +15,10 @@ use crate::blob::{self, Downloaded, Sink, Source, UploadTuning};
 use crate::clock::{Clock, SystemClock, duration_ms};
 use crate::error::StoreError;
 use crate::layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
-use crate::manifest::{Manifest, OutputRecord};
+use crate::manifest::{
+    Manifest, ManifestError, NondeterminismOutcome, NondeterminismRecord, OutputRecord,
+    push_nondeterminism,
+};
 
 /// Settings of one opened store.
 #[derive(Debug, Clone)]
@@ -138,10 +141,42 @@ pub struct PublishOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// This call's manifest is now the entry.
-    Published(Box<Manifest>),
-    /// A live entry already existed (or another publisher won the race); it was not changed.
-    AlreadyExists,
+    Published {
+        /// The manifest written (with the records carried over from the entry it replaced).
+        manifest: Box<Manifest>,
+        /// When it replaced an entry whose output digests differ: the record of that, also
+        /// the last of `manifest.nondeterminism`.
+        observed: Option<NondeterminismRecord>,
+    },
+    /// A live entry already existed (or another publisher won the race); its outputs were
+    /// kept. Only its `nondeterminism` records may have changed.
+    AlreadyExists {
+        /// The entry kept, as it stands after this call; `None` when it could not be read
+        /// back (evicted in between, unreadable).
+        existing: Option<Box<Manifest>>,
+        /// When this call's outputs differ from the kept entry's: the record of that. It is
+        /// in `existing.nondeterminism` unless recording it failed (which is only logged).
+        observed: Option<NondeterminismRecord>,
+    },
 }
+
+impl PublishOutcome {
+    /// Whether this call's manifest became the entry.
+    pub fn is_published(&self) -> bool {
+        matches!(self, PublishOutcome::Published { .. })
+    }
+
+    /// The nondeterminism this call observed, if any.
+    pub fn observed(&self) -> Option<&NondeterminismRecord> {
+        match self {
+            PublishOutcome::Published { observed, .. }
+            | PublishOutcome::AlreadyExists { observed, .. } => observed.as_ref(),
+        }
+    }
+}
+
+/// Read-modify-write rounds of a manifest update before giving up.
+const MANIFEST_CAS_ROUNDS: usize = 8;
 
 /// The result of a lookup: a hit, or a miss with its reason. Never an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -514,7 +549,17 @@ impl Store {
         let mut mode = options.mode;
         if mode == PublishMode::CreateIfAbsent {
             match self.lookup(&entry).await? {
-                Lookup::Hit(_) => return Ok(PublishOutcome::AlreadyExists),
+                Lookup::Hit(_) => {
+                    let produced = match output_digests(outputs).await {
+                        Ok(digests) => Some(digests),
+                        Err(err) => {
+                            tracing::warn!(key = %key.key, error = %err,
+                                "could not hash the outputs to compare them with the entry kept");
+                            None
+                        }
+                    };
+                    return Ok(self.keep_existing(&entry, produced.as_ref()).await);
+                }
                 Lookup::Miss(Miss::NotFound) => {}
                 // Expired or unusable: the next publish replaces it.
                 Lookup::Miss(_) => mode = PublishMode::Overwrite,
@@ -526,6 +571,10 @@ impl Store {
             let record = self.store_output(&entry.tenant, key, output).await?;
             records.insert(output.name.clone(), record);
         }
+        let produced: BTreeMap<String, Digest> = records
+            .iter()
+            .map(|(name, record)| (name.clone(), record.digest))
+            .collect();
 
         let marker = self.path(&entry.tenant.marker(&key.task, &key.cache_version, &key.key));
         self.objects
@@ -534,7 +583,7 @@ impl Store {
             .map_err(|e| StoreError::backend("put", &marker, e))?;
 
         let created_at_ms = self.config.clock.now_ms();
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             layout_version: LAYOUT_VERSION,
             key: key.clone(),
             outputs: records,
@@ -543,20 +592,212 @@ impl Store {
                 .ttl
                 .map(|ttl| created_at_ms.saturating_add(duration_ms(ttl))),
             producer: self.config.producer.clone(),
+            nondeterminism: Vec::new(),
         };
         let path = self.path(&entry.tenant.entry(&key.key));
-        let put_mode = match mode {
-            PublishMode::CreateIfAbsent => PutMode::Create,
-            PublishMode::Overwrite => PutMode::Overwrite,
-        };
-        match self
-            .objects
-            .put_opts(&path, PutPayload::from(manifest.encode()), put_mode.into())
+        if mode == PublishMode::CreateIfAbsent {
+            return match self
+                .objects
+                .put_opts(
+                    &path,
+                    PutPayload::from(manifest.encode()),
+                    PutMode::Create.into(),
+                )
+                .await
+            {
+                Ok(_) => Ok(PublishOutcome::Published {
+                    manifest: Box::new(manifest),
+                    observed: None,
+                }),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    Ok(self.keep_existing(&entry, Some(&produced)).await)
+                }
+                Err(e) => Err(StoreError::backend("put", &path, e)),
+            };
+        }
+
+        // Overwrite: carry the replaced entry's records over and add ours, writing only over
+        // the version read (or creating) so a concurrent record is not lost; after a few
+        // contended rounds, or where conditional writes are missing, a plain overwrite.
+        for _ in 0..MANIFEST_CAS_ROUNDS {
+            let (previous, put_mode) = match self.read_manifest_versioned(&path).await? {
+                None => (None, PutMode::Create),
+                Some((body, version)) => (
+                    Manifest::decode(&body)
+                        .and_then(|m| check_identity(m, &entry))
+                        .ok(),
+                    PutMode::Update(version),
+                ),
+            };
+            let observed = self.carry_over(&mut manifest, previous.as_ref(), &produced);
+            match self
+                .objects
+                .put_opts(&path, PutPayload::from(manifest.encode()), put_mode.into())
+                .await
+            {
+                Ok(_) => {
+                    return Ok(PublishOutcome::Published {
+                        manifest: Box::new(manifest),
+                        observed,
+                    });
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. },
+                ) => continue,
+                Err(object_store::Error::NotImplemented { .. }) => break,
+                Err(e) => return Err(StoreError::backend("put", &path, e)),
+            }
+        }
+        let previous = self.read_entry_manifest(&entry).await?;
+        let observed = self.carry_over(&mut manifest, previous.as_ref(), &produced);
+        self.objects
+            .put_opts(
+                &path,
+                PutPayload::from(manifest.encode()),
+                PutMode::Overwrite.into(),
+            )
             .await
-        {
-            Ok(_) => Ok(PublishOutcome::Published(Box::new(manifest))),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(PublishOutcome::AlreadyExists),
-            Err(e) => Err(StoreError::backend("put", &path, e)),
+            .map_err(|e| StoreError::backend("put", &path, e))?;
+        Ok(PublishOutcome::Published {
+            manifest: Box::new(manifest),
+            observed,
+        })
+    }
+
+    /// Sets `manifest.nondeterminism` to the records of the entry it replaces plus, when
+    /// their digests differ, a record of this overwrite (returned).
+    fn carry_over(
+        &self,
+        manifest: &mut Manifest,
+        previous: Option<&Manifest>,
+        produced: &BTreeMap<String, Digest>,
+    ) -> Option<NondeterminismRecord> {
+        manifest.nondeterminism = previous
+            .map(|p| p.nondeterminism.clone())
+            .unwrap_or_default();
+        let observed = previous.and_then(|p| {
+            NondeterminismRecord::compare(
+                p,
+                produced,
+                manifest.created_at_ms,
+                &self.config.producer,
+                NondeterminismOutcome::Replaced,
+            )
+        })?;
+        push_nondeterminism(&mut manifest.nondeterminism, observed.clone());
+        Some(observed)
+    }
+
+    /// The create-if-absent publish met a live entry: compare its digests with `produced`
+    /// and, when they differ, record that on the kept manifest with a conditional replace.
+    /// Never fails: a failure to record is logged and the observation still returned.
+    async fn keep_existing(
+        &self,
+        entry: &EntryRef,
+        produced: Option<&BTreeMap<String, Digest>>,
+    ) -> PublishOutcome {
+        match self.record_on_existing(entry, produced).await {
+            Ok((existing, observed)) => PublishOutcome::AlreadyExists {
+                existing: existing.map(Box::new),
+                observed,
+            },
+            Err(err) => {
+                tracing::warn!(key = %entry.key, error = %err,
+                    "could not read back the entry kept to compare its outputs");
+                PublishOutcome::AlreadyExists {
+                    existing: None,
+                    observed: None,
+                }
+            }
+        }
+    }
+
+    async fn record_on_existing(
+        &self,
+        entry: &EntryRef,
+        produced: Option<&BTreeMap<String, Digest>>,
+    ) -> Result<(Option<Manifest>, Option<NondeterminismRecord>), StoreError> {
+        let path = self.path(&entry.tenant.entry(&entry.key));
+        let mut last = (None, None);
+        for _ in 0..MANIFEST_CAS_ROUNDS {
+            let Some((body, version)) = self.read_manifest_versioned(&path).await? else {
+                return Ok((None, None));
+            };
+            let Ok(existing) = Manifest::decode(&body).and_then(|m| check_identity(m, entry))
+            else {
+                return Ok((None, None));
+            };
+            let Some(observed) = produced.and_then(|produced| {
+                NondeterminismRecord::compare(
+                    &existing,
+                    produced,
+                    self.config.clock.now_ms(),
+                    &self.config.producer,
+                    NondeterminismOutcome::Discarded,
+                )
+            }) else {
+                return Ok((Some(existing), None));
+            };
+            if existing
+                .nondeterminism
+                .last()
+                .is_some_and(|r| r.outcome == observed.outcome && r.outputs == observed.outputs)
+            {
+                // The same difference is already the latest record: nothing new to say.
+                return Ok((Some(existing), Some(observed)));
+            }
+            if existing.encode() != body {
+                // Not written by this version's encoder (a field it does not know, or another
+                // writer): rewriting it would drop what it does not understand.
+                tracing::info!(%path, "manifest not rewritten to record nondeterminism: \
+                    it has content this version does not re-encode identically");
+                return Ok((Some(existing), Some(observed)));
+            }
+            let mut updated = existing.clone();
+            push_nondeterminism(&mut updated.nondeterminism, observed.clone());
+            match self
+                .objects
+                .put_opts(
+                    &path,
+                    PutPayload::from(updated.encode()),
+                    PutMode::Update(version).into(),
+                )
+                .await
+            {
+                Ok(_) => return Ok((Some(updated), Some(observed))),
+                Err(
+                    object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+                ) => last = (Some(existing), Some(observed)),
+                Err(e) => {
+                    tracing::warn!(%path, error = %e, "could not record nondeterminism");
+                    return Ok((Some(existing), Some(observed)));
+                }
+            }
+        }
+        tracing::warn!(%path, "could not record nondeterminism: the manifest kept changing");
+        Ok(last)
+    }
+
+    /// The manifest's bytes and version, or `None` when there is none.
+    async fn read_manifest_versioned(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(Bytes, UpdateVersion)>, StoreError> {
+        let result = match self.objects.get(path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::backend("get", path, e)),
+        };
+        let version = UpdateVersion {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        match result.bytes().await {
+            Ok(body) => Ok(Some((body, version))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::backend("get", path, e)),
         }
     }
 
@@ -628,17 +869,27 @@ impl Store {
     }
 }
 
+/// The digest of each output's bytes (reading files, uploading nothing).
+async fn output_digests(outputs: &[Output]) -> Result<BTreeMap<String, Digest>, StoreError> {
+    let mut digests = BTreeMap::new();
+    for output in outputs {
+        let digest = match &output.data {
+            OutputData::Bytes(bytes) => Digest::of_content(bytes),
+            OutputData::File(path) => blob::hash_file(path).await?.0,
+        };
+        digests.insert(output.name.clone(), digest);
+    }
+    Ok(digests)
+}
+
 /// The manifest must describe the entry at whose path it was found.
-fn check_identity(
-    manifest: Manifest,
-    entry: &EntryRef,
-) -> Result<Manifest, crate::manifest::ManifestError> {
+fn check_identity(manifest: Manifest, entry: &EntryRef) -> Result<Manifest, ManifestError> {
     let key = &manifest.key;
     if key.key != entry.key
         || key.project != entry.tenant.project()
         || key.domain != entry.tenant.domain()
     {
-        return Err(crate::manifest::ManifestError(format!(
+        return Err(ManifestError(format!(
             "manifest describes {}/{}/{}, not the entry at its path",
             key.project, key.domain, key.key
         )));

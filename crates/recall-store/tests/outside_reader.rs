@@ -165,7 +165,7 @@ async fn an_outside_client_reads_an_entry_by_following_layout_md() {
         )
         .await
         .unwrap();
-    assert!(matches!(outcome, PublishOutcome::Published(_)));
+    assert!(matches!(outcome, PublishOutcome::Published { .. }));
 
     // From here on: the key's JSON, aws-sdk-s3 and the layout document only.
     let key_json = serde_json::to_value(&derived).unwrap();

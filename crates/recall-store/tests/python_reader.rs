@@ -201,8 +201,10 @@ impl Ctx {
             .await
             .expect("publish")
         {
-            PublishOutcome::Published(_) => {}
-            PublishOutcome::AlreadyExists => panic!("fresh root, yet the entry already exists"),
+            PublishOutcome::Published { .. } => {}
+            PublishOutcome::AlreadyExists { .. } => {
+                panic!("fresh root, yet the entry already exists")
+            }
         }
         derived
     }

@@ -1,5 +1,6 @@
 //! The seam between the `recall` subcommands and the cache: one trait, implemented directly
-//! on a store ([`crate::direct::DirectClient`]) and, later, over recalld's HTTP API.
+//! on a store ([`crate::direct::DirectClient`]) and over recalld's HTTP API
+//! ([`crate::http::HttpClient`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,7 +87,9 @@ pub trait CacheClient: Send + Sync {
     /// (and is removed so the next run repopulates it).
     async fn fetch(&self, entry: &EntryRef, dir: &Path) -> Result<Lookup<Manifest>, CliError>;
 
-    /// Publishes outputs as the entry of `key`; `overwrite` replaces a live entry.
+    /// Publishes outputs as the entry of `key`; `overwrite` replaces a live entry. The outcome
+    /// carries the nondeterminism observed (outputs differing from the entry met), which the
+    /// store also records in the manifest.
     async fn publish(
         &self,
         key: &DerivedKey,
@@ -113,10 +116,11 @@ pub trait CacheClient: Send + Sync {
         cache_version: Option<&str>,
     ) -> Result<Vec<TaskEntry>, CliError>;
 
-    /// The project/domain pairs with objects in the store (empty when not supported).
+    /// The project/domain pairs with objects in the store (through a daemon: those the
+    /// token may read).
     async fn tenants(&self) -> Result<Vec<Tenant>, CliError>;
 
-    /// The task names with index markers in a tenant (empty when not supported).
+    /// The task names with index markers in a tenant, sorted.
     async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, CliError>;
 
     /// Evicts entries (or counts them on a dry run).

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use recall_key::Digest;
 use recall_store::{
-    EntryRef, GcOptions, Lookup, Manifest, PublishOutcome, StoreConfig, StoreError, Tenant,
-    system_time_ms,
+    EntryRef, GcOptions, Lookup, Manifest, NondeterminismOutcome, NondeterminismRecord,
+    StoreConfig, StoreError, Tenant, system_time_ms,
 };
 use serde_json::{Value as JsonValue, json};
 
@@ -23,7 +23,7 @@ use crate::explain::explain;
 use crate::material::Resolved;
 use crate::outputs;
 use crate::progress::{Reporter, human_bytes};
-use crate::run::{RunOptions, miss_text, publish_outputs, with_timeout};
+use crate::run::{RunOptions, miss_text, publish_outputs, warn_nondeterminism, with_timeout};
 
 /// Runs one parsed command line; returns the exit status.
 pub async fn execute(cli: Cli) -> Result<u8, CliError> {
@@ -313,48 +313,24 @@ async fn put(global: &GlobalArgs, args: PutArgs, cwd: &Path) -> Result<u8, CliEr
     let client = open_client(global, StoreConfig::default()).await?;
     let report = reporter(global);
     let short = key.key.to_hex();
-    let entry = EntryRef::of(&key)?;
-    let previous = if args.overwrite {
-        client.stored_entry(&entry).await?.map(|s| s.manifest)
-    } else {
-        None
-    };
-    let (outcome, ours) =
+    let (outcome, _) =
         publish_outputs(client.as_ref(), &key, &outputs, args.overwrite, report).await?;
-    let stored = match &outcome {
-        PublishOutcome::Published(_) => {
-            report.status(format!("CACHE_POPULATED {short}"));
-            previous
-        }
-        PublishOutcome::AlreadyExists => {
-            report.status(format!(
-                "CACHE_EXISTS {short}: an entry already exists and was kept (--overwrite replaces it)"
-            ));
-            client.lookup(&entry).await?.hit()
-        }
-    };
+    if outcome.is_published() {
+        report.status(format!("CACHE_POPULATED {short}"));
+    } else {
+        report.status(format!(
+            "CACHE_EXISTS {short}: an entry already exists and was kept (--overwrite replaces it)"
+        ));
+    }
     let mut nondeterministic = Vec::new();
-    if let Some(stored) = stored {
-        for (name, record) in &stored.outputs {
-            if let Some(digest) = ours.get(name)
-                && *digest != record.digest
-            {
-                report.warn(format!(
-                    "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {digest} \
-                     for the same key",
-                    record.digest
-                ));
-                nondeterministic.push(name.clone());
-            }
-        }
+    if let Some(record) = outcome.observed() {
+        warn_nondeterminism(report, &short, record);
+        nondeterministic.extend(record.outputs.keys().cloned());
     }
     if args.json {
         print_json(&json!({
             "key": short,
-            "outcome": match outcome {
-                PublishOutcome::Published(_) => "published",
-                PublishOutcome::AlreadyExists => "already_exists",
-            },
+            "outcome": if outcome.is_published() { "published" } else { "already_exists" },
             "nondeterministic_outputs": nondeterministic,
         }))?;
     }
@@ -392,6 +368,32 @@ pub fn manifest_json(manifest: &Manifest, expired: bool) -> JsonValue {
         "created_at_ms": manifest.created_at_ms,
         "expires_at_ms": manifest.expires_at_ms,
         "producer": manifest.producer,
+        "nondeterminism": manifest
+            .nondeterminism
+            .iter()
+            .map(nondeterminism_json)
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// One nondeterminism record as JSON (`inspect --json`): when, by whom, what became of that
+/// publish, and per output the digest the entry had and the one that publish produced.
+pub fn nondeterminism_json(record: &NondeterminismRecord) -> JsonValue {
+    let outputs: serde_json::Map<String, JsonValue> = record
+        .outputs
+        .iter()
+        .map(|(name, change)| {
+            (
+                name.clone(),
+                json!({"previous": change.previous.to_hex(), "current": change.current.to_hex()}),
+            )
+        })
+        .collect();
+    json!({
+        "observed_at_ms": record.observed_at_ms,
+        "producer": record.producer,
+        "outcome": record.outcome.as_str(),
+        "outputs": outputs,
     })
 }
 
@@ -454,6 +456,31 @@ async fn inspect(global: &GlobalArgs, args: InspectArgs, cwd: &Path) -> Result<u
                 ""
             }
         ));
+    }
+    if m.nondeterminism.is_empty() {
+        lines.push("nondeterminism none observed".into());
+    } else {
+        lines.push(format!(
+            "nondeterminism {} publish(es) produced other outputs for this key",
+            m.nondeterminism.len()
+        ));
+        for record in &m.nondeterminism {
+            lines.push(format!(
+                "  {} by {} ({})",
+                time_text(record.observed_at_ms),
+                record.producer,
+                match record.outcome {
+                    NondeterminismOutcome::Replaced => "replaced the entry",
+                    NondeterminismOutcome::Discarded => "discarded, the entry was kept",
+                }
+            ));
+            for (name, change) in &record.outputs {
+                lines.push(format!(
+                    "    {name}: {} -> {}",
+                    change.previous, change.current
+                ));
+            }
+        }
     }
     print_line(lines.join("\n"))?;
     Ok(0)

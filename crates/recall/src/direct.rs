@@ -245,21 +245,7 @@ impl CacheClient for DirectClient {
     }
 
     async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, CliError> {
-        let prefix = self.store.path(&tenant.tasks_prefix());
-        let listed = self
-            .store
-            .object_store()
-            .list_with_delimiter(Some(&prefix))
-            .await
-            .map_err(|e| storage("list", &prefix, e))?;
-        let mut tasks: Vec<String> = listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .filter(|t| recall_key::validate_name("task", t).is_ok())
-            .collect();
-        tasks.sort();
-        Ok(tasks)
+        Ok(self.store.tasks(tenant).await?)
     }
 
     async fn evict(&self, request: &EvictRequest) -> Result<EvictReport, CliError> {

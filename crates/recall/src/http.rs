@@ -15,8 +15,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use recall_key::{DerivedKey, Digest, DigestSource};
 use recall_store::{
-    EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, Miss, OutputRecord,
-    PublishOutcome, TaskEntry, Tenant, system_time_ms,
+    DigestChange, EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, Miss,
+    NondeterminismOutcome, NondeterminismRecord, OutputRecord, PublishOutcome, TaskEntry, Tenant,
+    system_time_ms,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
@@ -210,6 +211,65 @@ struct ManifestView {
     created_at_ms: i64,
     expires_at_ms: Option<i64>,
     producer: String,
+    #[serde(default)]
+    nondeterminism: Vec<RecordView>,
+}
+
+#[derive(Deserialize)]
+struct RecordView {
+    observed_at_ms: i64,
+    producer: String,
+    outcome: String,
+    outputs: BTreeMap<String, ChangeView>,
+}
+
+#[derive(Deserialize)]
+struct ChangeView {
+    previous: Digest,
+    current: Digest,
+}
+
+/// A nondeterminism record from the daemon's JSON view of it.
+fn record_of(view: RecordView) -> Result<NondeterminismRecord, CliError> {
+    let outcome = NondeterminismOutcome::parse(&view.outcome).ok_or_else(|| {
+        storage(format!(
+            "daemon sent a nondeterminism record with outcome {:?}",
+            view.outcome
+        ))
+    })?;
+    Ok(NondeterminismRecord {
+        observed_at_ms: view.observed_at_ms,
+        producer: view.producer,
+        outcome,
+        outputs: view
+            .outputs
+            .into_iter()
+            .map(|(name, c)| {
+                (
+                    name,
+                    DigestChange {
+                        previous: c.previous,
+                        current: c.current,
+                    },
+                )
+            })
+            .collect(),
+    })
+}
+
+/// The `nondeterminism` field of a publish answer: a record or null.
+fn observed_of(body: &JsonValue) -> Result<Option<NondeterminismRecord>, CliError> {
+    match body.get("nondeterminism") {
+        None | Some(JsonValue::Null) => Ok(None),
+        Some(value) => {
+            let view: RecordView = serde_json::from_value(value.clone()).map_err(|e| {
+                storage(format!(
+                    "daemon sent an unreadable nondeterminism record: {e}"
+                ))
+            })?;
+            record_of(view).map(Some)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -255,6 +315,11 @@ fn manifest_of(value: &JsonValue) -> Result<Manifest, CliError> {
         created_at_ms: view.created_at_ms,
         expires_at_ms: view.expires_at_ms,
         producer: view.producer,
+        nondeterminism: view
+            .nondeterminism
+            .into_iter()
+            .map(record_of)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -398,11 +463,17 @@ impl CacheClient for HttpClient {
         let body = self
             .json(response, &[StatusCode::OK, StatusCode::CREATED])
             .await?;
-        match (status, body.get("manifest")) {
-            (StatusCode::CREATED, Some(manifest)) => {
-                Ok(PublishOutcome::Published(Box::new(manifest_of(manifest)?)))
-            }
-            _ => Ok(PublishOutcome::AlreadyExists),
+        let observed = observed_of(&body)?;
+        let manifest = body.get("manifest").map(manifest_of).transpose()?;
+        match (status, manifest) {
+            (StatusCode::CREATED, Some(manifest)) => Ok(PublishOutcome::Published {
+                manifest: Box::new(manifest),
+                observed,
+            }),
+            (_, existing) => Ok(PublishOutcome::AlreadyExists {
+                existing: existing.map(Box::new),
+                observed,
+            }),
         }
     }
 
@@ -492,16 +563,48 @@ impl CacheClient for HttpClient {
     }
 
     async fn tenants(&self) -> Result<Vec<Tenant>, CliError> {
-        // The daemon has no route listing tenants.
-        Ok(Vec::new())
+        let body = self
+            .json(
+                self.send(self.request(Method::GET, "/v1/tenants")).await?,
+                &[StatusCode::OK],
+            )
+            .await?;
+        let mut tenants = Vec::new();
+        for item in body
+            .get("tenants")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let text = |f: &str| item.get(f).and_then(|v| v.as_str()).unwrap_or("");
+            let tenant = Tenant::new(text("project"), text("domain"))
+                .map_err(|e| storage(format!("daemon {} listed a tenant with {e}", self.base)))?;
+            tenants.push(tenant);
+        }
+        Ok(tenants)
     }
 
-    async fn tasks(&self, _tenant: &Tenant) -> Result<Vec<String>, CliError> {
-        Err(CliError::Usage(
-            "listing a tenant's tasks is not available through the daemon: give --task, or \
-             use --store"
-                .into(),
-        ))
+    async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, CliError> {
+        let path = format!("/v1/tasks/{}/{}", tenant.project(), tenant.domain());
+        let body = self
+            .json(
+                self.send(self.request(Method::GET, &path)).await?,
+                &[StatusCode::OK],
+            )
+            .await?;
+        let mut tasks = Vec::new();
+        for task in body
+            .get("tasks")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let task = task.as_str().unwrap_or("");
+            recall_key::validate_name("task", task)
+                .map_err(|e| storage(format!("daemon {} listed {e}", self.base)))?;
+            tasks.push(task.to_string());
+        }
+        Ok(tasks)
     }
 
     async fn evict(&self, request: &EvictRequest) -> Result<EvictReport, CliError> {

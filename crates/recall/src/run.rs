@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recall_key::{DerivedKey, Digest};
-use recall_store::{EntryRef, Lookup, Manifest, Miss, PublishOutcome, system_time_ms};
+use recall_store::{
+    EntryRef, Lookup, Manifest, Miss, NondeterminismRecord, PublishOutcome, system_time_ms,
+};
 
 use crate::client::{CacheClient, OutputFile};
 use crate::error::CliError;
@@ -118,7 +120,6 @@ pub async fn run(
 
     let result = finish(
         client.as_deref(),
-        &entry,
         key,
         outputs,
         status,
@@ -291,7 +292,6 @@ async fn restore(
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     client: Option<&dyn CacheClient>,
-    entry: &EntryRef,
     key: &DerivedKey,
     outputs: &[OutputPath],
     status: u8,
@@ -320,18 +320,16 @@ async fn finish(
         return status;
     };
     match publish_outputs(client, key, outputs, previous.is_some(), report).await {
-        Ok((PublishOutcome::Published(manifest), _)) => {
-            report.status(format!("CACHE_POPULATED {short}"));
-            if let Some(previous) = previous {
-                warn_nondeterminism(report, &short, previous, &digests_of(&manifest));
+        Ok((outcome, _)) => {
+            if outcome.is_published() {
+                report.status(format!("CACHE_POPULATED {short}"));
+            } else {
+                report.status(format!(
+                    "CACHE_POPULATED {short}: another run published it first; its entry was kept"
+                ));
             }
-        }
-        Ok((PublishOutcome::AlreadyExists, ours)) => {
-            report.status(format!(
-                "CACHE_POPULATED {short}: another run published it first; its entry was kept"
-            ));
-            if let Ok(Lookup::Hit(theirs)) = client.lookup(entry).await {
-                warn_nondeterminism(report, &short, &theirs, &ours);
+            if let Some(record) = outcome.observed() {
+                warn_nondeterminism(report, &short, record);
             }
         }
         Err(err) => report.warn(format!("CACHE_PUT_FAILURE {short}: {err}")),
@@ -395,31 +393,15 @@ async fn hash(path: &Path) -> Result<(u64, Digest), CliError> {
         .map_err(|e| CliError::local(&e.path, e.reason))
 }
 
-fn digests_of(manifest: &Manifest) -> BTreeMap<String, Digest> {
-    manifest
-        .outputs
-        .iter()
-        .map(|(name, record)| (name.clone(), record.digest))
-        .collect()
-}
-
-/// Says on stderr which outputs of a re-computation differ from the stored ones.
-fn warn_nondeterminism(
-    report: Reporter,
-    short: &str,
-    stored: &Manifest,
-    produced: &BTreeMap<String, Digest>,
-) {
-    for (name, record) in &stored.outputs {
-        if let Some(digest) = produced.get(name)
-            && *digest != record.digest
-        {
-            report.warn(format!(
-                "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {digest} \
-                 for the same key: the task is not deterministic",
-                record.digest
-            ));
-        }
+/// Says on stderr which outputs of a re-computation differ from the entry it met (the
+/// store records the same in the manifest, where `recall inspect` shows it).
+pub fn warn_nondeterminism(report: Reporter, short: &str, record: &NondeterminismRecord) {
+    for (name, change) in &record.outputs {
+        report.warn(format!(
+            "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {} for the same \
+             key: the task is not deterministic",
+            change.previous, change.current
+        ));
     }
 }
 

@@ -190,6 +190,21 @@ fn explain_json(task: &Task, env: &Env, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
 }
 
+/// `inspect` arguments for the task's entry (by key, so no outputs are needed).
+fn inspect_args(task: &Task, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["inspect".into()];
+    args.extend(task.material());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// `recall inspect --json` of the task's entry, parsed.
+fn inspect_json(task: &Task, env: &Env) -> serde_json::Value {
+    let out = task.sub(env, "inspect", &["--json"]);
+    assert_code(&out, 0);
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
 fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
     setup(env);
     let task = Task::new();
@@ -229,6 +244,12 @@ fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
     assert!(err.contains(&format!("CACHE_POPULATED {key}")), "{err}");
     assert!(!err.contains("NONDETERMINISTIC"), "{err}");
     assert_eq!(env.runs(), 2);
+    // A deterministic overwrite records nothing.
+    let shown = inspect_json(&task, env);
+    assert_eq!(shown["nondeterminism"], serde_json::json!([]), "{shown:#}");
+    let text = stdout(&task.sub(env, "inspect", &[]));
+    assert!(text.contains("nondeterminism none observed"), "{text}");
+    let model_before = shown["outputs"]["model"]["digest"].clone();
 
     // A re-computation that gives other bytes for the same key is reported.
     env.write("big.bin", data("other model", 20_000));
@@ -240,6 +261,52 @@ fn hit_miss_overwrite_with_identical_outputs(env: &Env) {
         "{err}"
     );
     assert_eq!(env.runs(), 3);
+    // ... and recorded in the manifest, shown by inspect in both modes alike.
+    let shown = inspect_json(&task, env);
+    let records = shown["nondeterminism"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{shown:#}");
+    assert_eq!(records[0]["outcome"], "replaced");
+    let changed = records[0]["outputs"].as_object().unwrap();
+    assert_eq!(changed.keys().collect::<Vec<_>>(), ["model"], "{shown:#}");
+    assert_eq!(changed["model"]["previous"], model_before);
+    assert_eq!(
+        changed["model"]["current"],
+        shown["outputs"]["model"]["digest"]
+    );
+    assert_ne!(changed["model"]["previous"], changed["model"]["current"]);
+    let args = inspect_args(&task, &["--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let direct: serde_json::Value =
+        serde_json::from_str(&stdout(&env.recall_direct(&args))).unwrap();
+    assert_eq!(direct["nondeterminism"], shown["nondeterminism"]);
+    let text = stdout(&task.sub(env, "inspect", &[]));
+    assert!(
+        text.contains("nondeterminism 1 publish(es)") && text.contains("replaced the entry"),
+        "{text}"
+    );
+    // A put that finds the entry with other outputs keeps it and records the difference.
+    std::fs::write(env.dir().join("out/model.bin"), data("third model", 20_000)).unwrap();
+    let put = task.sub(env, "put", &[]);
+    assert_code(&put, 0);
+    let err = stderr(&put);
+    assert!(err.contains(&format!("CACHE_EXISTS {key}")), "{err}");
+    assert!(
+        err.contains(&format!("CACHE_NONDETERMINISTIC {key}: output \"model\"")),
+        "{err}"
+    );
+    let after = inspect_json(&task, env);
+    let records = after["nondeterminism"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{after:#}");
+    assert_eq!(records[1]["outcome"], "discarded");
+    assert_eq!(
+        records[1]["outputs"]["model"]["previous"],
+        shown["outputs"]["model"]["digest"]
+    );
+    assert_eq!(
+        after["outputs"], shown["outputs"],
+        "the kept entry's outputs are unchanged"
+    );
+    assert_eq!(after["created_at_ms"], shown["created_at_ms"]);
     let quiet = task.run(env, &["--quiet"]);
     assert_code(&quiet, 0);
     assert_eq!(stderr(&quiet), "", "--quiet prints nothing on a hit");
@@ -251,12 +318,9 @@ fn invalidation_rules_and_explain_verdicts(env: &Env) {
     assert_code(&base.run(env, &[]), 0);
     assert_eq!(env.runs(), 1);
     assert_eq!(explain_json(&base, env, &[])["verdict"], "hit");
-    // The daemon has no route listing tenants, so through it a miss in another tenant is
-    // only "absent".
-    let other_tenant = match env.mode {
-        Mode::Direct => "other_tenant",
-        Mode::Daemon => "absent",
-    };
+    // The daemon lists tenants too (GET /v1/tenants), so explain finds the entry in another
+    // tenant in both modes.
+    let other_tenant = "other_tenant";
 
     // Each of these changes the key: explain names the component, and the run computes.
     let invalidating: Vec<(&str, Task, &str)> = vec![
@@ -598,12 +662,25 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert_eq!(manifest["outputs"]["model"]["inline"], false);
     assert_eq!(manifest["key"]["key"], key);
 
-    if env.mode == Mode::Direct {
-        let out = env.recall(&["ls", "--json"]);
-        assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
-        let out = with_tenant(&["ls"]);
-        assert_eq!(stdout(&out).trim(), "wf.train");
+    // ls without --task (or without a project) lists the same in both modes.
+    let tenant_args: Vec<&str> = tenant.to_vec();
+    for args in [
+        vec!["ls"],
+        vec!["ls", "--json"],
+        [vec!["ls"], tenant_args.clone()].concat(),
+        [vec!["ls", "--json"], tenant_args.clone()].concat(),
+    ] {
+        let out = env.recall(&args);
+        assert_code(&out, 0);
+        let direct = env.recall_direct(&args);
+        assert_code(&direct, 0);
+        assert_eq!(stdout(&out), stdout(&direct), "{args:?}");
     }
+    let out = env.recall(&["ls", "--json"]);
+    assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
+    assert_eq!(stdout(&env.recall(&["ls"])).trim(), "demo/dev");
+    let out = with_tenant(&["ls"]);
+    assert_eq!(stdout(&out).trim(), "wf.train");
     let out = with_tenant(&["ls", "--task", "wf.train", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(listed["entries"][0]["key"], key);

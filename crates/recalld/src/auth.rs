@@ -45,24 +45,11 @@ impl Auth {
         if !self.enabled() {
             return Ok(());
         }
-        let presented = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(Denied::Unauthenticated)?;
-        let token = self
-            .tokens
-            .iter()
-            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
-            .ok_or(Denied::Unauthenticated)?;
+        let token = self.token_with(header, need)?;
         let forbidden = |reason: String| Denied::Forbidden {
             token: token.name.clone(),
             reason,
         };
-        if token.access < need {
-            return Err(forbidden(format!(
-                "needs {need:?} access, token has {:?}",
-                token.access
-            )));
-        }
         let allows = |list: &[String], value: Option<&str>| {
             list.iter().any(|p| p == "*") || value.is_some_and(|v| list.iter().any(|p| p == v))
         };
@@ -79,6 +66,50 @@ impl Auth {
             )));
         }
         Ok(())
+    }
+
+    /// The configured token `header` presents, if it has at least `need` access.
+    fn token_with(&self, header: Option<&str>, need: Access) -> Result<&TokenSettings, Denied> {
+        let presented = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(Denied::Unauthenticated)?;
+        let token = self
+            .tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
+            .ok_or(Denied::Unauthenticated)?;
+        if token.access < need {
+            return Err(Denied::Forbidden {
+                token: token.name.clone(),
+                reason: format!("needs {need:?} access, token has {:?}", token.access),
+            });
+        }
+        Ok(token)
+    }
+
+    /// Which of `tenants` (project, domain) the token in `header` may use with `need`: an
+    /// unknown or missing token is refused (401), a token below `need` too (403); tenants
+    /// outside its scope are left out rather than refused.
+    pub fn visible<'a, T>(
+        &self,
+        header: Option<&str>,
+        tenants: &'a [T],
+        scope: impl Fn(&T) -> (&str, &str),
+        need: Access,
+    ) -> Result<Vec<&'a T>, Denied> {
+        if !self.enabled() {
+            return Ok(tenants.iter().collect());
+        }
+        // Authenticate and check the level once, whatever the tenants.
+        self.token_with(header, need)?;
+        Ok(tenants
+            .iter()
+            .filter(|t| {
+                let (project, domain) = scope(t);
+                self.check(header, Some(project), Some(domain), need)
+                    .is_ok()
+            })
+            .collect())
     }
 }
 
@@ -142,6 +173,42 @@ mod tests {
             auth.check(None, Some("a"), Some("d"), Access::Read),
             Err(Denied::Unauthenticated)
         );
+        // Listing shows a scoped token only its own tenants.
+        let tenants = [("a", "dev"), ("b", "dev"), ("a", "prod")];
+        fn scope<'a>(t: &'a (&'static str, &'static str)) -> (&'a str, &'a str) {
+            (t.0, t.1)
+        }
+        let seen = auth
+            .visible(
+                Some("Bearer aaaaaaaaaaaaaaaa"),
+                &tenants,
+                scope,
+                Access::Read,
+            )
+            .unwrap();
+        assert_eq!(seen, [&("a", "dev"), &("a", "prod")]);
+        let all = auth
+            .visible(
+                Some("Bearer cccccccccccccccc"),
+                &tenants,
+                scope,
+                Access::Read,
+            )
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            auth.visible(Some("Bearer nope"), &tenants, scope, Access::Read),
+            Err(Denied::Unauthenticated)
+        );
+        assert!(matches!(
+            auth.visible(
+                Some("Bearer aaaaaaaaaaaaaaaa"),
+                &tenants,
+                scope,
+                Access::Write
+            ),
+            Err(Denied::Forbidden { .. })
+        ));
         // A request over all projects needs a token for all projects.
         assert!(matches!(
             auth.check(Some("Bearer bbbbbbbbbbbbbbbb"), None, None, Access::Read),

@@ -52,6 +52,8 @@ macro_rules! conformance_suite {
             evict_older_than,
             gc_sweeps_unreferenced_blobs_after_grace_with_dry_run,
             gc_keeps_blobs_of_an_in_flight_publish,
+            nondeterministic_publishes_are_recorded,
+            racing_publishers_with_other_outputs_are_all_recorded,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -289,7 +291,8 @@ pub async fn round_trip_every_output_kind(h: &Harness) {
         store.lookup(&entry).await.unwrap(),
         Lookup::Miss(Miss::NotFound)
     );
-    let PublishOutcome::Published(manifest) = publish(&store, &k, 1, dir.path()).await else {
+    let PublishOutcome::Published { manifest, .. } = publish(&store, &k, 1, dir.path()).await
+    else {
         panic!("first publish must win");
     };
     assert_eq!(manifest.producer, "writer");
@@ -382,12 +385,12 @@ pub async fn existing_entry_wins_and_overwrite_replaces(h: &Harness) {
     let entry = EntryRef::of(&k).unwrap();
     assert!(matches!(
         publish(&first, &k, 3, dir.path()).await,
-        PublishOutcome::Published(_)
+        PublishOutcome::Published { .. }
     ));
-    assert_eq!(
+    assert!(matches!(
         publish(&second, &k, 3, dir.path()).await,
-        PublishOutcome::AlreadyExists
-    );
+        PublishOutcome::AlreadyExists { observed: None, .. }
+    ));
     assert_eq!(
         first.lookup(&entry).await.unwrap().hit().unwrap().producer,
         "first"
@@ -400,7 +403,7 @@ pub async fn existing_entry_wins_and_overwrite_replaces(h: &Harness) {
         .publish(&k, &outputs(3, dir.path()), &overwrite)
         .await
         .unwrap();
-    assert!(matches!(outcome, PublishOutcome::Published(_)));
+    assert!(matches!(outcome, PublishOutcome::Published { .. }));
     assert_eq!(
         first.lookup(&entry).await.unwrap().hit().unwrap().producer,
         "second"
@@ -427,7 +430,7 @@ pub async fn identical_outputs_share_one_blob(h: &Harness) {
             )
             .await
             .unwrap();
-        assert!(matches!(outcome, PublishOutcome::Published(_)));
+        assert!(matches!(outcome, PublishOutcome::Published { .. }));
     }
     let blobs: Vec<_> = h
         .list_all()
@@ -561,8 +564,8 @@ pub async fn sixty_four_concurrent_publishers_one_winner(h: &Harness) {
     let mut losers = 0;
     for publisher in publishers {
         match publisher.await.unwrap() {
-            (i, PublishOutcome::Published(m)) => winners.push((i, m.producer)),
-            (_, PublishOutcome::AlreadyExists) => losers += 1,
+            (i, PublishOutcome::Published { manifest: m, .. }) => winners.push((i, m.producer)),
+            (_, PublishOutcome::AlreadyExists { .. }) => losers += 1,
         }
     }
     for reader in readers {
@@ -610,7 +613,7 @@ pub async fn publish_aborted_at_the_manifest_leaves_no_entry(h: &Harness) {
     );
     assert!(matches!(
         publish(&store, &k, 7, dir.path()).await,
-        PublishOutcome::Published(_)
+        PublishOutcome::Published { .. }
     ));
     assert_hit(&store, &k, 7).await;
 }
@@ -640,7 +643,7 @@ pub async fn publish_aborted_mid_multipart_leaves_no_blob(h: &Harness) {
     );
     assert!(matches!(
         publish(&store, &k, 8, dir.path()).await,
-        PublishOutcome::Published(_)
+        PublishOutcome::Published { .. }
     ));
     assert_hit(&store, &k, 8).await;
 }
@@ -699,7 +702,7 @@ async fn broken_blob_case(h: &Harness, delete: bool) {
         // ... and the next run repopulates it.
         assert!(matches!(
             publish(&store, &k, n, dir.path()).await,
-            PublishOutcome::Published(_)
+            PublishOutcome::Published { .. }
         ));
         assert_hit(&store, &k, n).await;
     }
@@ -752,7 +755,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
     ));
     assert!(matches!(
         publish(&store, &k, 11, dir.path()).await,
-        PublishOutcome::Published(_)
+        PublishOutcome::Published { .. }
     ));
     assert_hit(&store, &k, 11).await;
 }
@@ -833,7 +836,7 @@ pub async fn expiry_by_max_age_per_task_and_ttl(h: &Harness) {
     );
     let again = h.store_with(config("second")).await;
     let outcome = publish(&again, &long, 13, dir.path()).await;
-    assert!(matches!(outcome, PublishOutcome::Published(_)));
+    assert!(matches!(outcome, PublishOutcome::Published { .. }));
     assert_eq!(state(&long).await, "hit");
     let manifest = again
         .lookup(&EntryRef::of(&long).unwrap())
@@ -882,7 +885,7 @@ async fn publish_small(store: &Store, k: &DerivedKey) {
         )
         .await
         .unwrap();
-    assert!(matches!(outcome, PublishOutcome::Published(_)));
+    assert!(matches!(outcome, PublishOutcome::Published { .. }));
 }
 
 async fn is_hit(store: &Store, k: &DerivedKey) -> bool {
@@ -1349,4 +1352,212 @@ pub async fn gc_keeps_blobs_of_an_in_flight_publish(h: &Harness) {
     let report = store.gc(Some(&tenant), &none).await.unwrap();
     assert_eq!((report.referenced_blobs, report.deleted_blobs), (1, 0));
     assert!(is_hit(&store, &k).await);
+}
+
+/// A key with two outputs: `small` (inlined) and `blob` (8 KiB, a blob).
+fn nd_key(task: &str) -> DerivedKey {
+    let mut material = KeyMaterial::new("flytesnacks", "development", task, "1.0").unwrap();
+    material.add_output("small", ValueType::Bytes).unwrap();
+    material.add_output("blob", ValueType::Bytes).unwrap();
+    material.derive().unwrap()
+}
+
+/// Variant `v` of [`nd_key`]'s outputs, with their digests.
+fn nd_outputs(v: u32) -> (Vec<Output>, BTreeMap<String, Digest>) {
+    let small = format!("small-{v}").into_bytes();
+    let blob = data(&format!("blob-{v}"), 8 << 10);
+    let digests = [
+        ("small".to_string(), Digest::of_content(&small)),
+        ("blob".to_string(), Digest::of_content(&blob)),
+    ]
+    .into_iter()
+    .collect();
+    (
+        vec![Output::bytes("small", small), Output::bytes("blob", blob)],
+        digests,
+    )
+}
+
+pub async fn nondeterministic_publishes_are_recorded(h: &Harness) {
+    use recall_store::NondeterminismOutcome;
+    let winner = h.store("winner").await;
+    let loser = h.store("loser").await;
+    let k = nd_key("wf.nondeterministic");
+    let entry = EntryRef::of(&k).unwrap();
+    let (v0, d0) = nd_outputs(0);
+    let (v1, d1) = nd_outputs(1);
+    let (v2, d2) = nd_outputs(2);
+    let PublishOutcome::Published {
+        manifest: first,
+        observed: None,
+    } = winner
+        .publish(&k, &v0, &PublishOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!("the first publish wins and observes nothing");
+    };
+    assert!(first.nondeterminism.is_empty());
+
+    // The loser's outputs differ: the winner's entry is kept and records it.
+    let PublishOutcome::AlreadyExists {
+        existing: Some(existing),
+        observed: Some(observed),
+    } = loser
+        .publish(&k, &v1, &PublishOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!("the loser sees the winner and observes the difference");
+    };
+    assert_eq!(observed.outcome, NondeterminismOutcome::Discarded);
+    assert_eq!(observed.producer, "loser");
+    for name in ["small", "blob"] {
+        assert_eq!(observed.outputs[name].previous, d0[name], "{name}");
+        assert_eq!(observed.outputs[name].current, d1[name], "{name}");
+    }
+    let stored = winner.lookup(&entry).await.unwrap().hit().unwrap();
+    assert_eq!(stored, *existing);
+    assert_eq!(stored.nondeterminism, std::slice::from_ref(&observed));
+    // Otherwise the winner's manifest, unchanged.
+    let mut without = stored.clone();
+    without.nondeterminism.clear();
+    assert_eq!(without, *first);
+    let fetched = winner
+        .fetch(&entry, FetchTo::Memory)
+        .await
+        .unwrap()
+        .hit()
+        .unwrap();
+    assert_eq!(
+        fetched.outputs["small"],
+        Fetched::Bytes(Bytes::from("small-0"))
+    );
+
+    // The same difference again is not recorded twice; identical outputs observe nothing.
+    let again = loser
+        .publish(&k, &v1, &PublishOptions::default())
+        .await
+        .unwrap();
+    assert!(again.observed().is_some());
+    let (same, _) = nd_outputs(0);
+    let same = loser
+        .publish(&k, &same, &PublishOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        same,
+        PublishOutcome::AlreadyExists {
+            observed: None,
+            existing: Some(_)
+        }
+    ));
+    assert_eq!(
+        winner
+            .lookup(&entry)
+            .await
+            .unwrap()
+            .hit()
+            .unwrap()
+            .nondeterminism
+            .len(),
+        1
+    );
+
+    // GC still sees the entry's blob: the rewritten manifest names the same outputs.
+    let report = winner
+        .gc(
+            None,
+            &GcOptions {
+                grace: Duration::ZERO,
+                dry_run: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.undecodable_manifests, 0);
+    assert!(
+        winner
+            .fetch(&entry, FetchTo::Memory)
+            .await
+            .unwrap()
+            .hit()
+            .is_some()
+    );
+
+    // An overwrite with other outputs records "replaced" after the carried-over record.
+    let overwrite = PublishOptions {
+        mode: PublishMode::Overwrite,
+        ..PublishOptions::default()
+    };
+    let outcome = loser.publish(&k, &v2, &overwrite).await.unwrap();
+    let replaced = outcome
+        .observed()
+        .cloned()
+        .expect("overwrite observed the difference");
+    assert_eq!(replaced.outcome, NondeterminismOutcome::Replaced);
+    assert_eq!(replaced.outputs["blob"].previous, d0["blob"]);
+    assert_eq!(replaced.outputs["blob"].current, d2["blob"]);
+    let stored = winner.lookup(&entry).await.unwrap().hit().unwrap();
+    assert_eq!(stored.producer, "loser");
+    assert_eq!(stored.nondeterminism, [observed, replaced.clone()]);
+
+    // A deterministic overwrite observes nothing and keeps the history.
+    let (v2_again, _) = nd_outputs(2);
+    let outcome = winner.publish(&k, &v2_again, &overwrite).await.unwrap();
+    assert!(outcome.is_published());
+    assert!(outcome.observed().is_none());
+    let stored = winner.lookup(&entry).await.unwrap().hit().unwrap();
+    assert_eq!(stored.nondeterminism.len(), 2);
+    assert_eq!(stored.nondeterminism[1], replaced);
+}
+
+pub async fn racing_publishers_with_other_outputs_are_all_recorded(h: &Harness) {
+    let k = nd_key("wf.nondeterministic_race");
+    let mut publishers = Vec::new();
+    for v in 0..6u32 {
+        let store = h.store(&format!("racer-{v}")).await;
+        let k = k.clone();
+        publishers.push(tokio::spawn(async move {
+            let (outputs, digests) = nd_outputs(v);
+            let outcome = store
+                .publish(&k, &outputs, &PublishOptions::default())
+                .await
+                .unwrap();
+            (outcome, digests)
+        }));
+    }
+    let mut winner = None;
+    let mut losers = Vec::new();
+    for publisher in publishers {
+        match publisher.await.unwrap() {
+            (PublishOutcome::Published { manifest, .. }, _) => winner = Some(manifest),
+            (PublishOutcome::AlreadyExists { observed, .. }, digests) => {
+                let observed = observed.expect("every loser's outputs differ");
+                assert_eq!(observed.outputs["blob"].current, digests["blob"]);
+                losers.push(digests["blob"]);
+            }
+        }
+    }
+    let winner = winner.expect("one publisher wins");
+    assert_eq!(losers.len(), 5);
+    let store = h.store("check").await;
+    let stored = store
+        .lookup(&EntryRef::of(&k).unwrap())
+        .await
+        .unwrap()
+        .hit()
+        .unwrap();
+    assert_eq!(stored.producer, winner.producer);
+    assert_eq!(stored.outputs, winner.outputs);
+    assert_eq!(stored.created_at_ms, winner.created_at_ms);
+    // No conditional update was lost: every loser's record is there.
+    let mut recorded: Vec<Digest> = stored
+        .nondeterminism
+        .iter()
+        .map(|r| r.outputs["blob"].current)
+        .collect();
+    recorded.sort_by_key(|d| d.to_hex());
+    losers.sort_by_key(|d| d.to_hex());
+    assert_eq!(recorded, losers);
 }

@@ -119,6 +119,8 @@ const NEEDED_ROUTES: &[&str] = &[
     "/v1/evict",
     "/v1/gc",
     "/v1/tasks/{project}/{domain}/{task}",
+    "/v1/tasks/{project}/{domain}\"",
+    "/v1/tenants",
 ];
 
 /// Status and body of a plain GET, if the server answers.
@@ -263,6 +265,21 @@ impl Env {
     /// Runs `recall --store URL ARGS...`.
     pub fn recall(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run recall")
+    }
+
+    /// Runs `recall --store URL ARGS...` on the case's store, even in a daemon-mode case (to
+    /// compare the two modes).
+    pub fn recall_direct(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_recall"))
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .current_dir(self.dir())
+            .env_remove("RECALL_STORE")
+            .env_remove("RECALL_DAEMON")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run recall")
     }
 
     /// Writes a file in the working directory.

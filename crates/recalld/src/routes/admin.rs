@@ -1,4 +1,4 @@
-//! Eviction, garbage collection and listing a task's entries.
+//! Eviction, garbage collection and listing tenants, tasks and a task's entries.
 
 use std::time::Duration;
 
@@ -485,6 +485,71 @@ pub async fn list_task(
             )
                 .into_response()
         }
+        Err(err) => store_failure(&state, err),
+    }
+}
+
+/// `GET /v1/tenants`: the project/domain pairs in the store that the caller's token may
+/// read (two delimited LISTs; tenants outside the token's scope are left out).
+pub async fn list_tenants(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // Refuse a bad token before touching the store.
+    if let Err(denied) = state
+        .auth
+        .visible(header, &[] as &[Tenant], tenant_scope, Access::Read)
+    {
+        return super::denied_response(denied);
+    }
+    let tenants = match state.store().tenants().await {
+        Ok(tenants) => tenants,
+        Err(err) => return store_failure(&state, err),
+    };
+    let visible = match state
+        .auth
+        .visible(header, &tenants, tenant_scope, Access::Read)
+    {
+        Ok(visible) => visible,
+        Err(denied) => return super::denied_response(denied),
+    };
+    let tenants: Vec<_> = visible
+        .iter()
+        .map(|t| json!({ "project": t.project(), "domain": t.domain() }))
+        .collect();
+    (StatusCode::OK, Json(json!({ "tenants": tenants }))).into_response()
+}
+
+fn tenant_scope(tenant: &Tenant) -> (&str, &str) {
+    (tenant.project(), tenant.domain())
+}
+
+/// `GET /v1/tasks/{project}/{domain}`: the task names with index markers in the tenant,
+/// sorted (one delimited LIST).
+pub async fn list_tasks(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((project, domain)): Path<(String, String)>,
+) -> Response {
+    let tenant = match Tenant::new(&project, &domain) {
+        Ok(t) => t,
+        Err(e) => return bad(e.to_string()),
+    };
+    if let Err(r) = authorize(
+        &state,
+        &headers,
+        Some(&project),
+        Some(&domain),
+        Access::Read,
+    ) {
+        return r;
+    }
+    match state.store().tasks(&tenant).await {
+        Ok(tasks) => (
+            StatusCode::OK,
+            Json(json!({ "project": project, "domain": domain, "tasks": tasks })),
+        )
+            .into_response(),
         Err(err) => store_failure(&state, err),
     }
 }

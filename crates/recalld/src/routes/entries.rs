@@ -9,12 +9,14 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
-use recall_store::{EntryRef, Output, PublishMode, PublishOptions, PublishOutcome, StoreError};
+use recall_store::{
+    EntryRef, NondeterminismRecord, Output, PublishMode, PublishOptions, PublishOutcome, StoreError,
+};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::view::{hit_response, manifest_json, miss_json};
+use super::view::{hit_response, manifest_json, miss_json, nondeterminism_json};
 use super::{Shared, authorize, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
@@ -306,19 +308,34 @@ pub async fn publish(
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
     match result {
-        Ok(Ok(PublishOutcome::Published(manifest))) => {
+        Ok(Ok(PublishOutcome::Published { manifest, observed })) => {
             count_publish(&state, "populated");
-            let body = json!({ "key": derived.key.to_hex(), "manifest": manifest_json(&manifest) });
+            warn_nondeterminism(&derived, observed.as_ref());
+            let body = json!({
+                "key": derived.key.to_hex(),
+                "manifest": manifest_json(&manifest),
+                "nondeterminism": observed.as_ref().map(nondeterminism_json),
+            });
             state.hot.insert(entry, *manifest).await;
             with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
         }
-        Ok(Ok(PublishOutcome::AlreadyExists)) => {
+        Ok(Ok(PublishOutcome::AlreadyExists { existing, observed })) => {
             count_publish(&state, "existed");
-            with_status(
-                StatusCode::OK,
-                CacheStatus::CacheHit,
-                json!({ "key": derived.key.to_hex(), "already_existed": true }),
-            )
+            warn_nondeterminism(&derived, observed.as_ref());
+            let mut body = json!({
+                "key": derived.key.to_hex(),
+                "already_existed": true,
+                "nondeterminism": observed.as_ref().map(nondeterminism_json),
+            });
+            match existing {
+                // The kept entry may have gained a record: serve it as it now stands.
+                Some(existing) => {
+                    body["manifest"] = manifest_json(&existing);
+                    state.hot.insert(entry, *existing).await;
+                }
+                None => state.hot.invalidate(&entry).await,
+            }
+            with_status(StatusCode::OK, CacheStatus::CacheHit, body)
         }
         Ok(Err(err @ (StoreError::OutputMismatch { .. } | StoreError::InvalidName(_)))) => {
             error(StatusCode::BAD_REQUEST, err.to_string())
@@ -329,6 +346,15 @@ pub async fn publish(
             &derived,
             format!("publish did not finish within {limit:?}"),
         ),
+    }
+}
+
+/// Logs a publish whose outputs differed from the entry it met.
+fn warn_nondeterminism(derived: &DerivedKey, observed: Option<&NondeterminismRecord>) {
+    if let Some(record) = observed {
+        let outputs: Vec<&str> = record.outputs.keys().map(String::as_str).collect();
+        tracing::warn!(key = %derived.key, outcome = record.outcome.as_str(),
+            outputs = %outputs.join(","), "CACHE_NONDETERMINISTIC: the outputs differ from the entry's");
     }
 }
 

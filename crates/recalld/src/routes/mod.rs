@@ -43,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/leases/{project}/{domain}/{key}"),
     ("post", "/v1/evict"),
     ("post", "/v1/gc"),
+    ("get", "/v1/tenants"),
+    ("get", "/v1/tasks/{project}/{domain}"),
     ("get", "/v1/tasks/{project}/{domain}/{task}"),
 ];
 
@@ -76,6 +78,8 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/evict", post(admin::evict))
         .route("/v1/gc", post(admin::gc))
+        .route("/v1/tenants", get(admin::list_tenants))
+        .route("/v1/tasks/{project}/{domain}", get(admin::list_tasks))
         .route("/v1/tasks/{project}/{domain}/{task}", get(admin::list_task))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(json_limit))
@@ -192,18 +196,23 @@ pub(crate) fn authorize(
     state
         .auth
         .check(header, project, domain, need)
-        .map_err(|denied| match denied {
-            Denied::Unauthenticated => {
-                let mut r = error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                r
-            }
-            Denied::Forbidden { token, reason } => {
-                tracing::info!(token = %token, %reason, "request forbidden");
-                error(StatusCode::FORBIDDEN, format!("token {token:?}: {reason}"))
-            }
-        })
+        .map_err(denied_response)
+}
+
+/// The 401 or 403 answer to a refused request.
+pub(crate) fn denied_response(denied: Denied) -> Response {
+    match denied {
+        Denied::Unauthenticated => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+        Denied::Forbidden { token, reason } => {
+            tracing::info!(token = %token, %reason, "request forbidden");
+            error(StatusCode::FORBIDDEN, format!("token {token:?}: {reason}"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use recall_hot::HotManifest;
 use recall_key::{DerivedKey, Digest};
-use recall_store::{Manifest, Miss};
+use recall_store::{Manifest, Miss, NondeterminismRecord};
 use serde::Serialize;
 use serde_json::{Value as JsonValue, json};
 
@@ -52,8 +52,72 @@ pub struct ManifestView<'a> {
     expires_at_ms: Option<i64>,
     key: &'a DerivedKey,
     layout_version: u64,
+    nondeterminism: Vec<RecordView<'a>>,
     outputs: BTreeMap<&'a str, OutputView<'a>>,
     producer: &'a str,
+}
+
+/// One nondeterminism record as [`nondeterminism_json`] shows it.
+#[derive(Serialize)]
+pub struct RecordView<'a> {
+    observed_at_ms: i64,
+    outcome: &'static str,
+    outputs: BTreeMap<&'a str, ChangeView<'a>>,
+    producer: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    current: &'a Digest,
+    previous: &'a Digest,
+}
+
+impl<'a> RecordView<'a> {
+    /// Borrows `record` for serialization.
+    pub fn of(record: &'a NondeterminismRecord) -> Self {
+        RecordView {
+            observed_at_ms: record.observed_at_ms,
+            outcome: record.outcome.as_str(),
+            outputs: record
+                .outputs
+                .iter()
+                .map(|(name, change)| {
+                    (
+                        name.as_str(),
+                        ChangeView {
+                            current: &change.current,
+                            previous: &change.previous,
+                        },
+                    )
+                })
+                .collect(),
+            producer: &record.producer,
+        }
+    }
+}
+
+/// A nondeterminism record as JSON: `observed_at_ms`, `producer`, `outcome` and, per output
+/// that differed, its `previous` and `current` digest.
+pub fn nondeterminism_json(record: &NondeterminismRecord) -> JsonValue {
+    let outputs: serde_json::Map<String, JsonValue> = record
+        .outputs
+        .iter()
+        .map(|(name, change)| {
+            (
+                name.clone(),
+                json!({
+                    "previous": change.previous.to_hex(),
+                    "current": change.current.to_hex(),
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "observed_at_ms": record.observed_at_ms,
+        "producer": record.producer,
+        "outcome": record.outcome.as_str(),
+        "outputs": outputs,
+    })
 }
 
 #[derive(Serialize)]
@@ -74,6 +138,7 @@ impl<'a> ManifestView<'a> {
             expires_at_ms: manifest.expires_at_ms,
             key: &manifest.key,
             layout_version: manifest.layout_version,
+            nondeterminism: manifest.nondeterminism.iter().map(RecordView::of).collect(),
             outputs: manifest
                 .outputs
                 .iter()
@@ -123,6 +188,11 @@ pub fn manifest_json(manifest: &Manifest) -> JsonValue {
         "created_at_ms": manifest.created_at_ms,
         "expires_at_ms": manifest.expires_at_ms,
         "producer": manifest.producer,
+        "nondeterminism": manifest
+            .nondeterminism
+            .iter()
+            .map(nondeterminism_json)
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -172,6 +242,20 @@ mod tests {
             created_at_ms: 1,
             expires_at_ms: Some(2),
             producer: "host/1".into(),
+            nondeterminism: vec![NondeterminismRecord {
+                observed_at_ms: 3,
+                producer: "host/2".into(),
+                outcome: recall_store::NondeterminismOutcome::Discarded,
+                outputs: [(
+                    "big".to_string(),
+                    recall_store::DigestChange {
+                        previous: Digest::of_content(b"x"),
+                        current: Digest::of_content(b"y"),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            }],
         };
         let direct: JsonValue = serde_json::to_value(ManifestView::of(&manifest)).unwrap();
         assert_eq!(direct, manifest_json(&manifest));
@@ -200,6 +284,7 @@ mod tests {
             created_at_ms: 1,
             expires_at_ms: None,
             producer: "host/\u{1F600}".into(),
+            nondeterminism: Vec::new(),
         };
         let hot = HotManifest::new(manifest.clone());
         for from_hot_tier in [false, true] {

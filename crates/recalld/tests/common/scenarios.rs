@@ -155,6 +155,78 @@ pub async fn auth_matrix(backend: &Backend) {
     assert_eq!(d.post(&lease_path, &lease, Some(ALPHA_WRITE)).await.0, 200);
     let (status, body) = d.lookup(&alpha, Some(ALPHA_READ)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    // A second publish with other bytes keeps the entry and reports and records the difference.
+    let (status, body) = d
+        .publish(&alpha, &outputs_of(&[("o", 6)]), "", Some(ALPHA_WRITE))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["nondeterminism"]["outcome"], "discarded", "{body}");
+    assert!(body["nondeterminism"]["producer"].is_string(), "{body}");
+    let (_, seen) = d.lookup(&alpha, Some(ALPHA_READ)).await;
+    assert_eq!(
+        seen["manifest"]["nondeterminism"][0], body["nondeterminism"],
+        "{seen}"
+    );
+    assert_eq!(
+        seen["manifest"]["outputs"]["o"]["digest"],
+        body["nondeterminism"]["outputs"]["o"]["previous"]
+    );
+    // Identical bytes: nothing observed.
+    let (status, body) = d.publish(&alpha, &out, "", Some(ALPHA_WRITE)).await;
+    assert_eq!(
+        (status, &body["nondeterminism"]),
+        (200, &Value::Null),
+        "{body}"
+    );
+    // Listing: a token sees only the tenants of its scope, and is refused others' tasks.
+    let (status, body) = d.publish(&beta, &out, "", Some(ADMIN)).await;
+    assert_eq!(status, 201, "{body}");
+    let tenants = |body: &Value| -> Vec<String> {
+        body["tenants"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}/{}",
+                    t["project"].as_str().unwrap_or(""),
+                    t["domain"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    let (status, body) = d.get("/v1/tenants", Some(ALPHA_READ)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tenants(&body), ["alpha/development"], "{body}");
+    let (status, body) = d.get("/v1/tenants", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        tenants(&body),
+        ["alpha/development", "beta/development"],
+        "{body}"
+    );
+    assert_eq!(d.get("/v1/tenants", None).await.0, 401);
+    assert_eq!(
+        d.get("/v1/tenants", Some("not-a-token-at-all")).await.0,
+        401
+    );
+    let (status, body) = d.get("/v1/tasks/alpha/development", Some(ALPHA_READ)).await;
+    assert_eq!(
+        (status, &body["tasks"]),
+        (200, &json!(["wf.auth"])),
+        "{body}"
+    );
+    assert_eq!(
+        d.get("/v1/tasks/beta/development", Some(ALPHA_READ))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(d.get("/v1/tasks/beta/development", None).await.0, 401);
+    assert_eq!(
+        d.get("/v1/tasks/beta/development", Some(ADMIN)).await.0,
+        200
+    );
     assert_eq!(
         d.get("/v1/tasks/alpha/development/wf.auth", Some(ALPHA_READ))
             .await
