@@ -4,6 +4,7 @@
 #
 #   scripts/chaos.sh           the CI-sized run (the store scenarios also run in scripts/test.sh)
 #   scripts/chaos.sh --long    1000 publishes killed at random points instead of 100
+#   scripts/chaos.sh --skip-store   only the CLI and daemon scenarios (scripts/test.sh)
 #
 # Store scenarios (crates/recall-store/tests/chaos.rs): kill -9 of publishers across 100
 # publishes on local disk and S3 (moto), then every manifest verified; random bytes flipped
@@ -11,24 +12,29 @@
 # under publishes (needs root).
 # CLI scenario (below): bytes flipped in stored blobs; recall get and recall run must never
 # write a corrupt byte (a damaged entry is a miss, and run recomputes it).
-# Daemon scenario (below): the S3 server paused with SIGSTOP under lookup load and resumed;
-# recalld must answer CACHE_LOOKUP_FAILURE within its timeout, stay up, and serve hits again
-# without a restart. (crates/recalld/tests also cut the network path to the store with a
-# proxy, which makes connections fail instead of hang.)
+# Daemon scenarios (below): the S3 server paused with SIGSTOP under lookup load and resumed,
+# then killed with SIGKILL and started again on the same port (moto keeps no data, so the
+# entries are published again); recalld must answer CACHE_LOOKUP_FAILURE within its timeout,
+# stay up, and serve hits again without being restarted. (crates/recalld/tests also cut the
+# network path to the store with a proxy, which makes connections fail instead of hang.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+store_scenarios=yes
 case "${1:-}" in
   --long) export RECALL_CHAOS_PUBLISHES=1000 ;;
+  --skip-store) store_scenarios=no ;;  # scripts/test.sh: cargo test already ran them
   "") ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
 export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 source scripts/test-servers.sh
 [ -n "${recall_moto_pid:-}" ] || { echo "chaos.sh needs the moto server it starts itself (unset RECALL_TEST_S3_BUCKET)"; exit 1; }
 
-echo "== chaos: store scenarios"
-cargo test --quiet -p recall-store --test chaos -- --nocapture
+if [ "$store_scenarios" = yes ]; then
+  echo "== chaos: store scenarios"
+  cargo test --quiet -p recall-store --test chaos -- --nocapture
+fi
 
 cargo build --quiet -p recalld -p recall-bench -p recall
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
@@ -87,15 +93,19 @@ echo "   recall run re-ran $run_reruns; corrupt or leftover outputs written: $co
 echo "== chaos: S3 server paused under recalld lookup load"
 export AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_REGION=$RECALL_TEST_S3_REGION AWS_ALLOW_HTTP=true
 export AWS_ACCESS_KEY_ID=$RECALL_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RECALL_TEST_S3_SECRET_ACCESS_KEY
-target/pyenv/bin/python - <<PY
+# make_bucket_and_entries: the bucket (if missing) and $entries entries under $store.
+make_bucket_and_entries() {
+  target/pyenv/bin/python - <<PY
 import boto3
 s3 = boto3.client("s3", endpoint_url="$RECALL_TEST_S3_ENDPOINT", region_name="$RECALL_TEST_S3_REGION")
 if "$RECALL_TEST_S3_BUCKET" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
     s3.create_bucket(Bucket="$RECALL_TEST_S3_BUCKET")
 PY
+  "$bin/recall-bench" populate "$store" "$entries" >/dev/null
+}
 store="s3://$RECALL_TEST_S3_BUCKET/chaos-daemon-$$"
 entries=200
-"$bin/recall-bench" populate "$store" "$entries" >/dev/null
+make_bucket_and_entries
 "$bin/recall-bench" keys "$entries" > "$recall_servers_dir/keys"
 mapfile -t keys < "$recall_servers_dir/keys"
 cat > "$recall_servers_dir/recalld.toml" <<TOML
@@ -151,6 +161,28 @@ for attempt in $(seq 60); do
 done
 after=$(lookups 100)
 echo "   store resumed: first hit after $recovered_after probe(s) of 0.5 s; 100 lookups: $after"
+
+echo "== chaos: S3 server killed (kill -9) under recalld lookup load and started again"
+moto_port=${RECALL_TEST_S3_ENDPOINT##*:}
+kill -9 "$recall_moto_pid"
+wait "$recall_moto_pid" 2>/dev/null || true
+stopped=$(lookups 100)
+echo "   store stopped: 100 lookups: $stopped"
+target/pyenv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$recall_servers_dir/moto-restarted.log" 2>&1 &
+recall_moto_pid=$!
+recall_server_pids+=("$recall_moto_pid")
+recall_wait_for moto "$RECALL_TEST_S3_ENDPOINT/" "$recall_moto_pid" "$recall_servers_dir/moto-restarted.log"
+# moto keeps its objects in memory: the restarted server is empty, so the same entries are
+# published again (recall-bench populate is deterministic) before recalld is asked for them.
+make_bucket_and_entries
+restarted_after=
+for attempt in $(seq 60); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/entries/bench/perf/${keys[$((RANDOM % entries))]}")
+  if [ "$code" = 200 ]; then restarted_after=$attempt; break; fi
+  sleep 0.5
+done
+restarted=$(lookups 100)
+echo "   store restarted: first hit after $restarted_after probe(s) of 0.5 s; 100 lookups: $restarted"
 alive=no; kill -0 "$recalld_pid" 2>/dev/null && alive=yes
 echo "   recalld still running, same process: $alive"
 
@@ -163,6 +195,12 @@ paused_max=${paused##*slowest }; paused_max=${paused_max% ms}
 [ "$paused_max" -lt 2000 ] || { echo "FAIL: a lookup took ${paused_max} ms while paused (timeout 300 ms)"; fail=1; }
 [ -n "$recovered_after" ] || { echo "FAIL: no hit within 30 s of resuming"; fail=1; }
 [[ "$after" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit after resuming"; fail=1; }
+if [[ "$stopped" == *"×500"* ]] || [[ "$stopped" == *"×000"* ]]; then echo "FAIL: a 500 or no answer while stopped"; fail=1; fi
+[[ "$stopped" == *"503 CACHE_LOOKUP_FAILURE"* ]] || { echo "FAIL: no CACHE_LOOKUP_FAILURE while stopped"; fail=1; }
+stopped_max=${stopped##*slowest }; stopped_max=${stopped_max% ms}
+[ "$stopped_max" -lt 2000 ] || { echo "FAIL: a lookup took ${stopped_max} ms while stopped (timeout 300 ms)"; fail=1; }
+[ -n "$restarted_after" ] || { echo "FAIL: no hit within 30 s of the restart"; fail=1; }
+[[ "$restarted" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit after the restart"; fail=1; }
 [ "$alive" = yes ] || { echo "FAIL: recalld exited"; fail=1; }
 [ "$fail" = 0 ] && echo "== chaos: every scenario passed"
 exit "$fail"

@@ -4,8 +4,9 @@
 #
 #   scripts/test.sh            everything
 #   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
-#                              fulldisk (needs root), schemathesis,
-#                              daemon (recall's daemon-mode end-to-end tests)
+#                              fulldisk (needs root), schemathesis, chaos (chaos.sh's
+#                              CLI and daemon scenarios), daemon (recall's daemon-mode
+#                              end-to-end tests)
 #
 # Exits non-zero if anything fails. A part is skipped only when named in RECALL_TEST_SKIP,
 # and then it says so.
@@ -44,6 +45,17 @@ cargo test --workspace
 if ! skipped python; then
   echo "== independent Python implementation of docs/KEY-SPEC.md against the frozen vectors"
   "$venv/bin/python" tests/python/keyspec_ref.py tests/vectors/key-v1.json
+fi
+
+if ! skipped chaos; then
+  if skipped s3 >/dev/null; then
+    echo "== SKIPPED (RECALL_TEST_SKIP=s3): chaos.sh's CLI and daemon scenarios need moto"
+  else
+    # The store scenarios ran above as recall-store's chaos test. chaos.sh starts, pauses,
+    # kills and restarts its own moto, so it is not handed the running one.
+    echo "== chaos.sh: CLI and daemon scenarios"
+    env -u RECALL_TEST_S3_BUCKET -u RECALL_TEST_S3_ENDPOINT scripts/chaos.sh --skip-store
+  fi
 fi
 
 if ! skipped schemathesis; then
