@@ -95,14 +95,18 @@ curl -s -o /dev/null --aws-sigv4 "aws:amz:$RECALL_TEST_S3_REGION:s3" \
 # A direct probe of what recall relies on, with plain signed requests (HTTP statuses).
 s3() {
   curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:$RECALL_TEST_S3_REGION:s3" \
-    --user "$access_key:$secret_key" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"
+    --user "$access_key:$secret_key" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    -H 'Content-Type: application/octet-stream' "$@"
 }
 probe="${RECALL_TEST_S3_ENDPOINT%/}/$RECALL_TEST_S3_BUCKET/s3-compat-probe-$$"
 echo "== probe (HTTP statuses; AWS S3 answers are in brackets)"
-echo "   PUT If-None-Match: * on a new key       $(s3 -X PUT -H 'If-None-Match: *' --data one "$probe/a") [200]"
-echo "   PUT If-None-Match: * on an existing key $(s3 -X PUT -H 'If-None-Match: *' --data two "$probe/a") [412]"
-echo "   PUT If-Match: stale ETag                $(s3 -X PUT -H 'If-Match: "0123456789abcdef0123456789abcdef"' --data three "$probe/a") [412]"
-echo "   PUT If-Match: on a missing key          $(s3 -X PUT -H 'If-Match: "0123456789abcdef0123456789abcdef"' --data four "$probe/missing") [404 or 412]"
+echo "   PUT If-None-Match: * on a new key       $(s3 -X PUT -H 'If-None-Match: *' --data-binary one "$probe/a") [200]"
+echo "   PUT If-None-Match: * on an existing key $(s3 -X PUT -H 'If-None-Match: *' --data-binary two "$probe/a") [412]"
+echo "   PUT If-Match: stale ETag                $(s3 -X PUT -H 'If-Match: "0123456789abcdef0123456789abcdef"' --data-binary three "$probe/a") [412]"
+etag=$(curl -s -I --aws-sigv4 "aws:amz:$RECALL_TEST_S3_REGION:s3" --user "$access_key:$secret_key" \
+  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$probe/a" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+echo "   PUT If-Match: current ETag              $(s3 -X PUT -H "If-Match: $etag" --data-binary five "$probe/a") [200]"
+echo "   PUT If-Match: on a missing key          $(s3 -X PUT -H 'If-Match: "0123456789abcdef0123456789abcdef"' --data-binary four "$probe/missing") [404 or 412]"
 echo "   GET Range: bytes=1-2                    $(s3 -H 'Range: bytes=1-2' "$probe/a") [206]"
 # 16 simultaneous create-if-absent PUTs of 4 MiB to one new key: exactly one may succeed.
 head -c 4194304 /dev/urandom >"$work/body"
@@ -112,7 +116,19 @@ for i in $(seq 1 16); do
   racers+=($!)
 done
 wait "${racers[@]}"
-echo "   16 racing If-None-Match: * PUTs: $(cat "$work"/race.* | fold -w3 | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')[1×200 15×412]"
+echo "   16 racing If-None-Match: * PUTs:       $(cat "$work"/race.* | fold -w3 | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')[1×200 15×412]"
+# 16 simultaneous replace-if-ETag-matches PUTs with the same current ETag, each of a different
+# body (so each success changes the ETag): exactly one may succeed.
+etag=$(curl -s -I --aws-sigv4 "aws:amz:$RECALL_TEST_S3_REGION:s3" --user "$access_key:$secret_key" \
+  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$probe/race" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+racers=()
+for i in $(seq 1 16); do
+  { echo "$i"; cat "$work/body"; } >"$work/body.$i"
+  s3 -X PUT -H "If-Match: $etag" --data-binary "@$work/body.$i" "$probe/race" >"$work/cas.$i" &
+  racers+=($!)
+done
+wait "${racers[@]}"
+echo "   16 racing If-Match: <same ETag> PUTs:  $(cat "$work"/cas.* | fold -w3 | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')[1×200 15×412 (or 409)]"
 for key in a race; do s3 -X DELETE "$probe/$key" >/dev/null; done
 
 # Only the S3 parts: recall-store's own skip switch leaves out Azure and the full disk.
