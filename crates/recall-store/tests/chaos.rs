@@ -117,7 +117,7 @@ fn s3_target(root: &str) -> Option<Target> {
     runtime.block_on(env.ensure_bucket());
     Some(Target {
         name: "s3",
-        url: format!("s3://{}/{root}", env.bucket),
+        url: format!("s3://{}/{}", env.bucket, s3_env::s3_root(root)),
         options: env.object_store_options(),
     })
 }

@@ -133,7 +133,7 @@ async fn an_outside_client_reads_an_entry_by_following_layout_md() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let root = format!("outside-reader/{nanos}");
+    let root = s3_env::s3_root(&format!("outside-reader/{nanos}"));
     let store =
         Store::from_object_store(Arc::clone(&backend.objects), &root, StoreConfig::default())
             .await

@@ -142,7 +142,10 @@ impl Ctx {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let prefix = format!("python-reader/{name}-{}-{nanos}", std::process::id());
+        let prefix = s3_env::s3_root(&format!(
+            "python-reader/{name}-{}-{nanos}",
+            std::process::id()
+        ));
         let options = env.object_store_options();
         let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let backend = open_url_with(&format!("s3://{}/{prefix}", env.bucket), &options)

@@ -17,7 +17,7 @@ async fn harness(case: &str) -> Option<conformance::Harness> {
     let backend = open_url_with(&format!("s3://{}", env.bucket), &options).expect("open S3 store");
     Some(conformance::Harness {
         objects: backend.objects,
-        root: conformance::unique_root(case),
+        root: s3_env::s3_root(&conformance::unique_root(case)),
         _guard: None,
     })
 }

@@ -205,7 +205,7 @@ impl Env {
                     .build()
                     .unwrap()
                     .block_on(env.ensure_bucket());
-                let unique = format!(
+                let unique = s3_env::s3_root(&format!(
                     "cli-{case}-{}-{}-{}",
                     std::process::id(),
                     COUNTER.fetch_add(1, Ordering::Relaxed),
@@ -213,7 +213,7 @@ impl Env {
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap()
                         .as_nanos()
-                );
+                ));
                 let mut vars = vec![
                     ("AWS_ACCESS_KEY_ID".to_string(), env.access_key_id.clone()),
                     (
