@@ -80,8 +80,11 @@ pub fn start_daemon(store: &str, vars: &[(String, String)]) -> Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
+    // /readyz does a real write-read round trip on the store; on a loaded 2-core machine
+    // with many daemons starting at once over S3 that has taken more than 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut ready = false;
-    for _ in 0..200 {
+    while std::time::Instant::now() < deadline {
         if http_get(port, "/readyz").is_some_and(|(status, _)| status == 200) {
             ready = true;
             break;
@@ -90,7 +93,7 @@ pub fn start_daemon(store: &str, vars: &[(String, String)]) -> Daemon {
     }
     assert!(
         ready,
-        "recalld on port {port} did not become ready within 10 s"
+        "recalld on port {port} did not become ready within 30 s"
     );
     // recall's daemon mode codes against the whole API; say clearly when this recalld
     // predates part of it instead of failing later on a 404.
