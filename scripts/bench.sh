@@ -181,9 +181,9 @@ publish_run() {  # publish_run STORE_LABEL URL_PREFIX
   local label=$1 prefix=$2 mode line rss seconds
   local -A secs peak
   for mode in publish copy; do
-    line=$( { /usr/bin/time -v "$publish_bench" "$mode" "$prefix-$mode" "$work/output"; } 2>&1 )
+    line=$( { /usr/bin/time -v "$publish_bench" "$mode" "$prefix-$mode" "$work/output"; } 2>&1 ) || true
     seconds=$(sed -nE "s/^$mode: [0-9]+ bytes in ([0-9.]+) s.*/\1/p" <<<"$line")
-    [ -n "$seconds" ] || { echo "publish_bench $mode failed: $line" >&2; exit 1; }
+    [ -n "$seconds" ] || { echo "publish_bench $mode $prefix-$mode failed: $line" >&2; exit 1; }
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' <<<"$line")
     secs[$mode]=$seconds
     peak[$mode]=$(calc "$rss / 1024")
