@@ -156,6 +156,7 @@ if [ "$create_winners" -ne 1 ] || [ "$replace_winners" -ne 1 ]; then
     known_gaps+=(
       "recall-store/s3|sixty_four_concurrent_publishers_one_winner|$reason"
       "recall-store/s3|lease_racers_exactly_one_acquires|$reason"
+      "recall-store/s3|racing_publishers_with_other_outputs_are_all_recorded|$reason (nondeterminism records by replace-if-version-matches)"
       "recall/run_e2e|thirty_two_serialized_runs_compute_once|$reason (--serialize leases)"
     )
   fi
