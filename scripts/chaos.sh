@@ -147,18 +147,24 @@ lookups() {
   echo "| slowest ${max} ms"
 }
 
+# probes_until_hit: one lookup of a random key every 0.5 s, up to 60; prints how many it
+# took to get a 200, or nothing if none did.
+probes_until_hit() {
+  local attempt code
+  for attempt in $(seq 60); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/entries/bench/perf/${keys[$((RANDOM % entries))]}")
+    if [ "$code" = 200 ]; then echo "$attempt"; return 0; fi
+    sleep 0.5
+  done
+}
+
 before=$(lookups 100)
 echo "   store up:      100 lookups: $before"
 kill -STOP "$recall_moto_pid"
 paused=$(lookups 100)
 echo "   store paused:  100 lookups: $paused"
 kill -CONT "$recall_moto_pid"
-recovered_after=
-for attempt in $(seq 60); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/entries/bench/perf/${keys[$((RANDOM % entries))]}")
-  if [ "$code" = 200 ]; then recovered_after=$attempt; break; fi
-  sleep 0.5
-done
+recovered_after=$(probes_until_hit)
 after=$(lookups 100)
 echo "   store resumed: first hit after $recovered_after probe(s) of 0.5 s; 100 lookups: $after"
 
@@ -175,12 +181,7 @@ recall_wait_for moto "$RECALL_TEST_S3_ENDPOINT/" "$recall_moto_pid" "$recall_ser
 # moto keeps its objects in memory: the restarted server is empty, so the same entries are
 # published again (recall-bench populate is deterministic) before recalld is asked for them.
 make_bucket_and_entries
-restarted_after=
-for attempt in $(seq 60); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/entries/bench/perf/${keys[$((RANDOM % entries))]}")
-  if [ "$code" = 200 ]; then restarted_after=$attempt; break; fi
-  sleep 0.5
-done
+restarted_after=$(probes_until_hit)
 restarted=$(lookups 100)
 echo "   store restarted: first hit after $restarted_after probe(s) of 0.5 s; 100 lookups: $restarted"
 alive=no; kill -0 "$recalld_pid" 2>/dev/null && alive=yes

@@ -97,6 +97,31 @@ pub struct NondeterminismRecord {
 }
 
 impl NondeterminismRecord {
+    /// The record as JSON, the one form `recall inspect --json` and recalld show:
+    /// `observed_at_ms`, `producer`, `outcome` and, per output that differed, its `previous`
+    /// and `current` digest.
+    pub fn to_json(&self) -> serde_json::Value {
+        let outputs: serde_json::Map<String, serde_json::Value> = self
+            .outputs
+            .iter()
+            .map(|(name, change)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "previous": change.previous.to_hex(),
+                        "current": change.current.to_hex(),
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "observed_at_ms": self.observed_at_ms,
+            "producer": self.producer,
+            "outcome": self.outcome.as_str(),
+            "outputs": outputs,
+        })
+    }
+
     /// The record of a publish that produced `produced` where the entry had `stored`, or
     /// `None` when every output the two share has the same digest.
     pub fn compare(

@@ -371,29 +371,8 @@ pub fn manifest_json(manifest: &Manifest, expired: bool) -> JsonValue {
         "nondeterminism": manifest
             .nondeterminism
             .iter()
-            .map(nondeterminism_json)
+            .map(NondeterminismRecord::to_json)
             .collect::<Vec<_>>(),
-    })
-}
-
-/// One nondeterminism record as JSON (`inspect --json`): when, by whom, what became of that
-/// publish, and per output the digest the entry had and the one that publish produced.
-pub fn nondeterminism_json(record: &NondeterminismRecord) -> JsonValue {
-    let outputs: serde_json::Map<String, JsonValue> = record
-        .outputs
-        .iter()
-        .map(|(name, change)| {
-            (
-                name.clone(),
-                json!({"previous": change.previous.to_hex(), "current": change.current.to_hex()}),
-            )
-        })
-        .collect();
-    json!({
-        "observed_at_ms": record.observed_at_ms,
-        "producer": record.producer,
-        "outcome": record.outcome.as_str(),
-        "outputs": outputs,
     })
 }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::view::{hit_response, manifest_json, miss_json, nondeterminism_json};
+use super::view::{hit_response, manifest_json, miss_json};
 use super::{Shared, authorize, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
@@ -314,7 +314,7 @@ pub async fn publish(
             let body = json!({
                 "key": derived.key.to_hex(),
                 "manifest": manifest_json(&manifest),
-                "nondeterminism": observed.as_ref().map(nondeterminism_json),
+                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
             });
             state.hot.insert(entry, *manifest).await;
             with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
@@ -325,7 +325,7 @@ pub async fn publish(
             let mut body = json!({
                 "key": derived.key.to_hex(),
                 "already_existed": true,
-                "nondeterminism": observed.as_ref().map(nondeterminism_json),
+                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
             });
             match existing {
                 // The kept entry may have gained a record: serve it as it now stands.

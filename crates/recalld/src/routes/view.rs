@@ -96,30 +96,6 @@ impl<'a> RecordView<'a> {
     }
 }
 
-/// A nondeterminism record as JSON: `observed_at_ms`, `producer`, `outcome` and, per output
-/// that differed, its `previous` and `current` digest.
-pub fn nondeterminism_json(record: &NondeterminismRecord) -> JsonValue {
-    let outputs: serde_json::Map<String, JsonValue> = record
-        .outputs
-        .iter()
-        .map(|(name, change)| {
-            (
-                name.clone(),
-                json!({
-                    "previous": change.previous.to_hex(),
-                    "current": change.current.to_hex(),
-                }),
-            )
-        })
-        .collect();
-    json!({
-        "observed_at_ms": record.observed_at_ms,
-        "producer": record.producer,
-        "outcome": record.outcome.as_str(),
-        "outputs": outputs,
-    })
-}
-
 #[derive(Serialize)]
 struct OutputView<'a> {
     digest: &'a Digest,
@@ -191,7 +167,7 @@ pub fn manifest_json(manifest: &Manifest) -> JsonValue {
         "nondeterminism": manifest
             .nondeterminism
             .iter()
-            .map(nondeterminism_json)
+            .map(NondeterminismRecord::to_json)
             .collect::<Vec<_>>(),
     })
 }
