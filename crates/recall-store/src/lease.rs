@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ciborium::Value;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
+use object_store::{PutMode, PutPayload, UpdateVersion};
 use recall_key::cbor::{Item, encode};
 
 use crate::clock::duration_ms;
@@ -211,19 +211,8 @@ impl Store {
         &self,
         path: &Path,
     ) -> Result<Option<(Option<LeaseRecord>, UpdateVersion)>, StoreError> {
-        let result = match self.objects.get(path).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(StoreError::backend("get", path, e)),
-        };
-        let version = UpdateVersion {
-            e_tag: result.meta.e_tag.clone(),
-            version: result.meta.version.clone(),
-        };
-        let body = match result.bytes().await {
-            Ok(body) => body,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(StoreError::backend("get", path, e)),
+        let Some((body, version)) = self.read_versioned(path).await? else {
+            return Ok(None);
         };
         let record = LeaseRecord::decode(&body);
         if record.is_none() {

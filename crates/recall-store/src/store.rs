@@ -620,7 +620,7 @@ impl Store {
         // the version read (or creating) so a concurrent record is not lost; after a few
         // contended rounds, or where conditional writes are missing, a plain overwrite.
         for _ in 0..MANIFEST_CAS_ROUNDS {
-            let (previous, put_mode) = match self.read_manifest_versioned(&path).await? {
+            let (previous, put_mode) = match self.read_versioned(&path).await? {
                 None => (None, PutMode::Create),
                 Some((body, version)) => (
                     Manifest::decode(&body)
@@ -722,7 +722,7 @@ impl Store {
         let path = self.path(&entry.tenant.entry(&entry.key));
         let mut last = (None, None);
         for _ in 0..MANIFEST_CAS_ROUNDS {
-            let Some((body, version)) = self.read_manifest_versioned(&path).await? else {
+            let Some((body, version)) = self.read_versioned(&path).await? else {
                 return Ok((None, None));
             };
             let Ok(existing) = Manifest::decode(&body).and_then(|m| check_identity(m, entry))
@@ -780,8 +780,9 @@ impl Store {
         Ok(last)
     }
 
-    /// The manifest's bytes and version, or `None` when there is none.
-    async fn read_manifest_versioned(
+    /// An object's bytes and the version a replace-if-version-matches needs, or `None` when
+    /// there is none (manifests, leases).
+    pub(crate) async fn read_versioned(
         &self,
         path: &Path,
     ) -> Result<Option<(Bytes, UpdateVersion)>, StoreError> {
