@@ -23,6 +23,9 @@ pub struct Config {
     pub insecure_no_auth: bool,
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
+    /// Threads that serve requests, each with the connections handed to it; 0 (the
+    /// default) means one per CPU.
+    pub worker_threads: usize,
     /// Directory where uploads are spooled before they are published. Default: the system
     /// temporary directory.
     pub spool_dir: Option<PathBuf>,
@@ -154,6 +157,7 @@ impl Default for Config {
             store: format!("file://{}", default_store_dir().display()),
             insecure_no_auth: false,
             log_format: LogFormat::Text,
+            worker_threads: 0,
             spool_dir: None,
             hot: HotSettings::default(),
             timeouts: Timeouts::default(),
@@ -273,6 +277,9 @@ pub enum ConfigError {
     },
 }
 
+/// Most worker threads `worker_threads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
 /// Environment variables recalld reads, with the setting each overrides. Variables used by
 /// other recall tools (not settings of recalld) are listed in [`FOREIGN_ENV`].
 pub const ENV_SETTINGS: &[&str] = &[
@@ -280,6 +287,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_STORE",
     "RECALL_INSECURE_NO_AUTH",
     "RECALL_LOG_FORMAT",
+    "RECALL_WORKER_THREADS",
     "RECALL_SPOOL_DIR",
     "RECALL_HOT_CAPACITY_BYTES",
     "RECALL_HOT_TTL_SECS",
@@ -362,6 +370,9 @@ impl Config {
                         _ => return Err(bad("expected text or json")),
                     }
                 }
+                "RECALL_WORKER_THREADS" => {
+                    self.worker_threads = usize::try_from(num()?).map_err(|_| bad("too large"))?
+                }
                 "RECALL_SPOOL_DIR" => self.spool_dir = Some(PathBuf::from(&value)),
                 "RECALL_HOT_CAPACITY_BYTES" => self.hot.capacity_bytes = num()?,
                 "RECALL_HOT_TTL_SECS" => self.hot.ttl_secs = num()?,
@@ -398,6 +409,13 @@ impl Config {
                 "listen",
                 self.listen.to_string(),
                 "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
+            ));
+        }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(invalid(
+                "worker_threads",
+                self.worker_threads.to_string(),
+                &format!("must be at most {MAX_WORKER_THREADS} (0 means one per CPU)"),
             ));
         }
         if self.hot.ttl_secs == 0 {
@@ -474,6 +492,7 @@ mod tests {
         let config = Config::from_file(&path).unwrap();
         config.validate().unwrap();
         let defaults = Config::default();
+        assert_eq!(config.worker_threads, defaults.worker_threads);
         assert_eq!(config.hot, defaults.hot);
         assert_eq!(config.timeouts, defaults.timeouts);
         assert_eq!(config.breaker, defaults.breaker);

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod config;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod status;
 
@@ -35,12 +36,11 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("listen {}: {e}", config.listen))?;
     let address = listener.local_addr()?;
     let store_url = config.store.clone();
+    let threads = server::worker_count(config.worker_threads);
     let state = Arc::new(AppState::new(config).await?);
     println!("recalld: listening on http://{address}");
-    tracing::info!(%address, store = %store_url, "recalld serving");
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
+    server::run(listener, routes::router(state), threads, shutdown).await?;
     tracing::info!("recalld stopped");
     Ok(())
 }

@@ -33,16 +33,11 @@ struct Flags {
     log_json: bool,
 }
 
-/// Upper bound on tokio's blocking-pool threads (tokio's default is 512). Local-disk stores
-/// read and write files on that pool; when the disk is slow, lookups time out while their
-/// reads go on, and new lookups would start new threads, each with its own stack and malloc
-/// arena. A bounded pool queues those reads instead (docs/BENCHMARKS.md, RSS under load).
-const MAX_BLOCKING_THREADS: usize = 64;
-
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // This runtime only starts up, accepts connections and waits for signals; requests are
+    // served on recalld's worker threads, each with its own runtime (recalld::server).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     runtime.block_on(run())
 }
