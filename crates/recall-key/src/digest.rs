@@ -32,6 +32,17 @@ impl Digest {
     pub fn to_hex(&self) -> String {
         self.to_string()
     }
+
+    /// The lowercase hex form as ASCII bytes, without allocating.
+    pub fn hex_bytes(&self) -> [u8; 64] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, byte) in self.0.iter().enumerate() {
+            out[2 * i] = HEX[(byte >> 4) as usize];
+            out[2 * i + 1] = HEX[(byte & 0x0f) as usize];
+        }
+        out
+    }
 }
 
 impl From<blake3::Hash> for Digest {
@@ -42,12 +53,7 @@ impl From<blake3::Hash> for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 64];
-        for (i, byte) in self.0.iter().enumerate() {
-            out[2 * i] = HEX[(byte >> 4) as usize];
-            out[2 * i + 1] = HEX[(byte & 0x0f) as usize];
-        }
+        let out = self.hex_bytes();
         // The buffer holds only ASCII hex digits.
         f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }

@@ -1,10 +1,14 @@
 //! Prometheus metrics (`GET /metrics`).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// Labels of `recall_lookups_total`.
@@ -23,17 +27,140 @@ pub struct PublishLabels {
     pub result: &'static str,
 }
 
+/// How a lookup ended: one series of `recall_lookups_total` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupOutcome {
+    /// The memory tier had a live entry (`tier="hot",result="hit"`).
+    HotHit,
+    /// The memory tier remembered a miss (`tier="hot",result="miss"`).
+    HotMiss,
+    /// The store had a live entry (`tier="store",result="hit"`).
+    StoreHit,
+    /// The store had no usable entry (`tier="store",result="miss"`).
+    StoreMiss,
+    /// The store failed, timed out or was skipped by the open breaker
+    /// (`tier="none",result="failure"`).
+    Failure,
+}
+
+/// The counters of `recall_lookups_total`, resolved once at start-up so that a lookup only
+/// increments an atomic (no label hashing, no lock). Every series shows from the start,
+/// at 0 until it happens.
+#[derive(Debug)]
+pub struct LookupCounters {
+    hot_hit: Counter,
+    hot_miss: Counter,
+    store_hit: Counter,
+    store_miss: Counter,
+    failure: Counter,
+}
+
+impl LookupCounters {
+    fn new(family: &Family<LookupLabels, Counter>) -> Self {
+        let resolve = |tier, result| family.get_or_create(&LookupLabels { tier, result }).clone();
+        LookupCounters {
+            hot_hit: resolve("hot", "hit"),
+            hot_miss: resolve("hot", "miss"),
+            store_hit: resolve("store", "hit"),
+            store_miss: resolve("store", "miss"),
+            failure: resolve("none", "failure"),
+        }
+    }
+
+    /// Counts one lookup.
+    pub fn count(&self, outcome: LookupOutcome) {
+        match outcome {
+            LookupOutcome::HotHit => &self.hot_hit,
+            LookupOutcome::HotMiss => &self.hot_miss,
+            LookupOutcome::StoreHit => &self.store_hit,
+            LookupOutcome::StoreMiss => &self.store_miss,
+            LookupOutcome::Failure => &self.failure,
+        }
+        .inc();
+    }
+}
+
+/// A latency histogram kept in atomics: observations from different worker threads never
+/// wait for each other (prometheus-client's `Histogram` takes a lock per observation).
+/// Cloning shares the counts.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Arc<HistogramCounts>);
+
+#[derive(Debug)]
+struct HistogramCounts {
+    /// Upper bounds in nanoseconds, ascending; the last bucket (`+Inf`) has none.
+    bounds_nanos: Vec<u64>,
+    /// One count per bound, then the `+Inf` bucket; not cumulative.
+    counts: Vec<AtomicU64>,
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Buckets whose upper bounds are `start` seconds, then each `factor` times the one
+    /// before, `length` in all, plus `+Inf`.
+    pub fn exponential(start: f64, factor: f64, length: u16) -> Self {
+        let bounds_nanos: Vec<u64> = (0..length)
+            .map(|i| (start * factor.powi(i32::from(i)) * 1e9).round() as u64)
+            .collect();
+        let counts = (0..=bounds_nanos.len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        LatencyHistogram(Arc::new(HistogramCounts {
+            bounds_nanos,
+            counts,
+            sum_nanos: AtomicU64::new(0),
+        }))
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let h = &*self.0;
+        let bucket = h.bounds_nanos.partition_point(|&bound| bound < nanos);
+        h.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        h.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let h = &*self.0;
+        let seconds = |nanos: u64| nanos as f64 / 1e9;
+        let buckets: Vec<(f64, u64)> = h
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, count)| {
+                let bound = h.bounds_nanos.get(i).map_or(f64::MAX, |&b| seconds(b));
+                (bound, count.load(Ordering::Relaxed))
+            })
+            .collect();
+        // The count is the buckets' total, so `_count` always equals the `+Inf` bucket.
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = seconds(h.sum_nanos.load(Ordering::Relaxed));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 /// Every metric recalld exports.
 pub struct Metrics {
     registry: Registry,
     /// Lookups by tier and result.
-    pub lookups: Family<LookupLabels, Counter>,
+    pub lookups: LookupCounters,
     /// Lookup latency in seconds.
-    pub lookup_seconds: Histogram,
+    pub lookup_seconds: LatencyHistogram,
     /// Publishes by result.
     pub publishes: Family<PublishLabels, Counter>,
     /// Publish latency in seconds.
-    pub publish_seconds: Histogram,
+    pub publish_seconds: LatencyHistogram,
     /// Output bytes received by publishes.
     pub bytes_in: Counter,
     /// Blob bytes sent.
@@ -63,11 +190,12 @@ impl Default for Metrics {
             "Cache lookups by tier and result",
             lookups.clone(),
         );
-        let lookup_seconds = Histogram::new(exponential_buckets(0.00005, 2.0, 18));
+        let lookups = LookupCounters::new(&lookups);
+        let lookup_seconds = LatencyHistogram::exponential(0.00005, 2.0, 18);
         registry.register("lookup_seconds", "Lookup latency", lookup_seconds.clone());
         let publishes = Family::<PublishLabels, Counter>::default();
         registry.register("publishes", "Publishes by result", publishes.clone());
-        let publish_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        let publish_seconds = LatencyHistogram::exponential(0.001, 2.0, 20);
         registry.register(
             "publish_seconds",
             "Publish latency",

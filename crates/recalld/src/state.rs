@@ -10,7 +10,7 @@ use recall_store::{EntryRef, Miss, Store, StoreConfig};
 use crate::auth::Auth;
 use crate::breaker::{Breaker, BreakerState};
 use crate::config::Config;
-use crate::metrics::{LookupLabels, Metrics};
+use crate::metrics::{LookupOutcome, Metrics};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -97,44 +97,42 @@ impl AppState {
     pub async fn lookup(&self, entry: &EntryRef) -> LookupAnswer {
         let started = Instant::now();
         let (answer, tier) = self.lookup_inner(entry).await;
-        let result = match answer {
-            LookupAnswer::Hit { .. } => "hit",
-            LookupAnswer::Miss(_) => "miss",
-            LookupAnswer::Failure(_) => "failure",
+        let outcome = match (tier, &answer) {
+            (Tier::Hot, LookupAnswer::Hit { .. }) => LookupOutcome::HotHit,
+            (Tier::Hot, LookupAnswer::Miss(_)) => LookupOutcome::HotMiss,
+            (Tier::Store, LookupAnswer::Hit { .. }) => LookupOutcome::StoreHit,
+            (Tier::Store, LookupAnswer::Miss(_)) => LookupOutcome::StoreMiss,
+            (_, LookupAnswer::Failure(_)) => LookupOutcome::Failure,
         };
-        self.metrics
-            .lookups
-            .get_or_create(&LookupLabels { tier, result })
-            .inc();
-        self.metrics
-            .lookup_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.lookups.count(outcome);
+        self.metrics.lookup_seconds.observe(started.elapsed());
         answer
     }
 
-    async fn lookup_inner(&self, entry: &EntryRef) -> (LookupAnswer, &'static str) {
+    /// The answer, and which tier was asked last.
+    async fn lookup_inner(&self, entry: &EntryRef) -> (LookupAnswer, Tier) {
         if let Some(answer) = self.hot.cached(entry).await {
-            return (convert(answer), "hot");
+            return (convert(answer), Tier::Hot);
         }
         if !self.breaker.allow() {
             return (
                 LookupAnswer::Failure(
                     "storage circuit breaker is open after repeated failures".into(),
                 ),
-                "none",
+                Tier::Store,
             );
         }
         let limit = Duration::from_millis(self.config.timeouts.lookup_ms);
         match tokio::time::timeout(limit, self.hot.load(entry)).await {
             Ok(Ok(answer)) => {
                 self.breaker.record_success();
-                (convert(answer), "store")
+                (convert(answer), Tier::Store)
             }
             Ok(Err(err)) => {
                 self.breaker.record_failure();
                 self.metrics.backend_errors.inc();
                 tracing::warn!(error = %err, "lookup failed at the store");
-                (LookupAnswer::Failure(err.to_string()), "none")
+                (LookupAnswer::Failure(err.to_string()), Tier::Store)
             }
             Err(_) => {
                 self.breaker.record_failure();
@@ -145,7 +143,7 @@ impl AppState {
                         "store did not answer within {} ms",
                         limit.as_millis()
                     )),
-                    "none",
+                    Tier::Store,
                 )
             }
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Query, RawPathParams, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
@@ -115,30 +115,45 @@ pub async fn lookup_by_material(
 }
 
 /// `GET /v1/entries/{project}/{domain}/{key}`: look an entry up by its key.
+///
+/// This is the hot path, so it borrows what it reads from the request: the path parameters
+/// axum has already decoded, the `Authorization` header, and the query string (parsed only
+/// when there is one).
 pub async fn lookup_by_key(
     State(state): State<Shared>,
-    headers: HeaderMap,
-    Path((project, domain, key)): Path<(String, String, String)>,
-    query: Result<Query<LookupQuery>, QueryRejection>,
+    params: RawPathParams,
+    request: Request,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_error(rejection),
+    let (mut project, mut domain, mut key) = ("", "", "");
+    for (name, value) in &params {
+        match name {
+            "project" => project = value,
+            "domain" => domain = value,
+            "key" => key = value,
+            _ => {}
+        }
+    }
+    let overwrite = match request.uri().query() {
+        None => false,
+        Some(_) => match Query::<LookupQuery>::try_from_uri(request.uri()) {
+            Ok(Query(query)) => query.overwrite,
+            Err(rejection) => return query_error(rejection),
+        },
     };
-    let entry = match parse_entry(&project, &domain, &key) {
+    let entry = match parse_entry(project, domain, key) {
         Ok(e) => e,
         Err(r) => return r,
     };
     if let Err(r) = authorize(
         &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
+        request.headers(),
+        Some(project),
+        Some(domain),
         Access::Read,
     ) {
         return r;
     }
-    answer(&state, &entry, query.overwrite).await
+    answer(&state, &entry, overwrite).await
 }
 
 pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {
@@ -149,8 +164,8 @@ pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<Entr
 }
 
 async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
-    let key = entry.key.to_hex();
     if overwrite {
+        let key = entry.key.to_hex();
         // Flyte's overwrite_cache: the caller runs the task and publishes with overwrite.
         return with_status(
             StatusCode::NOT_FOUND,
@@ -162,16 +177,16 @@ async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
         LookupAnswer::Hit {
             manifest,
             from_hot_tier,
-        } => hit_response(&key, from_hot_tier, &manifest),
+        } => hit_response(&entry.key, from_hot_tier, &manifest),
         LookupAnswer::Miss(miss) => {
             let mut body = miss_json(&miss);
-            body["key"] = json!(key);
+            body["key"] = json!(entry.key.to_hex());
             with_status(StatusCode::NOT_FOUND, CacheStatus::CacheMiss, body)
         }
         LookupAnswer::Failure(cause) => with_status(
             StatusCode::SERVICE_UNAVAILABLE,
             CacheStatus::CacheLookupFailure,
-            json!({ "key": key, "cause": cause }),
+            json!({ "key": entry.key.to_hex(), "cause": cause }),
         ),
     }
 }
@@ -303,10 +318,7 @@ pub async fn publish(
     let limit = Duration::from_secs(state.config.timeouts.publish_secs);
     let result =
         tokio::time::timeout(limit, state.store().publish(&derived, &outputs, &options)).await;
-    state
-        .metrics
-        .publish_seconds
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.publish_seconds.observe(started.elapsed());
     match result {
         Ok(Ok(PublishOutcome::Published { manifest, observed })) => {
             count_publish(&state, "populated");

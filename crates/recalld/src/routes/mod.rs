@@ -7,18 +7,22 @@ mod leases;
 mod ops;
 mod view;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value as JsonValue, json};
+use tower::{Layer, Service};
 
 use crate::auth::Denied;
 use crate::config::Access;
@@ -83,7 +87,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/tasks/{project}/{domain}/{task}", get(admin::list_task))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(json_limit))
-        .layer(middleware::from_fn(errors_as_json))
+        .layer(JsonErrorsLayer)
         .with_state(state)
 }
 
@@ -100,23 +104,105 @@ async fn unknown_route(request: Request) -> Response {
 }
 
 /// Error bodies axum writes itself (a body that is not UTF-8, a method a route does not
-/// serve, a body over the size limit, ...) are plain text or empty; this turns every such
-/// 4xx/5xx into `{"error": message}` like the handlers' own, so a client parses one shape.
-async fn errors_as_json(request: Request, next: Next) -> Response {
-    // Kept for the error message only; a URI clone shares the request's bytes instead of
-    // copying the path on every request.
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let response = next.run(request).await;
+/// serve, a body over the size limit, ...) are plain text or empty; this layer turns every
+/// such 4xx/5xx into `{"error": message}` like the handlers' own, so a client parses one
+/// shape. A response that needs no rewriting passes through without any allocation (axum's
+/// `from_fn` middleware would box every request's future).
+#[derive(Debug, Clone, Copy)]
+struct JsonErrorsLayer;
+
+impl<S> Layer<S> for JsonErrorsLayer {
+    type Service = JsonErrors<S>;
+
+    fn layer(&self, inner: S) -> JsonErrors<S> {
+        JsonErrors { inner }
+    }
+}
+
+/// The service [`JsonErrorsLayer`] wraps around the router.
+#[derive(Debug, Clone)]
+struct JsonErrors<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for JsonErrors<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = JsonErrorsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // Kept for the error message only; cloning a URI shares the request's bytes.
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        JsonErrorsFuture::Waiting {
+            inner: self.inner.call(request),
+            method,
+            uri,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way through [`JsonErrors`].
+    #[project = JsonErrorsState]
+    enum JsonErrorsFuture<F> {
+        /// The router is answering.
+        Waiting { #[pin] inner: F, method: Method, uri: Uri },
+        /// A non-JSON error body is being read and rewritten.
+        Rewriting { rewrite: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F> Future for JsonErrorsFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                JsonErrorsState::Waiting { inner, method, uri } => {
+                    let Ok(response) = std::task::ready!(inner.poll(cx));
+                    if !needs_json_error(&response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let rewrite = Box::pin(json_error_from(
+                        std::mem::take(method),
+                        std::mem::take(uri),
+                        response,
+                    ));
+                    self.set(JsonErrorsFuture::Rewriting { rewrite });
+                }
+                JsonErrorsState::Rewriting { rewrite } => {
+                    return rewrite.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `response` is an error whose body is not already JSON.
+fn needs_json_error(response: &Response) -> bool {
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
+    (status.is_client_error() || status.is_server_error()) && !is_json
+}
+
+/// `response` rewritten as `{"error": message}`: its text, or the method, path and reason.
+async fn json_error_from(method: Method, uri: Uri, response: Response) -> Response {
+    let status = response.status();
     let (parts, body) = response.into_parts();
     // axum's own error texts are short; anything longer is cut, not buffered.
     let text = axum::body::to_bytes(body, 16 * 1024)
@@ -219,7 +305,63 @@ pub(crate) fn denied_response(denied: Denied) -> Response {
 mod tests {
     use std::collections::BTreeSet;
 
+    use axum::body::Body;
+
     use super::*;
+
+    async fn through_json_errors(method: &str, path: &str) -> (StatusCode, HeaderMap, String) {
+        let router = Router::new()
+            .route(
+                "/text",
+                get(|| async { "fine" }).post(|| async { "posted" }),
+            )
+            .route(
+                "/plain-error",
+                get(|| async { (StatusCode::BAD_REQUEST, "bad thing") }),
+            )
+            .route(
+                "/json-error",
+                get(|| async { error(StatusCode::CONFLICT, "already json") }),
+            );
+        let mut service = JsonErrorsLayer.layer(router);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let Ok(response) = service.call(request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_axum_writes_itself_become_json_and_others_pass_through() {
+        let (status, _, body) = through_json_errors("GET", "/text").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "fine"));
+
+        // axum's own 405 has an empty body: the message names the method and path, and the
+        // Allow header survives.
+        let (status, headers, body) = through_json_errors("DELETE", "/text").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert!(headers.contains_key(header::ALLOW), "{headers:?}");
+        let parsed: JsonValue = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["error"], "DELETE /text: Method Not Allowed");
+
+        let (status, _, body) = through_json_errors("GET", "/plain-error").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let parsed: JsonValue = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, json!({ "error": "bad thing" }));
+
+        let (status, _, body) = through_json_errors("GET", "/json-error").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let parsed: JsonValue = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, json!({ "error": "already json" }));
+    }
 
     #[test]
     fn openapi_paths_and_methods_equal_routes() {

@@ -19,17 +19,18 @@ use crate::status::CacheStatus;
 /// `X-Recall-Cache-Status`. The manifest's JSON is serialized straight from the manifest
 /// ([`ManifestView`], no intermediate tree) once per manifest held in memory and then
 /// reused, so a hot hit costs no JSON work beyond copying bytes.
-pub fn hit_response(key: &str, from_hot_tier: bool, manifest: &HotManifest) -> Response {
+pub fn hit_response(key: &Digest, from_hot_tier: bool, manifest: &HotManifest) -> Response {
     let rendered = manifest.rendered(|m| {
         // Serializing borrowed strings and numbers into memory cannot fail.
         Bytes::from(serde_json::to_vec(&ManifestView::of(m)).unwrap_or_default())
     });
     let status = CacheStatus::CacheHit.as_str();
+    let key = key.hex_bytes();
     let mut body = Vec::with_capacity(rendered.len() + key.len() + 96);
     body.extend_from_slice(b"{\"from_hot_tier\":");
     body.extend_from_slice(if from_hot_tier { b"true" } else { b"false" });
     body.extend_from_slice(b",\"key\":\"");
-    body.extend_from_slice(key.as_bytes());
+    body.extend_from_slice(&key);
     body.extend_from_slice(b"\",\"manifest\":");
     body.extend_from_slice(&rendered);
     body.extend_from_slice(b",\"status\":\"");
@@ -264,7 +265,7 @@ mod tests {
         };
         let hot = HotManifest::new(manifest.clone());
         for from_hot_tier in [false, true] {
-            let response = hit_response(&key.key.to_hex(), from_hot_tier, &hot);
+            let response = hit_response(&key.key, from_hot_tier, &hot);
             assert_eq!(response.headers()["x-recall-cache-status"], "CACHE_HIT");
             let body = axum::body::to_bytes(response.into_body(), usize::MAX)
                 .await
