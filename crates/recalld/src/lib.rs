@@ -40,7 +40,7 @@ pub async fn serve(
     let state = Arc::new(AppState::new(config).await?);
     println!("recalld: listening on http://{address}");
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
-    server::run(listener, routes::router(state), threads, shutdown).await?;
+    server::run(listener, routes::app(state), threads, shutdown).await?;
     tracing::info!("recalld stopped");
     Ok(())
 }

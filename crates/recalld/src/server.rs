@@ -4,15 +4,19 @@
 //! worker has to wake another to share work (a multi-threaded runtime does, and on a busy
 //! two-core machine that cost more CPU per hot hit than the hit itself; docs/BENCHMARKS.md).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::ServiceExt as _;
+use axum::extract::Request;
+use axum::response::Response;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Barrier, mpsc, watch};
+use tower::Service;
 
 /// Upper bound on blocking-pool threads over all workers (tokio's default is 512 per
 /// runtime). Local-disk stores read and write files on that pool; when the disk is slow,
@@ -64,12 +68,16 @@ impl axum::serve::Listener for HandedOff {
 
 /// Serves `router` on `listener` with `threads` workers until `shutdown` completes; then
 /// stops accepting and returns once every worker has finished its requests in flight.
-pub async fn run(
+pub async fn run<App>(
     listener: TcpListener,
-    router: Router,
+    app: App,
     threads: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    App: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    App::Future: Send,
+{
     let local = listener.local_addr()?;
     let threads = threads.max(1);
     let (stop, stopped) = watch::channel(false);
@@ -86,14 +94,14 @@ pub async fn run(
         let (sender, connections) = mpsc::unbounded_channel();
         senders.push(sender);
         let listener = HandedOff { connections, local };
-        let router = router.clone();
+        let app = app.clone();
         let mut stopped = stopped.clone();
         let all_done = all_done.clone();
         let worker = std::thread::Builder::new()
             .name(format!("recalld-worker-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let result = axum::serve(listener, router)
+                    let result = axum::serve(listener, app.into_make_service())
                         .with_graceful_shutdown(async move {
                             let _ = stopped.wait_for(|stop| *stop).await;
                         })
@@ -169,6 +177,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 mod tests {
     use std::collections::BTreeSet;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Query, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
@@ -114,11 +115,9 @@ pub async fn lookup_by_material(
     }
 }
 
-/// `GET /v1/entries/{project}/{domain}/{key}`: look an entry up by its key.
-///
-/// This is the hot path, so it borrows what it reads from the request: the path parameters
-/// axum has already decoded, the `Authorization` header, and the query string (parsed only
-/// when there is one).
+/// `GET /v1/entries/{project}/{domain}/{key}`: look an entry up by its key. Most lookups
+/// skip the router and come through [`super::HotLookups`] instead; both end in
+/// [`lookup_with`].
 pub async fn lookup_by_key(
     State(state): State<Shared>,
     params: RawPathParams,
@@ -133,9 +132,36 @@ pub async fn lookup_by_key(
             _ => {}
         }
     }
-    let overwrite = match request.uri().query() {
+    let (parts, _) = request.into_parts();
+    lookup_with(&state, project, domain, key, &parts).await
+}
+
+/// The `{project}`, `{domain}` and `{key}` of a lookup-by-key path, when it is one that
+/// needs no percent-decoding; `None` for anything else (which then goes through the
+/// router, whose answer is the same).
+pub(crate) fn entry_lookup_path(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/v1/entries/")?;
+    if rest.contains('%') {
+        return None;
+    }
+    let mut segments = rest.split('/');
+    let found = (segments.next()?, segments.next()?, segments.next()?);
+    let all_there = !found.0.is_empty() && !found.1.is_empty() && !found.2.is_empty();
+    (all_there && segments.next().is_none()).then_some(found)
+}
+
+/// Answers a lookup by key, borrowing everything from the request: the (decoded) path
+/// segments, the `Authorization` header, and the query string, parsed only when present.
+pub(crate) async fn lookup_with(
+    state: &Shared,
+    project: &str,
+    domain: &str,
+    key: &str,
+    request: &Parts,
+) -> Response {
+    let overwrite = match request.uri.query() {
         None => false,
-        Some(_) => match Query::<LookupQuery>::try_from_uri(request.uri()) {
+        Some(_) => match Query::<LookupQuery>::try_from_uri(&request.uri) {
             Ok(Query(query)) => query.overwrite,
             Err(rejection) => return query_error(rejection),
         },
@@ -145,15 +171,15 @@ pub async fn lookup_by_key(
         Err(r) => return r,
     };
     if let Err(r) = authorize(
-        &state,
-        request.headers(),
+        state,
+        &request.headers,
         Some(project),
         Some(domain),
         Access::Read,
     ) {
         return r;
     }
-    answer(&state, &entry, overwrite).await
+    answer(state, &entry, overwrite).await
 }
 
 pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {

@@ -52,6 +52,61 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tasks/{project}/{domain}/{task}"),
 ];
 
+/// The whole HTTP application over `state`: [`router`] behind the lookup fast path, with
+/// every error answered as JSON.
+pub type App = JsonErrors<HotLookups>;
+
+/// Builds the [`App`].
+pub fn app(state: Shared) -> App {
+    JsonErrorsLayer.layer(HotLookups {
+        router: router(state.clone()),
+        state,
+    })
+}
+
+/// Sends `GET /v1/entries/{project}/{domain}/{key}` straight to its handler and everything
+/// else to the router. A hot hit is most of recalld's traffic, and the router's generic work
+/// (matching, decoding and storing path parameters, boxing the handler) cost about as much
+/// CPU as the hit itself. Paths that need percent-decoding, and HEAD, still go through the
+/// router, which answers them the same way.
+#[derive(Clone)]
+pub struct HotLookups {
+    router: Router,
+    state: Shared,
+}
+
+impl Service<Request> for HotLookups {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::Either<
+        <Router as Service<Request>>::Future,
+        Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() != Method::GET
+            || entries::entry_lookup_path(request.uri().path()).is_none()
+        {
+            return futures::future::Either::Left(self.router.call(request));
+        }
+        let state = self.state.clone();
+        futures::future::Either::Right(Box::pin(async move {
+            let (parts, _) = request.into_parts();
+            let response = match entries::entry_lookup_path(parts.uri.path()) {
+                Some((project, domain, key)) => {
+                    entries::lookup_with(&state, project, domain, key, &parts).await
+                }
+                None => error(StatusCode::NOT_FOUND, "no such route"),
+            };
+            Ok(response)
+        }))
+    }
+}
+
 /// The router over `state`.
 pub fn router(state: Shared) -> Router {
     let json_limit = usize::try_from(state.config.limits.max_json_bytes).unwrap_or(usize::MAX);
@@ -87,7 +142,6 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/tasks/{project}/{domain}/{task}", get(admin::list_task))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(json_limit))
-        .layer(JsonErrorsLayer)
         .with_state(state)
 }
 
@@ -109,7 +163,7 @@ async fn unknown_route(request: Request) -> Response {
 /// shape. A response that needs no rewriting passes through without any allocation (axum's
 /// `from_fn` middleware would box every request's future).
 #[derive(Debug, Clone, Copy)]
-struct JsonErrorsLayer;
+pub struct JsonErrorsLayer;
 
 impl<S> Layer<S> for JsonErrorsLayer {
     type Service = JsonErrors<S>;
@@ -119,9 +173,9 @@ impl<S> Layer<S> for JsonErrorsLayer {
     }
 }
 
-/// The service [`JsonErrorsLayer`] wraps around the router.
+/// The service [`JsonErrorsLayer`] wraps around the application.
 #[derive(Debug, Clone)]
-struct JsonErrors<S> {
+pub struct JsonErrors<S> {
     inner: S,
 }
 
@@ -152,7 +206,7 @@ where
 pin_project_lite::pin_project! {
     /// A response on its way through [`JsonErrors`].
     #[project = JsonErrorsState]
-    enum JsonErrorsFuture<F> {
+    pub enum JsonErrorsFuture<F> {
         /// The router is answering.
         Waiting { #[pin] inner: F, method: Method, uri: Uri },
         /// A non-JSON error body is being read and rewritten.
@@ -336,6 +390,72 @@ mod tests {
             .await
             .unwrap();
         (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn only_plain_lookup_paths_take_the_fast_path() {
+        let key = "ab".repeat(32);
+        let path = format!("/v1/entries/p/d/{key}");
+        assert_eq!(
+            entries::entry_lookup_path(&path),
+            Some(("p", "d", key.as_str()))
+        );
+        for other in [
+            "/v1/entries/p/d".to_string(),
+            format!("/v1/entries/p/d/{key}/"),
+            format!("/v1/entries/p//{key}"),
+            format!("/v1/entries/%70/d/{key}"),
+            format!("/v1/entriesx/p/d/{key}"),
+            format!("/v1/blobs/p/d/{key}"),
+        ] {
+            assert_eq!(entries::entry_lookup_path(&other), None, "{other}");
+        }
+    }
+
+    /// The fast path and the router give the same answers.
+    #[tokio::test]
+    async fn lookups_answer_the_same_through_the_fast_path_and_the_router() {
+        let config = crate::config::Config {
+            store: "memory://".into(),
+            ..Default::default()
+        };
+        let state = Arc::new(AppState::new(config).await.unwrap());
+        let mut app = app(state);
+        let key = "ab".repeat(32);
+        let mut answer = async |method: &str, path: String| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let Ok(response) = app.call(request).await;
+            let status = response.status();
+            let cache_status = response.headers().get("x-recall-cache-status").cloned();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, cache_status, body)
+        };
+        let fast = answer("GET", format!("/v1/entries/p/d/{key}")).await;
+        assert_eq!(fast.0, StatusCode::NOT_FOUND);
+        assert_eq!(fast.1.as_ref().unwrap(), "CACHE_MISS");
+        // "%70" is "p": only the router decodes it.
+        let routed = answer("GET", format!("/v1/entries/%70/d/{key}")).await;
+        assert_eq!(fast, routed);
+        let bad_key = answer("GET", "/v1/entries/p/d/nothex".into()).await;
+        let bad_key_routed = answer("GET", "/v1/entries/p/%64/nothex".into()).await;
+        assert_eq!(bad_key.0, StatusCode::BAD_REQUEST);
+        assert_eq!(bad_key, bad_key_routed);
+        let bad_query = answer("GET", format!("/v1/entries/p/d/{key}?overwrit=1")).await;
+        let bad_query_routed = answer("GET", format!("/v1/entries/p/%64/{key}?overwrit=1")).await;
+        assert_eq!(bad_query.0, StatusCode::BAD_REQUEST);
+        assert_eq!(bad_query, bad_query_routed);
+        let skipped = answer("GET", format!("/v1/entries/p/d/{key}?overwrite=true")).await;
+        assert_eq!(skipped.1.as_ref().unwrap(), "CACHE_SKIPPED");
+        // Other methods on the path still get the router's 405, as JSON.
+        let (status, _, body) = answer("DELETE", format!("/v1/entries/p/d/{key}")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(serde_json::from_slice::<JsonValue>(&body).is_ok());
     }
 
     #[tokio::test]
