@@ -2,9 +2,10 @@
 //!
 //! `LocalFileSystem` writes atomically (stage, then rename or hard-link) and implements
 //! `PutMode::Create`, but not `PutMode::Update`, which leases need. [`LocalCasStore`] adds it:
-//! every conditional update and every delete holds an exclusive OS file lock
-//! (`flock`-style, via `std::fs::File::lock`) on `<root>/.recall-cas.lock`, compares the
-//! object's current e-tag with the expected one, and only then writes. Every process on the
+//! every conditional update, every plain overwrite and every delete holds an exclusive OS
+//! file lock (`flock`-style, via `std::fs::File::lock`) on `<root>/.recall-cas.lock`; an
+//! update compares the object's current e-tag with the expected one, and only then writes.
+//! (Multipart uploads, which recall uses for content-addressed blobs only, do not take it.) Every process on the
 //! machine that opens the same directory through recall takes the same lock, so updates are
 //! serialised across threads and processes. Not safe on network file systems whose locks do
 //! not work (some NFS set-ups): use an object store there.
@@ -91,8 +92,17 @@ impl ObjectStore for LocalCasStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let PutMode::Update(expected) = &opts.mode else {
-            return self.inner.put_opts(location, payload, opts).await;
+        let expected = match &opts.mode {
+            // Atomic by itself (a hard link that fails when the object exists), and an object
+            // that exists is all a swap can be waiting on.
+            PutMode::Create => return self.inner.put_opts(location, payload, opts).await,
+            // Under the lock, so that it cannot land between a swap's check and its write
+            // (the swap would then succeed and silently undo this write).
+            PutMode::Overwrite => {
+                let _guard = self.lock().await?;
+                return self.inner.put_opts(location, payload, opts).await;
+            }
+            PutMode::Update(expected) => expected,
         };
         let _guard = self.lock().await?;
         let current = match self.inner.head(location).await {
@@ -180,6 +190,31 @@ impl ObjectStore for LocalCasStore {
 mod tests {
     use super::*;
     use object_store::UpdateVersion;
+
+    /// A plain overwrite racing a compare-and-swap: if the swap succeeds, the overwrite
+    /// must have come after it (and win), never between its check and its write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_overwrite_never_lands_between_a_swap_check_and_its_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalCasStore::new(dir.path()).unwrap();
+        let path = Path::from("manifest");
+        let mut lost = 0;
+        for round in 0..300 {
+            let base = UpdateVersion::from(store.put(&path, "base".into()).await.unwrap());
+            let overwrite = store.put(&path, format!("overwritten {round}").into());
+            let update = store.put_opts(&path, "updated".into(), PutMode::Update(base).into());
+            let (overwrite, update) = tokio::join!(overwrite, update);
+            overwrite.unwrap();
+            let body = store.get(&path).await.unwrap().bytes().await.unwrap();
+            if update.is_ok() && &body[..] == b"updated" {
+                lost += 1;
+            }
+        }
+        assert_eq!(
+            lost, 0,
+            "overwrites lost under a successful swap in {lost} of 300 rounds"
+        );
+    }
 
     #[tokio::test]
     async fn update_succeeds_only_with_the_current_version() {
