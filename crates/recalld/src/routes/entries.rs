@@ -21,7 +21,7 @@ use super::view::{hit_response, manifest_json, miss_json};
 use super::{Shared, authorize, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
-use crate::state::LookupAnswer;
+use crate::state::{AppState, LookupAnswer};
 use crate::status::CacheStatus;
 
 /// Parses key material sent to the daemon. File and directory values would be read from the
@@ -166,20 +166,25 @@ pub(crate) async fn lookup_with(
             Err(rejection) => return query_error(rejection),
         },
     };
-    let entry = match parse_entry(project, domain, key) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    if let Err(r) = authorize(
-        state,
-        &request.headers,
-        Some(project),
-        Some(domain),
-        Access::Read,
-    ) {
-        return r;
+    match authorized_entry(state, &request.headers, project, domain, key, Access::Read) {
+        Ok(entry) => answer(state, &entry, overwrite).await,
+        Err(r) => r,
     }
-    answer(state, &entry, overwrite).await
+}
+
+/// The entry that path segments name, once the request's token is checked for `need` on
+/// its project and domain.
+pub(crate) fn authorized_entry(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: &str,
+    domain: &str,
+    key: &str,
+    need: Access,
+) -> Result<EntryRef, Response> {
+    let entry = parse_entry(project, domain, key)?;
+    authorize(state, headers, Some(project), Some(domain), need)?;
+    Ok(entry)
 }
 
 pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {

@@ -13,8 +13,8 @@ use recall_store::{DEFAULT_GRACE, LeaseRecord, LeaseStatus, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::entries::parse_entry;
-use super::{Shared, authorize, error, parse_json, query_error};
+use super::entries::authorized_entry;
+use super::{Shared, error, parse_json, query_error};
 use crate::config::Access;
 
 /// Longest heartbeat a lease request may ask for: one day.
@@ -82,19 +82,10 @@ pub async fn acquire(
     Path((project, domain, key)): Path<(String, String, String)>,
     body: String,
 ) -> Response {
-    let entry = match parse_entry(&project, &domain, &key) {
+    let entry = match authorized_entry(&state, &headers, &project, &domain, &key, Access::Write) {
         Ok(e) => e,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(
-        &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
-        Access::Write,
-    ) {
-        return r;
-    }
     let request: LeaseRequest = match parse_json(&body) {
         Ok(r) => r,
         Err(r) => return r,
@@ -136,19 +127,10 @@ pub async fn release(
     Path((project, domain, key)): Path<(String, String, String)>,
     query: Result<Query<ReleaseQuery>, QueryRejection>,
 ) -> Response {
-    let entry = match parse_entry(&project, &domain, &key) {
+    let entry = match authorized_entry(&state, &headers, &project, &domain, &key, Access::Write) {
         Ok(e) => e,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(
-        &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
-        Access::Write,
-    ) {
-        return r;
-    }
     let Query(query) = match query {
         Ok(q) => q,
         Err(rejection) => return query_error(rejection),
