@@ -82,6 +82,43 @@ pub struct OutputPath {
     pub path: PathBuf,
 }
 
+/// Removes whatever is at each declared output path before the command runs (as a restore
+/// would replace it), so that what is published afterwards is only what the command wrote:
+/// a stale file the command no longer writes, or stale files left in an output directory,
+/// must not end up in an entry under a new key. A path that is, or contains, the working
+/// directory is refused and nothing is removed.
+pub fn clear_before_run(outputs: &[OutputPath]) -> Result<(), String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
+    for output in outputs {
+        if let Ok(resolved) = std::fs::canonicalize(&output.path)
+            && cwd.starts_with(&resolved)
+        {
+            return Err(format!(
+                "output {:?} at {} is the working directory or contains it;                  recall will not remove it",
+                output.name,
+                output.path.display()
+            ));
+        }
+    }
+    for output in outputs {
+        let removed = match std::fs::symlink_metadata(&output.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&output.path),
+            // A file or a symbolic link: the link itself goes, never its target.
+            Ok(_) => std::fs::remove_file(&output.path),
+        };
+        removed.map_err(|e| {
+            format!(
+                "could not remove the earlier output {:?} at {}: {e}",
+                output.name,
+                output.path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Whether the output exists locally with the right kind, ready to publish.
 pub fn check_produced(output: &OutputPath) -> Result<(), String> {
     match std::fs::metadata(&output.path) {

@@ -95,13 +95,20 @@ pub async fn run(
             }
         }
     };
-    let publish = match before {
+    // Why nothing will be published, when nothing will.
+    let mut no_publish = match before {
         Before::Hit => {
             report.status(format!("CACHE_HIT {short}"));
             return Ok(0);
         }
-        Before::Run { publish } => publish,
+        Before::Run { publish: true } => None,
+        Before::Run { publish: false } => Some("storage was unavailable at lookup".to_string()),
     };
+    if let Err(why) = outputs::clear_before_run(outputs) {
+        // The command still runs; only the cache stays out of it.
+        report.warn(format!("recall: {why}; the command runs without the cache"));
+        no_publish = Some(why);
+    }
 
     let heartbeat = match (&client, lease_held) {
         (Some(client), true) => Some(spawn_heartbeat(
@@ -123,7 +130,7 @@ pub async fn run(
         key,
         outputs,
         status,
-        publish,
+        no_publish,
         previous.as_ref(),
         report,
     )
@@ -295,7 +302,7 @@ async fn finish(
     key: &DerivedKey,
     outputs: &[OutputPath],
     status: u8,
-    publish: bool,
+    no_publish: Option<String>,
     previous: Option<&Manifest>,
     report: Reporter,
 ) -> u8 {
@@ -313,11 +320,15 @@ async fn finish(
         report.warn(format!("recall: nothing published for {short}: {missing}"));
         return status;
     }
-    let Some(client) = client.filter(|_| publish) else {
-        report.warn(format!(
-            "CACHE_PUT_FAILURE {short}: storage was unavailable at lookup; nothing published"
-        ));
-        return status;
+    let client = match (client, no_publish) {
+        (Some(client), None) => client,
+        (_, why) => {
+            let why = why.unwrap_or_else(|| "storage was unavailable at lookup".into());
+            report.warn(format!(
+                "CACHE_PUT_FAILURE {short}: {why}; nothing published"
+            ));
+            return status;
+        }
     };
     match publish_outputs(client, key, outputs, previous.is_some(), report).await {
         Ok((outcome, _)) => {

@@ -38,6 +38,7 @@ on_every_backend!(
     invalidation_rules_and_explain_verdicts,
     eviction_is_explained,
     failing_command_publishes_nothing,
+    earlier_outputs_are_never_published,
     thirty_two_serialized_runs_compute_once,
     job_file_runs_and_flags_override_it,
     put_get_inspect_ls_evict_gc,
@@ -496,6 +497,50 @@ fn failing_command_publishes_nothing(env: &Env) {
     assert_code(&out, 0);
     assert!(stderr(&out).contains("CACHE_POPULATED"));
     assert_code(&task.sub(env, "inspect", &[]), 0);
+}
+
+fn earlier_outputs_are_never_published(env: &Env) {
+    setup(env);
+    let task = Task::new();
+    assert_code(&task.run(env, &[]), 0);
+    assert!(env.dir().join("out/model.bin").exists());
+
+    // New inputs, and a command that no longer writes the model: the model left by the run
+    // before must not be published under the new key.
+    let changed = task.clone().input("epochs", "epochs:int=11");
+    let out = changed.run_command(env, &[], &["sh", "-c", "grep -v model.bin job.sh | sh"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("nothing published"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.dir().join("out/model.bin").exists());
+    assert_code(&changed.sub(env, "inspect", &[]), 1);
+
+    // A stale file in an output directory is not part of the next entry either.
+    env.write("out/plots/stale.txt", "from an earlier run");
+    let other = task.clone().input("epochs", "epochs:int=12");
+    let out = other.run(env, &[]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = other.run(env, &[]);
+    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert!(env.dir().join("out/plots/b.txt").exists());
+    assert!(!env.dir().join("out/plots/stale.txt").exists());
+
+    // The working directory as an output is never removed; the command still runs.
+    let whole = Task::new().with(|t| t.outputs = vec!["all:dir=.".into()]);
+    let out = whole.run_command(env, &[], &["sh", "-c", "echo ran > ran.txt"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("working directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.dir().join("ran.txt").exists());
+    assert!(env.dir().join("data.csv").exists());
 }
 
 fn thirty_two_serialized_runs_compute_once(env: &Env) {
