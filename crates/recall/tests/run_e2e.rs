@@ -499,6 +499,15 @@ fn failing_command_publishes_nothing(env: &Env) {
     assert_code(&task.sub(env, "inspect", &[]), 0);
 }
 
+/// Fails unless the run's stderr contains `text`.
+fn assert_says(out: &Output, text: &str) {
+    assert!(
+        stderr(out).contains(text),
+        "expected {text:?} in:\n{}",
+        stderr(out)
+    );
+}
+
 fn earlier_outputs_are_never_published(env: &Env) {
     setup(env);
     let task = Task::new();
@@ -510,11 +519,7 @@ fn earlier_outputs_are_never_published(env: &Env) {
     let changed = task.clone().input("epochs", "epochs:int=11");
     let out = changed.run_command(env, &[], &["sh", "-c", "grep -v model.bin job.sh | sh"]);
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("nothing published"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "nothing published");
     assert!(!env.dir().join("out/model.bin").exists());
     assert_code(&changed.sub(env, "inspect", &[]), 1);
 
@@ -523,10 +528,10 @@ fn earlier_outputs_are_never_published(env: &Env) {
     let other = task.clone().input("epochs", "epochs:int=12");
     let out = other.run(env, &[]);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert_says(&out, "CACHE_POPULATED");
     std::fs::remove_dir_all(env.dir().join("out")).unwrap();
     let out = other.run(env, &[]);
-    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_says(&out, "CACHE_HIT");
     assert!(env.dir().join("out/plots/b.txt").exists());
     assert!(!env.dir().join("out/plots/stale.txt").exists());
 
@@ -534,11 +539,7 @@ fn earlier_outputs_are_never_published(env: &Env) {
     let whole = Task::new().with(|t| t.outputs = vec!["all:dir=.".into()]);
     let out = whole.run_command(env, &[], &["sh", "-c", "echo ran > ran.txt"]);
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("working directory"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "working directory");
     assert!(env.dir().join("ran.txt").exists());
     assert!(env.dir().join("data.csv").exists());
 }

@@ -216,14 +216,26 @@ mod tests {
         assert_eq!(worker_count(0), cpus);
     }
 
-    #[tokio::test]
-    async fn connections_go_to_the_workers_in_turn() {
+    /// Serves [`test_router`] with `threads` workers on a free port until `stop` is sent.
+    async fn start(
+        threads: usize,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(run(listener, test_router(), 3, async {
+        let server = tokio::spawn(run(listener, test_router(), threads, async {
             let _ = stopped.await;
         }));
+        (address, stop, server)
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_workers_in_turn() {
+        let (address, stop, server) = start(3).await;
         let mut served_by = Vec::new();
         for _ in 0..6 {
             served_by.push(get_once(address, "/thread").await.unwrap());
@@ -238,12 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_finishes_requests_in_flight_and_stops_accepting() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(run(listener, test_router(), 2, async {
-            let _ = stopped.await;
-        }));
+        let (address, stop, server) = start(2).await;
         let slow = tokio::spawn(get_once(address, "/slow"));
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop.send(()).unwrap();

@@ -360,8 +360,28 @@ mod tests {
     use std::collections::BTreeSet;
 
     use axum::body::Body;
+    use bytes::Bytes;
 
     use super::*;
+
+    /// One request through `service`: status, headers and body.
+    async fn send<S>(service: &mut S, method: &str, path: &str) -> (StatusCode, HeaderMap, Bytes)
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let Ok(response) = service.call(request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, body)
+    }
 
     async fn through_json_errors(method: &str, path: &str) -> (StatusCode, HeaderMap, String) {
         let router = Router::new()
@@ -377,18 +397,7 @@ mod tests {
                 "/json-error",
                 get(|| async { error(StatusCode::CONFLICT, "already json") }),
             );
-        let mut service = JsonErrorsLayer.layer(router);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
-        let Ok(response) = service.call(request).await;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let (status, headers, body) = send(&mut JsonErrorsLayer.layer(router), method, path).await;
         (status, headers, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -423,18 +432,8 @@ mod tests {
         let mut app = app(state);
         let key = "ab".repeat(32);
         let mut answer = async |method: &str, path: String| {
-            let request = Request::builder()
-                .method(method)
-                .uri(path)
-                .body(Body::empty())
-                .unwrap();
-            let Ok(response) = app.call(request).await;
-            let status = response.status();
-            let cache_status = response.headers().get("x-recall-cache-status").cloned();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (status, cache_status, body)
+            let (status, headers, body) = send(&mut app, method, &path).await;
+            (status, headers.get("x-recall-cache-status").cloned(), body)
         };
         let fast = answer("GET", format!("/v1/entries/p/d/{key}")).await;
         assert_eq!(fast.0, StatusCode::NOT_FOUND);
