@@ -14,7 +14,7 @@ use recall_store::{EntryRef, EvictReport, GcOptions, Manifest, Store, StoreError
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Shared, authorize, error, parse_json, query_error, with_status};
+use super::{Shared, authorize, authorized_tenant, error, parse_json, query_error, with_status};
 use crate::config::Access;
 use crate::status::CacheStatus;
 
@@ -442,10 +442,6 @@ pub async fn list_task(
         Ok(q) => q,
         Err(rejection) => return query_error(rejection),
     };
-    let tenant = match Tenant::new(&project, &domain) {
-        Ok(t) => t,
-        Err(e) => return bad(e.to_string()),
-    };
     if let Err(e) = validate_name("task", &task) {
         return bad(e.to_string());
     }
@@ -454,15 +450,10 @@ pub async fn list_task(
     {
         return bad(e.to_string());
     }
-    if let Err(r) = authorize(
-        &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
-        Access::Read,
-    ) {
-        return r;
-    }
+    let tenant = match authorized_tenant(&state, &headers, &project, &domain, Access::Read) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     match state
         .store()
         .list_task_entries(&tenant, &task, query.cache_version.as_deref())
@@ -531,19 +522,10 @@ pub async fn list_tasks(
     headers: HeaderMap,
     Path((project, domain)): Path<(String, String)>,
 ) -> Response {
-    let tenant = match Tenant::new(&project, &domain) {
+    let tenant = match authorized_tenant(&state, &headers, &project, &domain, Access::Read) {
         Ok(t) => t,
-        Err(e) => return bad(e.to_string()),
+        Err(r) => return r,
     };
-    if let Err(r) = authorize(
-        &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
-        Access::Read,
-    ) {
-        return r;
-    }
     match state.store().tasks(&tenant).await {
         Ok(tasks) => (
             StatusCode::OK,

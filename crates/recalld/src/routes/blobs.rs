@@ -7,9 +7,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use recall_key::Digest;
-use recall_store::Tenant;
 
-use super::{Shared, authorize, error};
+use super::{Shared, authorized_tenant, error};
 use crate::config::Access;
 
 /// Streams a blob. Bytes are hashed as they go out; if the stored bytes do not match the
@@ -24,19 +23,10 @@ pub async fn fetch_blob(
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("digest: {e}")),
     };
-    let tenant = match Tenant::new(&project, &domain) {
+    let tenant = match authorized_tenant(&state, &headers, &project, &domain, Access::Read) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(r) => return r,
     };
-    if let Err(r) = authorize(
-        &state,
-        &headers,
-        Some(&project),
-        Some(&domain),
-        Access::Read,
-    ) {
-        return r;
-    }
     let location = state.store().path(&tenant.blob(&digest));
     let got = match state.store().object_store().get(&location).await {
         Ok(got) => got,

@@ -24,6 +24,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value as JsonValue, json};
 use tower::{Layer, Service};
 
+use recall_store::Tenant;
+
 use crate::auth::Denied;
 use crate::config::Access;
 use crate::state::AppState;
@@ -337,6 +339,21 @@ pub(crate) fn authorize(
         .auth
         .check(header, project, domain, need)
         .map_err(denied_response)
+}
+
+/// The tenant that `project` and `domain` name (400 when either is not a valid name), once
+/// the request's token is checked for `need` on it.
+pub(crate) fn authorized_tenant(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: &str,
+    domain: &str,
+    need: Access,
+) -> Result<Tenant, Response> {
+    let tenant =
+        Tenant::new(project, domain).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    authorize(state, headers, Some(project), Some(domain), need)?;
+    Ok(tenant)
 }
 
 /// The 401 or 403 answer to a refused request.
