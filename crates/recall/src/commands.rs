@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use recall_key::Digest;
 use recall_store::{
-    EntryRef, GcOptions, Lookup, Manifest, NondeterminismOutcome, NondeterminismRecord,
+    EntryRef, GcOptions, Lookup, Manifest, Miss, NondeterminismOutcome, NondeterminismRecord,
     StoreConfig, StoreError, Tenant, system_time_ms,
 };
 use serde_json::{Value as JsonValue, json};
@@ -496,14 +496,20 @@ async fn ls(global: &GlobalArgs, args: LsArgs) -> Result<u8, CliError> {
         .await?;
     let mut rows = Vec::new();
     for item in listed {
-        let stored = client
-            .stored_entry(&EntryRef {
-                tenant: tenant.clone(),
-                key: item.key,
-            })
-            .await?;
+        let entry = EntryRef {
+            tenant: tenant.clone(),
+            key: item.key,
+        };
+        let stored = client.stored_entry(&entry).await?;
         let (status, created, size) = match &stored {
-            None => ("gone", None, None),
+            // A daemon serves live entries only; its lookup still says when one has expired
+            // (size unknown then), so only a manifest that is really absent shows as gone.
+            None => match client.lookup(&entry).await? {
+                Lookup::Miss(Miss::Expired { created_at_ms }) => {
+                    ("expired", Some(created_at_ms), None)
+                }
+                _ => ("gone", None, None),
+            },
             Some(s) => (
                 if s.expired { "expired" } else { "live" },
                 Some(s.manifest.created_at_ms),

@@ -760,6 +760,40 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert_eq!(gc(&["--dry-run"])["collectable_blobs"], 0);
 }
 
+/// An entry past the daemon's max age is listed as expired, with its creation time, through
+/// the daemon as it is directly; only a missing manifest is "gone".
+#[test]
+fn ls_through_a_daemon_lists_expired_entries_as_expired() {
+    let Some(mut env) = Env::new(Backend::File, Mode::Daemon, "ls_expired") else {
+        return;
+    };
+    setup(&env);
+    let task = Task::new();
+    assert_code(&task.run(&env, &[]), 0);
+    let key = task.key(&env);
+    // A second daemon over the same store, for which every entry over 1 s old has expired.
+    env.daemon = Some(e2e::start_daemon(
+        &env.store,
+        &[("RECALL_MAX_AGE_SECS".into(), "1".into())],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let tenant_task = ["--project", "demo", "--domain", "dev", "--task", "wf.train"];
+    let out = env.recall(&[&["ls", "--json"][..], &tenant_task[..]].concat());
+    assert_code(&out, 0);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let entry = &listed["entries"][0];
+    assert_eq!(entry["key"], key.as_str(), "{listed}");
+    assert_eq!(entry["status"], "expired", "{listed}");
+    assert!(entry["created_at_ms"].as_i64().is_some(), "{listed}");
+    let out = env.recall(&[&["ls"][..], &tenant_task[..]].concat());
+    assert!(stdout(&out).contains("expired"), "{}", stdout(&out));
+
+    // Directly, with no max age, the same entry is live.
+    let out = env.recall_direct(&[&["ls", "--json"][..], &tenant_task[..]].concat());
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed["entries"][0]["status"], "live", "{listed}");
+}
+
 #[test]
 fn corrupted_blob_is_a_miss_and_a_correct_rerun() {
     let env = Env::new(Backend::File, Mode::Direct, "corrupt").unwrap();
