@@ -81,6 +81,22 @@ impl HttpClient {
             .map_err(|e| storage(format!("daemon {}: {e}", self.base)))
     }
 
+    /// Sends a listing request and returns the array in `field` of its 200 answer (empty
+    /// when the field is absent).
+    async fn listed(
+        &self,
+        builder: RequestBuilder,
+        field: &str,
+    ) -> Result<Vec<JsonValue>, CliError> {
+        let mut body = self
+            .json(self.send(builder).await?, &[StatusCode::OK])
+            .await?;
+        Ok(match body.get_mut(field).map(JsonValue::take) {
+            Some(JsonValue::Array(items)) => items,
+            _ => Vec::new(),
+        })
+    }
+
     /// Reads a JSON body; a non-success status becomes an error carrying the daemon's text.
     async fn json(&self, response: Response, ok: &[StatusCode]) -> Result<JsonValue, CliError> {
         let status = response.status();
@@ -533,16 +549,8 @@ impl CacheClient for HttpClient {
         if let Some(version) = cache_version {
             builder = builder.query(&[("cache_version", version)]);
         }
-        let body = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
         let mut entries = Vec::new();
-        for item in body
-            .get("entries")
-            .and_then(|e| e.as_array())
-            .into_iter()
-            .flatten()
-        {
+        for item in &self.listed(builder, "entries").await? {
             let key = item
                 .get("key")
                 .and_then(|k| k.as_str())
@@ -563,19 +571,11 @@ impl CacheClient for HttpClient {
     }
 
     async fn tenants(&self) -> Result<Vec<Tenant>, CliError> {
-        let body = self
-            .json(
-                self.send(self.request(Method::GET, "/v1/tenants")).await?,
-                &[StatusCode::OK],
-            )
+        let listed = self
+            .listed(self.request(Method::GET, "/v1/tenants"), "tenants")
             .await?;
         let mut tenants = Vec::new();
-        for item in body
-            .get("tenants")
-            .and_then(|t| t.as_array())
-            .into_iter()
-            .flatten()
-        {
+        for item in &listed {
             let text = |f: &str| item.get(f).and_then(|v| v.as_str()).unwrap_or("");
             let tenant = Tenant::new(text("project"), text("domain"))
                 .map_err(|e| storage(format!("daemon {} listed a tenant with {e}", self.base)))?;
@@ -586,19 +586,11 @@ impl CacheClient for HttpClient {
 
     async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, CliError> {
         let path = format!("/v1/tasks/{}/{}", tenant.project(), tenant.domain());
-        let body = self
-            .json(
-                self.send(self.request(Method::GET, &path)).await?,
-                &[StatusCode::OK],
-            )
+        let listed = self
+            .listed(self.request(Method::GET, &path), "tasks")
             .await?;
         let mut tasks = Vec::new();
-        for task in body
-            .get("tasks")
-            .and_then(|t| t.as_array())
-            .into_iter()
-            .flatten()
-        {
+        for task in &listed {
             let task = task.as_str().unwrap_or("");
             recall_key::validate_name("task", task)
                 .map_err(|e| storage(format!("daemon {} listed {e}", self.base)))?;
