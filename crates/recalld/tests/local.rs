@@ -43,3 +43,17 @@ async fn eviction_seen_by_other_daemon_within_ttl() {
 async fn every_route_is_served() {
     scenarios::every_route_is_served(&Backend::local()).await;
 }
+
+/// A sidecar's logs are collected from a pipe or a file: no terminal colour codes in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_carry_no_colour_codes() {
+    let daemon = common::Daemon::start(&Backend::local(), &common::Options::default());
+    let (status, _) = daemon.get("/v1/entries/p/d/not-a-key", None).await;
+    assert_eq!(status, 400);
+    let log = daemon.log();
+    assert!(!log.is_empty(), "recalld logged nothing");
+    assert!(
+        !log.contains('\u{1b}'),
+        "recalld wrote terminal escape codes into its log file:\n{log}"
+    );
+}
