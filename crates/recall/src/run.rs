@@ -42,7 +42,8 @@ enum Before {
     Run { publish: bool },
 }
 
-/// Runs the task: the exit status recall should return.
+/// Runs the task: the exit status recall should return. `outputs` are the ones
+/// [`outputs::guard`] returned: their paths are removed and replaced as they are.
 pub async fn run(
     client: Result<Arc<dyn CacheClient>, CliError>,
     key: &DerivedKey,
