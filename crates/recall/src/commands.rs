@@ -147,6 +147,7 @@ async fn run(global: &GlobalArgs, args: RunArgs, cwd: &Path) -> Result<u8, CliEr
                 .into(),
         ));
     }
+    let outputs = outputs::guard(&outputs, &protected(global, Some(&resolved), &command))?;
     let key = resolved.material.derive()?;
     let options = RunOptions {
         serialize: args.serialize,
@@ -172,6 +173,29 @@ async fn run(global: &GlobalArgs, args: RunArgs, cwd: &Path) -> Result<u8, CliEr
         other => other,
     };
     crate::run::run(client, &key, &outputs, &command, &options).await
+}
+
+/// What the outputs of this command line must never remove or replace: the job file's
+/// directory, a `file://` store's root, the inputs and the command's script (the working
+/// directory is always protected).
+fn protected(
+    global: &GlobalArgs,
+    resolved: Option<&Resolved>,
+    command: &[String],
+) -> outputs::Protected {
+    let store_root = global
+        .store
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok());
+    let mut inputs = resolved.map(Resolved::input_paths).unwrap_or_default();
+    inputs.extend(outputs::script_of(command));
+    outputs::Protected {
+        job_dir: resolved.and_then(|r| r.job_dir.clone()),
+        store_root,
+        inputs,
+    }
 }
 
 impl EntryArgs {
@@ -211,6 +235,7 @@ async fn get(global: &GlobalArgs, args: GetArgs, cwd: &Path) -> Result<u8, CliEr
             return Ok(EXIT_NOT_FOUND);
         }
     };
+    let protected = protected(global, resolved.as_ref(), &[]);
     let paths = resolved.map(|r| r.paths).unwrap_or_default();
     let mut targets = Vec::new();
     for (name, record) in &manifest.outputs {
@@ -244,8 +269,24 @@ async fn get(global: &GlobalArgs, args: GetArgs, cwd: &Path) -> Result<u8, CliEr
                 .join(", ")
         )));
     }
-    let staging_parent = match targets.iter().find_map(|t| t.2.as_ref()) {
-        Some(path) => outputs::parent_dir(path)?,
+    // Checked before anything is fetched or replaced; the checked paths are the ones used.
+    let declared: Vec<outputs::OutputPath> = targets
+        .iter()
+        .filter_map(|(name, ty, path)| {
+            Some(outputs::OutputPath {
+                name: name.clone(),
+                kind: if ty == "dir" {
+                    outputs::OutputKind::Dir
+                } else {
+                    outputs::OutputKind::File
+                },
+                path: path.clone()?,
+            })
+        })
+        .collect();
+    let checked = outputs::guard(&declared, &protected)?;
+    let staging_parent = match checked.first() {
+        Some(output) => outputs::parent_dir(&output.path)?,
         None => std::env::temp_dir(),
     };
     let staging = tempfile::Builder::new()
@@ -266,24 +307,29 @@ async fn get(global: &GlobalArgs, args: GetArgs, cwd: &Path) -> Result<u8, CliEr
             return Ok(EXIT_NOT_FOUND);
         }
     };
+    // Every output staged beside its target first; only then all renamed into place.
+    let mut staged = Vec::with_capacity(checked.len());
+    for output in &checked {
+        let fetched = staging.path().join(&output.name);
+        staged.push(match output.kind {
+            outputs::OutputKind::Dir => outputs::stage_dir(&fetched, &output.path)?,
+            outputs::OutputKind::File => outputs::stage_file(&fetched, &output.path)?,
+        });
+    }
+    outputs::put_in_place(staged)?;
     let mut written = Vec::new();
     for (name, ty, path) in targets {
-        let staged = staging.path().join(&name);
         match path {
             None => {
+                let fetched = staging.path().join(&name);
                 let mut file =
-                    std::fs::File::open(&staged).map_err(|e| CliError::local(&staged, e))?;
+                    std::fs::File::open(&fetched).map_err(|e| CliError::local(&fetched, e))?;
                 let mut stdout = std::io::stdout().lock();
                 std::io::copy(&mut file, &mut stdout)
                     .and_then(|_| stdout.flush())
                     .map_err(|e| CliError::local(Path::new("<stdout>"), e))?;
             }
             Some(path) => {
-                if ty == "dir" {
-                    outputs::place_dir(&staged, &path)?;
-                } else {
-                    outputs::place_file(&staged, &path)?;
-                }
                 let (size, digest) = manifest
                     .outputs
                     .get(&name)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use recall_key::{KeyMaterial, parse_type};
+use recall_key::{InputSource, KeyMaterial, Value, parse_type};
 use serde_json::json;
 
 use crate::cli::MaterialArgs;
@@ -22,6 +22,8 @@ pub struct Resolved {
     pub paths: BTreeMap<String, PathBuf>,
     /// The job file's command, if it has one.
     pub command: Option<Vec<String>>,
+    /// The job file's directory, with `--job FILE`.
+    pub job_dir: Option<PathBuf>,
 }
 
 impl MaterialArgs {
@@ -41,6 +43,7 @@ impl MaterialArgs {
         };
         let mut paths = BTreeMap::new();
         let mut command = None;
+        let mut job_dir = None;
         let mut material = if let Some(spec) = &self.spec {
             let text = std::fs::read_to_string(spec)
                 .map_err(|e| CliError::Usage(format!("--spec {}: {e}", spec.display())))?;
@@ -79,6 +82,7 @@ impl MaterialArgs {
                 }
             }
             command = job.command.clone();
+            job_dir = Some(job.base.clone());
             KeyMaterial::from_json(&doc.to_string(), &job.base)
                 .map_err(|e| CliError::Usage(format!("--job {}: {e}", job_path.display())))?
         } else {
@@ -117,11 +121,32 @@ impl MaterialArgs {
             material,
             paths,
             command,
+            job_dir,
         })
     }
 }
 
 impl Resolved {
+    /// The local paths of the `file` and `dir` inputs hashed from their values (also those
+    /// inside lists and maps).
+    pub fn input_paths(&self) -> Vec<PathBuf> {
+        fn collect(value: &Value, into: &mut Vec<PathBuf>) {
+            match value {
+                Value::File(path) | Value::Dir(path) => into.push(path.clone()),
+                Value::List(items) => items.iter().for_each(|v| collect(v, into)),
+                Value::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, into)),
+                _ => {}
+            }
+        }
+        let mut paths = Vec::new();
+        for input in self.material.inputs() {
+            if let InputSource::Value(value) = &input.source {
+                collect(value, &mut paths);
+            }
+        }
+        paths
+    }
+
     /// Every declared output with its kind and path: each must be `file` or `dir` and have
     /// a path (for `run` and `put`).
     pub fn output_paths(&self) -> Result<Vec<OutputPath>, CliError> {

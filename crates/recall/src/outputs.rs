@@ -3,12 +3,13 @@
 //!
 //! A `file` output is stored as the file's bytes. A `dir` output is stored as one
 //! deterministic tar archive (docs/LAYOUT.md section 4.3): every directory and regular file
-//! below it (symbolic links followed), sorted by the bytes of the relative path, with mode
-//! 0755 for directories and executable files and 0644 for the rest, mtime 0, uid and gid 0
-//! and no owner names, so the same tree always gives the same archive and the same digest.
+//! below it (symbolic links followed while they stay inside it), sorted by the bytes of the
+//! relative path, with mode 0755 for directories and executable files and 0644 for the rest,
+//! mtime 0, uid and gid 0 and no owner names, so the same tree always gives the same archive
+//! and the same digest.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read};
 use std::path::{Component, Path, PathBuf};
 
 use recall_key::ValueType;
@@ -82,24 +83,173 @@ pub struct OutputPath {
     pub path: PathBuf,
 }
 
+/// The paths a run must never remove or replace through an output path.
+#[derive(Debug, Clone, Default)]
+pub struct Protected {
+    /// The job file's directory (`--job FILE`).
+    pub job_dir: Option<PathBuf>,
+    /// The root of a `file://` store.
+    pub store_root: Option<PathBuf>,
+    /// The run's `file` and `dir` inputs, and the command's script.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Checks every output path against what must never be removed or replaced, before
+/// anything is: the working directory and its ancestors, the job file's directory and its
+/// ancestors, a `file://` store's root with everything in it or above it, the run's inputs
+/// (and the command's script) with everything in or above them, and an existing directory
+/// where a `file` output is declared. Paths are compared after resolving `.`, `..` and
+/// symbolic links in every component but the output's last one (an output that is a link
+/// is replaced as the link, never through it). Returns the outputs with those resolved,
+/// absolute paths, which every later step uses; the first refused output is an error
+/// naming it, its path and the reason.
+pub fn guard(outputs: &[OutputPath], protected: &Protected) -> Result<Vec<OutputPath>, CliError> {
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| CliError::local(Path::new("."), e))?;
+    let resolve_all = |path: &Path| {
+        let mut forms = Vec::new();
+        for follow in [true, false] {
+            if let Ok(form) = resolve(&cwd, path, follow)
+                && !forms.contains(&form)
+            {
+                forms.push(form);
+            }
+        }
+        forms
+    };
+    let job_dir = protected.job_dir.as_deref().map(resolve_all);
+    let store = protected.store_root.as_deref().map(resolve_all);
+    let inputs: Vec<(&PathBuf, Vec<PathBuf>)> = protected
+        .inputs
+        .iter()
+        .map(|p| (p, resolve_all(p)))
+        .collect();
+    let mut checked = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let refuse = |why: String| {
+            CliError::Usage(format!(
+                "output {:?} (path {}) {why}; recall removes and replaces an output's path \
+                 whole, so it refuses this one: choose a path of its own",
+                output.name,
+                output.path.display()
+            ))
+        };
+        let path = resolve(&cwd, &output.path, false).map_err(|e| refuse(e.to_string()))?;
+        if cwd.starts_with(&path) {
+            return Err(refuse(format!(
+                "is the working directory ({}) or contains it",
+                cwd.display()
+            )));
+        }
+        if let Some(dir) = job_dir.iter().flatten().find(|d| d.starts_with(&path)) {
+            return Err(refuse(format!(
+                "is the job file's directory ({}) or contains it",
+                dir.display()
+            )));
+        }
+        if let Some(root) = store
+            .iter()
+            .flatten()
+            .find(|s| s.starts_with(&path) || path.starts_with(s))
+        {
+            return Err(refuse(format!(
+                "is, contains or lies inside the store ({})",
+                root.display()
+            )));
+        }
+        for (input, forms) in &inputs {
+            if forms
+                .iter()
+                .any(|i| i.starts_with(&path) || path.starts_with(i))
+            {
+                return Err(refuse(format!(
+                    "is, contains or lies inside {}, an input of this run (or its script)",
+                    input.display()
+                )));
+            }
+        }
+        if output.kind == OutputKind::File
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+        {
+            return Err(refuse(
+                "is declared a file but is an existing directory".to_string(),
+            ));
+        }
+        checked.push(OutputPath {
+            name: output.name.clone(),
+            kind: output.kind,
+            path,
+        });
+    }
+    Ok(checked)
+}
+
+/// `path` made absolute against `cwd`, with `.` and `..` applied and symbolic links resolved
+/// in every existing component (the last one only when `follow_last`). What does not exist
+/// yet is appended as written.
+fn resolve(cwd: &Path, path: &Path, follow_last: bool) -> std::io::Result<PathBuf> {
+    let parts: Vec<Component> = path.components().collect();
+    let mut resolved = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        cwd.to_path_buf()
+    };
+    // Once a component is missing, nothing below it exists and `..` is lexical.
+    let mut missing = false;
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => {
+                let candidate = resolved.join(name);
+                let last = i + 1 == parts.len();
+                resolved = if missing || (last && !follow_last) {
+                    candidate
+                } else {
+                    match std::fs::canonicalize(&candidate) {
+                        Ok(real) => real,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            // A dangling link is itself something that exists.
+                            missing = std::fs::symlink_metadata(&candidate).is_err();
+                            candidate
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// The script a command runs, if it names an existing file: the first word, or the second
+/// when the first is an interpreter (`sh`, `bash`, `zsh`, `python`, `python3`, `perl`, `ruby`,
+/// `node`, `Rscript`) and the second is not an option. Guarded like an input.
+pub fn script_of(command: &[String]) -> Option<PathBuf> {
+    const INTERPRETERS: &[&str] = &[
+        "sh", "bash", "zsh", "dash", "python", "python3", "perl", "ruby", "node", "Rscript",
+    ];
+    let first = command.first()?;
+    let name = Path::new(first).file_name()?.to_str()?;
+    let word = if INTERPRETERS.contains(&name) {
+        command.get(1).filter(|w| !w.starts_with('-'))?
+    } else {
+        first
+    };
+    let path = PathBuf::from(word);
+    std::fs::metadata(&path)
+        .is_ok_and(|m| m.is_file())
+        .then_some(path)
+}
+
 /// Removes whatever is at each declared output path before the command runs (as a restore
 /// would replace it), so that what is published afterwards is only what the command wrote:
 /// a stale file the command no longer writes, or stale files left in an output directory,
-/// must not end up in an entry under a new key. A path that is, or contains, the working
-/// directory is refused and nothing is removed.
+/// must not end up in an entry under a new key. The paths must have passed [`guard`].
 pub fn clear_before_run(outputs: &[OutputPath]) -> Result<(), String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
-    for output in outputs {
-        if let Ok(resolved) = std::fs::canonicalize(&output.path)
-            && cwd.starts_with(&resolved)
-        {
-            return Err(format!(
-                "output {:?} at {} is the working directory or contains it;                  recall will not remove it",
-                output.name,
-                output.path.display()
-            ));
-        }
-    }
     for output in outputs {
         let removed = match std::fs::symlink_metadata(&output.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -143,12 +293,29 @@ pub fn check_produced(output: &OutputPath) -> Result<(), String> {
 
 /// Writes the deterministic archive of directory `dir` to `archive`.
 pub fn pack_dir(dir: &Path, archive: &Path) -> Result<(), CliError> {
+    // Links are followed only while they stay inside the output's own tree.
+    let root = std::fs::canonicalize(dir).map_err(|e| CliError::local(dir, e))?;
     let mut entries: Vec<(String, PathBuf, bool, bool)> = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).min_depth(1) {
+    for entry in walkdir::WalkDir::new(&root).follow_links(true).min_depth(1) {
         let entry = entry.map_err(|e| CliError::local(dir, e))?;
+        if entry.path_is_symlink() {
+            let real = std::fs::canonicalize(entry.path())
+                .map_err(|e| CliError::local(entry.path(), e))?;
+            if !real.starts_with(&root) {
+                return Err(CliError::local(
+                    entry.path(),
+                    format!(
+                        "is a symbolic link to {}, outside the dir output {}; a dir output \
+                         holds only what is inside it (nothing published)",
+                        real.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         let relative = entry
             .path()
-            .strip_prefix(dir)
+            .strip_prefix(&root)
             .map_err(|e| CliError::local(entry.path(), e))?;
         let mut parts = Vec::new();
         for part in relative.components() {
@@ -198,10 +365,7 @@ pub fn pack_dir(dir: &Path, archive: &Path) -> Result<(), CliError> {
                 .len();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(if executable { 0o755 } else { 0o644 });
-            header.set_size(size);
-            builder
-                .append_data(&mut header, &relative, file)
-                .map_err(|e| CliError::local(&path, e))?;
+            append_exact(&mut builder, &mut header, &relative, file, size, &path)?;
         }
     }
     let writer = builder
@@ -213,6 +377,75 @@ pub fn pack_dir(dir: &Path, archive: &Path) -> Result<(), CliError> {
         .sync_all()
         .map_err(|e| CliError::local(archive, e))?;
     Ok(())
+}
+
+/// Appends one file entry of exactly `size` bytes (its size when it was opened) read from
+/// `reader`: a file that has grown or shrunk since is an error naming it, so that neither
+/// extra bytes (which a reader would take for further entries) nor a short entry ever reach
+/// the archive.
+fn append_exact<W: std::io::Write>(
+    builder: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &str,
+    mut reader: impl Read,
+    size: u64,
+    path: &Path,
+) -> Result<(), CliError> {
+    let changed = |now: &str| {
+        CliError::local(
+            path,
+            format!(
+                "changed while it was archived: {size} bytes when opened, {now}; \
+                 nothing published"
+            ),
+        )
+    };
+    header.set_size(size);
+    let mut exact = Exact {
+        inner: &mut reader,
+        left: size,
+        short: false,
+    };
+    let appended = builder.append_data(header, name, &mut exact);
+    if exact.short {
+        return Err(changed("fewer when read"));
+    }
+    appended.map_err(|e| CliError::local(path, e))?;
+    let mut more = [0u8; 1];
+    match reader.read(&mut more) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(changed("more when read")),
+        Err(e) => Err(CliError::local(path, e)),
+    }
+}
+
+/// A reader of exactly `left` more bytes of `inner`: ends there, and fails (setting
+/// `short`) when `inner` ends first.
+struct Exact<'a, R> {
+    inner: &'a mut R,
+    left: u64,
+    short: bool,
+}
+
+impl<R: Read> Read for Exact<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.short = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file is shorter than when it was opened",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(unix)]
@@ -236,35 +469,68 @@ pub fn parent_dir(path: &Path) -> Result<PathBuf, CliError> {
     Ok(parent)
 }
 
-/// Moves the verified file `staged` to `target` atomically: a rename when both are on one file
-/// system, else a copy to a temporary file beside `target` and a rename.
-pub fn place_file(staged: &Path, target: &Path) -> Result<(), CliError> {
-    let parent = parent_dir(target)?;
-    if std::fs::rename(staged, target).is_ok() {
-        return Ok(());
-    }
-    let mut temp = tempfile::Builder::new()
-        .prefix(".recall-")
-        .tempfile_in(&parent)
-        .map_err(|e| CliError::local(&parent, e))?;
-    let mut source = File::open(staged).map_err(|e| CliError::local(staged, e))?;
-    std::io::copy(&mut source, temp.as_file_mut()).map_err(|e| CliError::local(target, e))?;
-    temp.persist(target)
-        .map_err(|e| CliError::local(target, e.error))?;
-    Ok(())
+/// One verified output waiting beside its target: a temporary directory in the target's
+/// directory holding `new` (the file or tree to put in place). Dropping it removes it.
+#[derive(Debug)]
+pub struct Staged {
+    temp: tempfile::TempDir,
+    target: PathBuf,
 }
 
-/// Unpacks the verified archive `staged` as directory `target`: into a temporary directory
-/// beside it, then swapped in with renames (an existing `target` is replaced whole).
-pub fn place_dir(staged: &Path, target: &Path) -> Result<(), CliError> {
-    let parent = parent_dir(target)?;
-    let temp = tempfile::Builder::new()
-        .prefix(".recall-")
-        .tempdir_in(&parent)
-        .map_err(|e| CliError::local(&parent, e))?;
-    let tree = temp.path().join("tree");
+impl Staged {
+    /// A temporary directory beside `target` (whose directory is created if missing).
+    fn beside(target: &Path) -> Result<Staged, CliError> {
+        let parent = parent_dir(target)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".recall-")
+            .tempdir_in(&parent)
+            .map_err(|e| CliError::local(&parent, e))?;
+        Ok(Staged {
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    fn new_path(&self) -> PathBuf {
+        self.temp.path().join("new")
+    }
+
+    fn old_path(&self) -> PathBuf {
+        self.temp.path().join("old")
+    }
+}
+
+/// Stages the verified file `fetched` beside `target`, with the mode a newly created file
+/// gets (0666 less the umask), whichever way it was fetched.
+pub fn stage_file(fetched: &Path, target: &Path) -> Result<Staged, CliError> {
+    let staged = Staged::beside(target)?;
+    let new = staged.new_path();
+    // Created the ordinary way, so its mode is what the umask makes of 0666.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&new)
+        .map_err(|e| CliError::local(&new, e))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| CliError::local(&new, e))?
+        .permissions();
+    if std::fs::rename(fetched, &new).is_ok() {
+        std::fs::set_permissions(&new, mode).map_err(|e| CliError::local(&new, e))?;
+    } else {
+        // Another file system: copy into the file just created.
+        let mut source = File::open(fetched).map_err(|e| CliError::local(fetched, e))?;
+        std::io::copy(&mut source, &mut file).map_err(|e| CliError::local(&new, e))?;
+    }
+    Ok(staged)
+}
+
+/// Stages the verified archive `fetched` as a directory tree beside `target`.
+pub fn stage_dir(fetched: &Path, target: &Path) -> Result<Staged, CliError> {
+    let staged = Staged::beside(target)?;
+    let tree = staged.new_path();
     std::fs::create_dir(&tree).map_err(|e| CliError::local(&tree, e))?;
-    let file = File::open(staged).map_err(|e| CliError::local(staged, e))?;
+    let file = File::open(fetched).map_err(|e| CliError::local(fetched, e))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     archive.set_preserve_mtime(false);
     let bad =
@@ -281,12 +547,42 @@ pub fn place_dir(staged: &Path, target: &Path) -> Result<(), CliError> {
         }
         entry.unpack_in(&tree).map_err(|e| bad(e.to_string()))?;
     }
-    if std::fs::symlink_metadata(target).is_ok() {
-        let old = temp.path().join("old");
-        std::fs::rename(target, &old).map_err(|e| CliError::local(target, e))?;
+    Ok(staged)
+}
+
+/// Renames every staged output into place, all or nothing: whatever was at a target is
+/// first moved aside, and when any rename fails the ones already done are undone, so every
+/// target is left as it was. What was replaced goes when the staged outputs are dropped.
+pub fn put_in_place(staged: Vec<Staged>) -> Result<(), CliError> {
+    // For each output placed so far: whether an old one was moved aside.
+    let mut done: Vec<bool> = Vec::with_capacity(staged.len());
+    let mut failure = None;
+    for s in &staged {
+        let had_old = std::fs::symlink_metadata(&s.target).is_ok();
+        if had_old && let Err(e) = std::fs::rename(&s.target, s.old_path()) {
+            failure = Some(CliError::local(&s.target, e));
+            break;
+        }
+        if let Err(e) = std::fs::rename(s.new_path(), &s.target) {
+            if had_old {
+                let _ = std::fs::rename(s.old_path(), &s.target);
+            }
+            failure = Some(CliError::local(&s.target, e));
+            break;
+        }
+        done.push(had_old);
     }
-    std::fs::rename(&tree, target).map_err(|e| CliError::local(target, e))?;
-    Ok(())
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    for (s, had_old) in staged.iter().zip(done).rev() {
+        // Back where it came from; the staged directory then removes it.
+        let _ = std::fs::rename(&s.target, s.new_path());
+        if had_old {
+            let _ = std::fs::rename(s.old_path(), &s.target);
+        }
+    }
+    Err(failure)
 }
 
 #[cfg(test)]
@@ -330,7 +626,7 @@ mod tests {
         let target = scratch.path().join("restored/out");
         std::fs::create_dir_all(&target).unwrap();
         std::fs::write(target.join("stale.txt"), "old").unwrap();
-        place_dir(&a1, &target).unwrap();
+        put_in_place(vec![stage_dir(&a1, &target).unwrap()]).unwrap();
         assert_eq!(std::fs::read(target.join("b.txt")).unwrap(), b"bee");
         assert_eq!(std::fs::read(target.join("sub/a.txt")).unwrap().len(), 5000);
         assert!(target.join("sub/empty").is_dir());
@@ -351,9 +647,237 @@ mod tests {
         builder.append(&header, &b"x"[..]).unwrap();
         builder.into_inner().unwrap();
         let target = scratch.path().join("out");
-        let err = place_dir(&archive, &target).unwrap_err().to_string();
+        let err = stage_dir(&archive, &target).unwrap_err().to_string();
         assert!(err.contains("unusable"), "{err}");
         assert!(!scratch.path().join("evil").exists());
         assert!(!target.exists());
+    }
+
+    fn output(name: &str, kind: OutputKind, path: &Path) -> OutputPath {
+        OutputPath {
+            name: name.into(),
+            kind,
+            path: path.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn guard_refuses_protected_paths_before_anything_is_removed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(scratch.path()).unwrap();
+        let job = base.join("jobs/a");
+        let store = base.join("store");
+        let inputs = base.join("inputs");
+        for dir in [&job, &store.join("tenants"), &inputs.join("sub")] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(inputs.join("sub/data.csv"), "x").unwrap();
+        std::os::unix::fs::symlink(&inputs, base.join("link")).unwrap();
+        let protected = Protected {
+            job_dir: Some(job.clone()),
+            store_root: Some(store.clone()),
+            inputs: vec![inputs.join("sub/data.csv")],
+        };
+        let cwd = std::env::current_dir().unwrap();
+        let refused = [
+            (cwd.clone(), OutputKind::Dir, "working directory"),
+            (cwd.join(".."), OutputKind::Dir, "working directory"),
+            (job.clone(), OutputKind::Dir, "job file's directory"),
+            (job.join("."), OutputKind::Dir, "job file's directory"),
+            (job.join(".."), OutputKind::Dir, "job file's directory"),
+            (
+                job.join("../b/../.."),
+                OutputKind::Dir,
+                "job file's directory",
+            ),
+            (store.clone(), OutputKind::Dir, "the store"),
+            (store.join("tenants/x"), OutputKind::File, "the store"),
+            (base.clone(), OutputKind::Dir, "job file's directory"),
+            (inputs.join("sub/data.csv"), OutputKind::File, "an input"),
+            (inputs.join("sub"), OutputKind::Dir, "an input"),
+            (base.join("link/sub/"), OutputKind::Dir, "an input"),
+            (
+                base.join("link/sub/data.csv/more"),
+                OutputKind::Dir,
+                "an input",
+            ),
+            (inputs.clone(), OutputKind::File, "an input"),
+            (
+                job.join("missing/../.."),
+                OutputKind::Dir,
+                "job file's directory",
+            ),
+        ];
+        for (path, kind, why) in refused {
+            let err = guard(&[output("o", kind, &path)], &protected)
+                .map(|_| ())
+                .unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE, "{text}");
+            assert!(
+                text.contains(why) && text.contains("output \"o\""),
+                "{path:?}: {text}"
+            );
+        }
+        // A file output where a directory exists, unrelated to anything protected.
+        std::fs::create_dir_all(base.join("out/tree")).unwrap();
+        let err = guard(
+            &[output("m", OutputKind::File, &base.join("out"))],
+            &Protected::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("existing directory"), "{err}");
+        // What is allowed comes back resolved, the last component not followed.
+        std::os::unix::fs::symlink(&inputs, base.join("out/alias")).unwrap();
+        let allowed = guard(
+            &[
+                output("d", OutputKind::Dir, &base.join("out/tree/../new/")),
+                output("l", OutputKind::Dir, &base.join("link/../out/alias")),
+            ],
+            &protected,
+        );
+        let paths: Vec<PathBuf> = allowed.unwrap().into_iter().map(|o| o.path).collect();
+        assert_eq!(paths, [base.join("out/new"), base.join("out/alias")]);
+    }
+
+    #[test]
+    fn scripts_are_found_after_an_interpreter() {
+        let scratch = tempfile::tempdir().unwrap();
+        let script = scratch.path().join("job.sh");
+        std::fs::write(&script, "true").unwrap();
+        let text = script.display().to_string();
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(script_of(&words(&["sh", &text])), Some(script.clone()));
+        assert_eq!(
+            script_of(&words(&["/usr/bin/python3", &text, "x"])),
+            Some(script.clone())
+        );
+        assert_eq!(script_of(&words(&[&text, "arg"])), Some(script.clone()));
+        assert_eq!(script_of(&words(&["sh", "-c", &text])), None);
+        assert_eq!(script_of(&words(&["definitely-not-a-file-here"])), None);
+    }
+
+    #[test]
+    fn a_file_that_changes_size_while_packed_fails_the_archive() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("growing.log");
+        std::fs::write(&path, vec![b'a'; 1000]).unwrap();
+        for (grow, expect) in [(true, "more when read"), (false, "fewer when read")] {
+            std::fs::write(&path, vec![b'a'; 1000]).unwrap();
+            let file = File::open(&path).unwrap();
+            let size = file.metadata().unwrap().len();
+            // Between the stat and the read, the file grows (by a whole tar header's worth,
+            // which would read back as an extra entry) or shrinks.
+            if grow {
+                let mut fake = tar::Header::new_gnu();
+                fake.set_path("evil.txt").unwrap();
+                fake.set_size(0);
+                fake.set_cksum();
+                let mut appender = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                std::io::Write::write_all(&mut appender, &[0u8; 24]).unwrap();
+                std::io::Write::write_all(&mut appender, fake.as_bytes()).unwrap();
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(10)
+                    .unwrap();
+            }
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            let err = append_exact(&mut builder, &mut header, "growing.log", file, size, &path)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expect) && err.contains("growing.log"), "{err}");
+        }
+        // Read exactly the stat'ed bytes: one entry, whatever follows in the reader.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        append_exact(&mut builder, &mut header, "x", &b"abc"[..], 3, &path).unwrap();
+        let bytes = builder.into_inner().unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        assert_eq!(archive.entries().unwrap().count(), 1);
+    }
+
+    #[test]
+    fn symbolic_links_out_of_a_dir_output_are_not_followed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("out");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.txt"), "inside").unwrap();
+        std::fs::write(scratch.path().join("secret"), "outside").unwrap();
+        std::fs::create_dir(scratch.path().join("other")).unwrap();
+        std::fs::write(scratch.path().join("other/secret"), "outside").unwrap();
+        // A link within the tree is packed as the file it names.
+        std::os::unix::fs::symlink("sub/a.txt", root.join("alias.txt")).unwrap();
+        let archive = scratch.path().join("ok.tar");
+        pack_dir(&root, &archive).unwrap();
+        let target = scratch.path().join("restored");
+        put_in_place(vec![stage_dir(&archive, &target).unwrap()]).unwrap();
+        assert_eq!(std::fs::read(target.join("alias.txt")).unwrap(), b"inside");
+        // A link out of the tree fails the archive (one to an ancestor is also a loop).
+        for (name, to, why) in [
+            ("leak", "../secret", "outside the dir output"),
+            ("elsewhere", "../other", "outside the dir output"),
+            ("up", "..", "loop"),
+        ] {
+            let link = root.join(name);
+            std::os::unix::fs::symlink(to, &link).unwrap();
+            let err = pack_dir(&root, &archive).unwrap_err().to_string();
+            assert!(err.contains(why) && err.contains(name), "{err}");
+            std::fs::remove_file(&link).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_failed_placement_leaves_every_target_as_it_was() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().unwrap();
+        let fetched = |name: &str, text: &str| {
+            let path = scratch.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path
+        };
+        let (a, b) = (scratch.path().join("a.txt"), scratch.path().join("b.txt"));
+        std::fs::write(&a, "old a").unwrap();
+        std::fs::write(&b, "old b").unwrap();
+        let first = stage_file(&fetched("fa", "new a"), &a).unwrap();
+        let second = stage_file(&fetched("fb", "new b"), &b).unwrap();
+        // The second output's staged file goes missing: its rename fails.
+        std::fs::remove_file(second.new_path()).unwrap();
+        put_in_place(vec![first, second]).unwrap_err();
+        assert_eq!(std::fs::read(&a).unwrap(), b"old a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"old b");
+        let names: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".recall-"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+
+        // Placed: the new bytes, with the mode of a newly created file (not the 0600 the
+        // fetched file had).
+        let fresh = scratch.path().join("fresh");
+        File::create(&fresh).unwrap();
+        let fresh_mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        let first = stage_file(&fetched("fa", "new a"), &a).unwrap();
+        let second = stage_file(&fetched("fb", "new b"), &b).unwrap();
+        put_in_place(vec![first, second]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        for path in [&a, &b] {
+            assert_eq!(
+                std::fs::metadata(path).unwrap().permissions().mode(),
+                fresh_mode
+            );
+        }
     }
 }

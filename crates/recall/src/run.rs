@@ -42,7 +42,8 @@ enum Before {
     Run { publish: bool },
 }
 
-/// Runs the task: the exit status recall should return.
+/// Runs the task: the exit status recall should return. `outputs` are the ones
+/// [`outputs::guard`] returned: their paths are removed and replaced as they are.
 pub async fn run(
     client: Result<Arc<dyn CacheClient>, CliError>,
     key: &DerivedKey,
@@ -284,13 +285,16 @@ async fn restore(
     if fetched.is_miss() {
         return Ok(false);
     }
+    // Every output staged beside its target first; only then all renamed into place.
+    let mut staged = Vec::with_capacity(outputs.len());
     for output in outputs {
-        let staged = staging.path().join(&output.name);
-        match output.kind {
-            OutputKind::File => outputs::place_file(&staged, &output.path)?,
-            OutputKind::Dir => outputs::place_dir(&staged, &output.path)?,
-        }
+        let fetched = staging.path().join(&output.name);
+        staged.push(match output.kind {
+            OutputKind::File => outputs::stage_file(&fetched, &output.path)?,
+            OutputKind::Dir => outputs::stage_dir(&fetched, &output.path)?,
+        });
     }
+    outputs::put_in_place(staged)?;
     Ok(true)
 }
 

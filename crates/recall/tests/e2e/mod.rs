@@ -270,6 +270,27 @@ impl Env {
         self.command(args).output().expect("run recall")
     }
 
+    /// Runs `recall --store URL ARGS...` (or `--daemon URL`) under the file-creation mask
+    /// `umask` (octal text, e.g. `"022"`), through `sh`.
+    pub fn recall_with_umask(&self, umask: &str, args: &[&str]) -> Output {
+        let recall = self.command(args);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$@\""))
+            .arg("sh")
+            .arg(recall.get_program())
+            .args(recall.get_args())
+            .current_dir(self.dir());
+        for (key, value) in recall.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.output().expect("run recall")
+    }
+
     /// Runs `recall --store URL ARGS...` on the case's store, even in a daemon-mode case (to
     /// compare the two modes).
     pub fn recall_direct(&self, args: &[&str]) -> Output {
