@@ -15,6 +15,7 @@ import logging
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -50,7 +51,8 @@ class _Plan:
     and how to rebuild the return value. Resolved on first call (annotations may name
     classes defined after the function)."""
 
-    def __init__(self, fn: Callable[..., Any], ignore: List[str]) -> None:
+    def __init__(self, fn: Callable[..., Any], ignore: List[str],
+                 localns: Optional[dict] = None) -> None:
         self.signature = inspect.signature(fn)
         where = f"{fn.__module__}.{fn.__qualname__}"
         for param in self.signature.parameters.values():
@@ -58,7 +60,7 @@ class _Plan:
                 raise InvalidType(f"{where}: parameter {param.name!r}: *args and **kwargs "
                                   f"are not supported; name every input")
         try:
-            hints = typing.get_type_hints(fn, include_extras=True)
+            hints = typing.get_type_hints(fn, localns=localns, include_extras=True)
         except Exception as err:  # an annotation that does not resolve
             raise InvalidType(f"{where}: cannot resolve its annotations: {err}") from None
         self.inputs = {}
@@ -69,11 +71,12 @@ class _Plan:
             raise InvalidType(f"{where}: needs a return annotation (-> int, -> "
                               f"tuple[int, str], -> pathlib.Path, -> None, ...): it declares "
                               f"the outputs the cache stores")
-        self.shape, self.outputs, self.build = _outputs(hints["return"], where)
+        self.shape, self.outputs, self.build = _outputs(hints["return"], where, localns)
         self.ignore = ignore
 
 
-def _outputs(hint: Any, where: str) -> Tuple[str, List[Tuple[str, _types.Type]], Any]:
+def _outputs(hint: Any, where: str,
+             localns: Optional[dict]) -> Tuple[str, List[Tuple[str, _types.Type]], Any]:
     """(shape, [(output name, type)], class to rebuild) of a return annotation."""
     if hint is None or hint is type(None):
         return "none", [], None
@@ -85,11 +88,11 @@ def _outputs(hint: Any, where: str) -> Tuple[str, List[Tuple[str, _types.Type]],
         return "tuple", [(f"o{i}", _types.output_hint_type(a, f"{where} output o{i}"))
                          for i, a in enumerate(args)], tuple
     if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
-        hints = typing.get_type_hints(hint, include_extras=True)
+        hints = typing.get_type_hints(hint, localns=localns, include_extras=True)
         return "fields", [(f, _types.output_hint_type(hints.get(f), f"{where} output {f!r}"))
                           for f in hint._fields], hint
     if _types.is_dataclass_type(hint):
-        hints = typing.get_type_hints(hint, include_extras=True)
+        hints = typing.get_type_hints(hint, localns=localns, include_extras=True)
         return "fields", [(f.name, _types.output_hint_type(hints.get(f.name),
                                                            f"{where} output {f.name!r}"))
                           for f in dataclasses.fields(hint)], hint
@@ -163,6 +166,11 @@ def cached(store: Any = None, *, project: str, domain: str, cache_version: str,
             raise InvalidType(f"{name}: expected a str, not {type(value).__name__} {value!r}")
 
     def decorate(fn: F) -> F:
+        # Annotations may be strings (`from __future__ import annotations`) naming classes
+        # local to the function that applies the decorator: resolve them there too.
+        caller = sys._getframe(1)
+        localns = dict(caller.f_locals) if caller.f_code.co_name != "<module>" else None
+        del caller
         task_name = task if task is not None else _task_name(fn)
         state: dict = {}
         lock = threading.Lock()
@@ -170,7 +178,7 @@ def cached(store: Any = None, *, project: str, domain: str, cache_version: str,
         def plan() -> _Plan:
             with lock:
                 if "plan" not in state:
-                    state["plan"] = _Plan(fn, ignore)
+                    state["plan"] = _Plan(fn, ignore, localns)
                 return state["plan"]
 
         def cache() -> _Cache:
