@@ -61,7 +61,8 @@ class _Cache:
 
 class Store(_Cache):
     def __init__(self, url: str, *, storage_timeout: _Seconds = 30.0,
-                 max_age: _Seconds = None, producer: Optional[str] = None) -> None: ...
+                 max_age: _Seconds = None, producer: Optional[str] = None,
+                 **options: Union[str, int, float, bool]) -> None: ...
 
 class Daemon(_Cache):
     def __init__(self, url: str, token: Optional[str] = None, *,

@@ -138,7 +138,10 @@ class Store(_Cache):
 
     Options: ``storage_timeout`` (seconds or timedelta, default 30: the longest wait for
     one lookup, lease or store opening), ``max_age`` (entries older than this are misses),
-    ``producer`` (recorded in manifests; default host/pid).
+    ``producer`` (recorded in manifests; default host/pid). Any other keyword is a backend
+    setting, an object_store configuration key that takes precedence over the environment:
+    ``recall.Store("s3://bucket/cache", aws_endpoint="http://127.0.0.1:9000",
+    aws_region="us-east-1")``; an unknown key raises InvalidInput.
 
     The URL is checked at once (InvalidInput); the store itself is opened on first use,
     so a store that is down raises StorageError from the call that needs it (and
@@ -146,13 +149,21 @@ class Store(_Cache):
     """
 
     def __init__(self, url: str, *, storage_timeout: Any = 30.0, max_age: Any = None,
-                 producer: Optional[str] = None) -> None:
+                 producer: Optional[str] = None, **options: Any) -> None:
         if not isinstance(url, str):
             raise InvalidType(f"store URL: expected a str, not {type(url).__name__}")
+        settings = []
+        for name, value in options.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, (str, int, float)):
+                raise InvalidType(f"store option {name}: expected a str, not "
+                                  f"{type(value).__name__} {value!r}")
+            settings.append((name, str(value)))
         self.url = url
         self._client = _native.Client.store(
             url, _seconds("storage_timeout", storage_timeout),
-            _seconds("max_age", max_age), producer)
+            _seconds("max_age", max_age), producer, settings)
 
 
 class Daemon(_Cache):

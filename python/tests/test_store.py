@@ -7,11 +7,13 @@ import os
 import pathlib
 import subprocess
 import threading
+import uuid
 from typing import Any, List
 
 import pytest
 
 import recall
+from conftest import ensure_bucket, s3_settings, skipped
 
 
 def run_cli(recall_bin: pathlib.Path, store: str, *args: str, cwd: Any,
@@ -162,6 +164,32 @@ def test_bad_store_input_names_the_problem(tmp_path: pathlib.Path) -> None:
     store.put(key, {"o0": b"x"})
     with pytest.raises(recall.InvalidInput, match='output "nope": the entry has no such'):
         store.get(key, {"nope": tmp_path / "nope"})
+
+
+def test_backend_options_take_precedence_over_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if skipped("s3"):
+        pytest.skip("SKIPPED (RECALL_TEST_SKIP=s3): S3 case")
+    s3 = s3_settings()
+    ensure_bucket(s3)
+    # The environment names a server that is not there; the options name the real one.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wrong")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    store = recall.Store(f"s3://{s3['bucket']}/py-options-{uuid.uuid4().hex[:12]}",
+                         storage_timeout=20, aws_endpoint=s3["endpoint"],
+                         aws_region=s3["region"], aws_access_key_id=s3["key_id"],
+                         aws_secret_access_key=s3["secret"], aws_allow_http=True)
+    key = recall.key("p", "d", "options", "1", outputs={"o0": bytes})
+    assert store.put(key, {"o0": b"through options"}).published
+    assert store.get_bytes(key, "o0") == b"through options"
+
+
+def test_unknown_backend_options_are_named() -> None:
+    with pytest.raises(recall.InvalidInput, match="no_such_option"):
+        recall.Store("s3://bucket/x", no_such_option="1")
+    with pytest.raises(recall.InvalidInput, match="file and memory stores take no options"):
+        recall.Store("memory://", aws_region="us-east-1")
 
 
 def test_storage_down_is_a_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ use recall_cli::outputs::{self, OutputKind, OutputPath};
 use recall_cli::progress::Reporter;
 use recall_cli::run::{miss_text, owner_id, publish_outputs, with_timeout};
 use recall_key::{DerivedKey, KeyMaterial, ValueType};
-use recall_store::{EntryRef, Lookup, StoreConfig, Tenant};
+use recall_store::{Backend, EntryRef, Lookup, Store, StoreConfig, Tenant, open_url_with};
 use serde_json::json;
 
 /// The runtime every cache operation runs on, started on first use.
@@ -243,6 +243,7 @@ enum Target {
     /// A store URL, opened (its descriptor read) on first use and again after a failure.
     Store {
         url: String,
+        backend: Backend,
         config: StoreConfig,
         opened: tokio::sync::OnceCell<Arc<dyn CacheClient>>,
     },
@@ -264,16 +265,20 @@ impl Client {
             Target::Daemon(client) => Ok(Arc::clone(client)),
             Target::Store {
                 url,
+                backend,
                 config,
                 opened,
             } => opened
                 .get_or_try_init(|| async {
-                    let client = with_timeout(
-                        self.timeout,
-                        "open store",
-                        DirectClient::open(url, config.clone()),
-                    )
-                    .await?;
+                    let opened = Store::from_object_store(
+                        Arc::clone(&backend.objects),
+                        &backend.root,
+                        config.clone(),
+                    );
+                    let store =
+                        with_timeout(self.timeout, "open store", async { Ok(opened.await?) })
+                            .await?;
+                    let client = DirectClient::from_store(store, url);
                     Ok::<Arc<dyn CacheClient>, CliError>(Arc::new(client))
                 })
                 .await
@@ -299,16 +304,18 @@ fn scratch_dir(parent: Option<&Path>) -> Result<tempfile::TempDir, CliError> {
 
 #[pymethods]
 impl Client {
-    /// A client on the store at `url` (file://, s3://, gs://, az://, memory://). The URL is
-    /// checked now; the store is opened on first use.
+    /// A client on the store at `url` (file://, s3://, gs://, az://, memory://) with backend
+    /// `options` (object_store configuration keys, e.g. `aws_endpoint`). The URL and options
+    /// are checked now; the store is opened (its descriptor read) on first use.
     #[staticmethod]
-    #[pyo3(signature = (url, storage_timeout, max_age=None, producer=None))]
+    #[pyo3(signature = (url, storage_timeout, max_age=None, producer=None, options=Vec::new()))]
     fn store(
         py: Python<'_>,
         url: String,
         storage_timeout: f64,
         max_age: Option<f64>,
         producer: Option<String>,
+        options: Vec<(String, String)>,
     ) -> PyResult<Client> {
         let timeout = seconds(py, "storage_timeout", storage_timeout)?;
         let mut config = StoreConfig {
@@ -318,11 +325,16 @@ impl Client {
         if let Some(producer) = producer {
             config.producer = producer;
         }
-        recall_store::open_url(&url).map_err(|err| to_python(py, err.into()))?;
+        let options: Vec<(&str, &str)> = options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let backend = open_url_with(&url, &options).map_err(|err| to_python(py, err.into()))?;
         Ok(Client {
             describe: format!("store {url}"),
             target: Target::Store {
                 url,
+                backend,
                 config,
                 opened: tokio::sync::OnceCell::new(),
             },
