@@ -241,14 +241,17 @@ fn lease_owner() -> String {
 /// What a [`Client`] talks to.
 enum Target {
     /// A store URL, opened (its descriptor read) on first use and again after a failure.
-    Store {
-        url: String,
-        backend: Backend,
-        config: StoreConfig,
-        opened: tokio::sync::OnceCell<Arc<dyn CacheClient>>,
-    },
+    Store(Box<LazyStore>),
     /// recalld.
     Daemon(Arc<dyn CacheClient>),
+}
+
+/// A store URL with its backend, opened on first use.
+struct LazyStore {
+    url: String,
+    backend: Backend,
+    config: StoreConfig,
+    opened: tokio::sync::OnceCell<Arc<dyn CacheClient>>,
 }
 
 /// One cache, a store or a daemon, behind recall's `CacheClient`.
@@ -263,22 +266,18 @@ impl Client {
     async fn client(&self) -> Result<Arc<dyn CacheClient>, CliError> {
         match &self.target {
             Target::Daemon(client) => Ok(Arc::clone(client)),
-            Target::Store {
-                url,
-                backend,
-                config,
-                opened,
-            } => opened
+            Target::Store(lazy) => lazy
+                .opened
                 .get_or_try_init(|| async {
                     let opened = Store::from_object_store(
-                        Arc::clone(&backend.objects),
-                        &backend.root,
-                        config.clone(),
+                        Arc::clone(&lazy.backend.objects),
+                        &lazy.backend.root,
+                        lazy.config.clone(),
                     );
                     let store =
                         with_timeout(self.timeout, "open store", async { Ok(opened.await?) })
                             .await?;
-                    let client = DirectClient::from_store(store, url);
+                    let client = DirectClient::from_store(store, &lazy.url);
                     Ok::<Arc<dyn CacheClient>, CliError>(Arc::new(client))
                 })
                 .await
@@ -332,12 +331,12 @@ impl Client {
         let backend = open_url_with(&url, &options).map_err(|err| to_python(py, err.into()))?;
         Ok(Client {
             describe: format!("store {url}"),
-            target: Target::Store {
+            target: Target::Store(Box::new(LazyStore {
                 url,
                 backend,
                 config,
                 opened: tokio::sync::OnceCell::new(),
-            },
+            })),
             timeout,
         })
     }
