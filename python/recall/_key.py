@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from typing import Any, Iterable, Mapping, Optional, Union
@@ -66,6 +67,8 @@ class Typed:
 
 OutputType = Union[str, type, Any]
 
+_FAST = {int: "int", float: "float", bool: "bool", str: "string"}
+
 
 def _check_str(field: str, value: Any, optional: bool = False) -> None:
     if optional and value is None:
@@ -80,6 +83,12 @@ def input_entry(name: Any, value: Any, declared: Optional[_types.Type],
     """One input of the key-material JSON (docs/KEY-SPEC.md section 8)."""
     if not isinstance(name, str):
         raise InvalidType(f"input names are str, not {builtin_type(name).__name__} {name!r}")
+    if not ignored:
+        # The common scalars, without the general path's checks (same result).
+        kind = _FAST.get(builtin_type(value))
+        if kind is not None and (declared is None or declared == (kind, None)) and (
+                kind != "float" or math.isfinite(value)):
+            return {"name": name, "type": kind, "value": value}
     where = f"input {_types.quote(name)}"
     if isinstance(value, Hash):
         ty = _types.parse_type(value.type, where)
