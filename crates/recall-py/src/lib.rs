@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -28,20 +28,27 @@ use recall_key::{DerivedKey, KeyMaterial, ValueType};
 use recall_store::{Backend, EntryRef, Lookup, Store, StoreConfig, Tenant, open_url_with};
 use serde_json::json;
 
-/// The runtime every cache operation runs on, started on first use.
+/// The runtime every cache operation of this process runs on, started on first use. A child
+/// forked after the parent started one gets its own: fork copies no threads, so the parent's
+/// runtime would never run a task there (it is left alone, never dropped).
 fn runtime() -> Result<&'static tokio::runtime::Runtime, CliError> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("recall-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| CliError::Storage(format!("cannot start the I/O runtime: {e}")))
+    static RUNTIME: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, runtime)) = *slot
+        && owner == pid
+    {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("recall-io")
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Storage(format!("cannot start the I/O runtime: {e}")))?;
+    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
+    *slot = Some((pid, runtime));
+    Ok(runtime)
 }
 
 /// A Python exception of `recall._errors` (`InvalidInput`, `StorageError`) with `message`.
@@ -238,52 +245,96 @@ fn lease_owner() -> String {
     owner_id()
 }
 
-/// What a [`Client`] talks to.
-enum Target {
-    /// A store URL, opened (its descriptor read) on first use and again after a failure.
-    Store(Box<LazyStore>),
+/// How to make the [`CacheClient`] of a [`Client`]: again in a forked child, whose copy of
+/// the parent's runtime threads and pooled connections does not work.
+enum Recipe {
+    /// A store URL with backend options, opened (its descriptor read) on first use.
+    Store {
+        url: String,
+        options: Vec<(String, String)>,
+        max_age: Option<Duration>,
+        /// Recorded in manifests; by default `<host>/<pid>` of the process that opens.
+        producer: Option<String>,
+    },
     /// recalld.
-    Daemon(Arc<dyn CacheClient>),
+    Daemon {
+        url: String,
+        token: Option<String>,
+        max_age: Option<Duration>,
+    },
 }
 
-/// A store URL with its backend, opened on first use.
-struct LazyStore {
-    url: String,
-    backend: Backend,
-    config: StoreConfig,
-    opened: tokio::sync::OnceCell<Arc<dyn CacheClient>>,
-}
+/// The client opened in one process, or being opened.
+type Opened = Arc<tokio::sync::OnceCell<Arc<dyn CacheClient>>>;
 
 /// One cache, a store or a daemon, behind recall's `CacheClient`.
 #[pyclass(frozen, module = "recall._native", name = "Client")]
 pub struct Client {
-    target: Target,
+    recipe: Recipe,
     timeout: Duration,
     describe: String,
+    /// The process the client was opened in, and the client.
+    opened: Mutex<(u32, Opened)>,
 }
 
 impl Client {
-    async fn client(&self) -> Result<Arc<dyn CacheClient>, CliError> {
-        match &self.target {
-            Target::Daemon(client) => Ok(Arc::clone(client)),
-            Target::Store(lazy) => lazy
-                .opened
-                .get_or_try_init(|| async {
-                    let opened = Store::from_object_store(
-                        Arc::clone(&lazy.backend.objects),
-                        &lazy.backend.root,
-                        lazy.config.clone(),
-                    );
-                    let store =
-                        with_timeout(self.timeout, "open store", async { Ok(opened.await?) })
-                            .await?;
-                    let client = DirectClient::from_store(store, &lazy.url);
-                    Ok::<Arc<dyn CacheClient>, CliError>(Arc::new(client))
-                })
-                .await
-                .cloned(),
+    fn new(recipe: Recipe, timeout: Duration, describe: String) -> Client {
+        Client {
+            recipe,
+            timeout,
+            describe,
+            opened: Mutex::new((std::process::id(), Opened::default())),
         }
     }
+
+    /// The client of this process, opened on first use (and again after a failed opening).
+    async fn client(&self) -> Result<Arc<dyn CacheClient>, CliError> {
+        let cell = {
+            let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+            if opened.0 != std::process::id() {
+                *opened = (std::process::id(), Opened::default());
+            }
+            Arc::clone(&opened.1)
+        };
+        cell.get_or_try_init(|| self.open()).await.cloned()
+    }
+
+    async fn open(&self) -> Result<Arc<dyn CacheClient>, CliError> {
+        match &self.recipe {
+            Recipe::Daemon {
+                url,
+                token,
+                max_age,
+            } => Ok(Arc::new(HttpClient::new(url, token.clone(), *max_age)?)),
+            Recipe::Store {
+                url,
+                options,
+                max_age,
+                producer,
+            } => {
+                let mut config = StoreConfig {
+                    max_age: *max_age,
+                    ..StoreConfig::default()
+                };
+                if let Some(producer) = producer {
+                    config.producer = producer.clone();
+                }
+                let Backend { objects, root } = open_backend(url, options)?;
+                let opened = Store::from_object_store(objects, &root, config);
+                let store =
+                    with_timeout(self.timeout, "open store", async { Ok(opened.await?) }).await?;
+                Ok(Arc::new(DirectClient::from_store(store, url)))
+            }
+        }
+    }
+}
+
+fn open_backend(url: &str, options: &[(String, String)]) -> Result<Backend, CliError> {
+    let options: Vec<(&str, &str)> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(open_url_with(url, &options)?)
 }
 
 fn entry_of(derived: &DerivedKey) -> Result<EntryRef, CliError> {
@@ -317,28 +368,19 @@ impl Client {
         options: Vec<(String, String)>,
     ) -> PyResult<Client> {
         let timeout = seconds(py, "storage_timeout", storage_timeout)?;
-        let mut config = StoreConfig {
-            max_age: max_age.map(|s| seconds(py, "max_age", s)).transpose()?,
-            ..StoreConfig::default()
-        };
-        if let Some(producer) = producer {
-            config.producer = producer;
-        }
-        let options: Vec<(&str, &str)> = options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let backend = open_url_with(&url, &options).map_err(|err| to_python(py, err.into()))?;
-        Ok(Client {
-            describe: format!("store {url}"),
-            target: Target::Store(Box::new(LazyStore {
-                url,
-                backend,
-                config,
-                opened: tokio::sync::OnceCell::new(),
-            })),
+        let max_age = max_age.map(|s| seconds(py, "max_age", s)).transpose()?;
+        // Checked now; opened again on first use in each process.
+        open_backend(&url, &options).map_err(|err| to_python(py, err))?;
+        Ok(Client::new(
+            Recipe::Store {
+                url: url.clone(),
+                options,
+                max_age,
+                producer,
+            },
             timeout,
-        })
+            format!("store {url}"),
+        ))
     }
 
     /// A client on recalld at `url` (http:// or https://), with an optional bearer token.
@@ -353,12 +395,17 @@ impl Client {
     ) -> PyResult<Client> {
         let timeout = seconds(py, "storage_timeout", storage_timeout)?;
         let max_age = max_age.map(|s| seconds(py, "max_age", s)).transpose()?;
-        let client = HttpClient::new(&url, token, max_age).map_err(|err| to_python(py, err))?;
-        Ok(Client {
-            describe: client.describe(),
-            target: Target::Daemon(Arc::new(client)),
+        let client =
+            HttpClient::new(&url, token.clone(), max_age).map_err(|err| to_python(py, err))?;
+        Ok(Client::new(
+            Recipe::Daemon {
+                url,
+                token,
+                max_age,
+            },
             timeout,
-        })
+            client.describe(),
+        ))
     }
 
     /// One line naming the store or daemon.
