@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -67,7 +68,8 @@ class Typed:
 
 OutputType = Union[str, type, Any]
 
-_FAST = {int: "int", float: "float", bool: "bool", str: "string"}
+_FAST = {int: "int", float: "float", bool: "bool", str: "string", datetime.timedelta: "duration",
+         datetime.datetime: "datetime"}
 
 
 def _check_str(field: str, value: Any, optional: bool = False) -> None:
@@ -86,9 +88,16 @@ def input_entry(name: Any, value: Any, declared: Optional[_types.Type],
     if not ignored:
         # The common scalars, without the general path's checks (same result).
         kind = _FAST.get(builtin_type(value))
-        if kind is not None and (declared is None or declared == (kind, None)) and (
-                kind != "float" or math.isfinite(value)):
-            return {"name": name, "type": kind, "value": value}
+        if kind is not None and (declared is None or declared == (kind, None)):
+            if kind == "float" and not math.isfinite(value):
+                pass
+            elif kind == "duration":
+                return {"name": name, "type": kind, "value": _types.duration_ns(value)}
+            elif kind == "datetime":
+                if value.utcoffset() is not None:
+                    return {"name": name, "type": kind, "value": _types.rfc3339(value)}
+            else:
+                return {"name": name, "type": kind, "value": value}
     where = f"input {_types.quote(name)}"
     if isinstance(value, Hash):
         ty = _types.parse_type(value.type, where)

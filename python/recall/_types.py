@@ -98,7 +98,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _rfc3339(value: _dt.datetime) -> str:
+def rfc3339(value: _dt.datetime) -> str:
     utc = value.astimezone(_dt.timezone.utc)
     text = f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:" \
            f"{utc.second:02d}"
@@ -107,7 +107,7 @@ def _rfc3339(value: _dt.datetime) -> str:
     return text + "Z"
 
 
-def _duration_ns(value: _dt.timedelta) -> int:
+def duration_ns(value: _dt.timedelta) -> int:
     return ((value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds) * 1000
 
 
@@ -146,10 +146,10 @@ def encode(ty: Type, value: Any, where: str) -> Any:
         if not isinstance(value, _dt.datetime) or value.utcoffset() is None:
             raise _bad(where, ty, value, "a datetime.datetime with a time zone (tzinfo); a "
                                          "naive datetime names no instant")
-        return _rfc3339(value)
+        return rfc3339(value)
     if kind == "duration":
         if isinstance(value, _dt.timedelta):
-            return _duration_ns(value)
+            return duration_ns(value)
         if _is_int(value):
             return int(value)
         raise _bad(where, ty, value, "a datetime.timedelta or an int of nanoseconds")
