@@ -33,7 +33,8 @@ if ! skipped python; then
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+    -r python/tests/requirements.txt
 fi
 
 # Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
@@ -45,6 +46,16 @@ cargo test --workspace
 if ! skipped python; then
   echo "== independent Python implementation of docs/KEY-SPEC.md against the frozen vectors"
   "$venv/bin/python" tests/python/keyspec_ref.py tests/vectors/key-v1.json
+fi
+
+if ! skipped python; then
+  # The Python package (python/, crates/recall-py) built with the dev profile into the same
+  # target/ as above, installed editable into target/pyenv; its tests use the recall and
+  # recalld binaries cargo test built and the S3 server started above.
+  echo "== Python package: maturin develop into target/pyenv"
+  (cd python && VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --quiet)
+  echo "== Python package tests (python/tests)"
+  (cd python && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
 fi
 
 if ! skipped chaos; then

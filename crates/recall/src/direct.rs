@@ -33,6 +33,12 @@ impl DirectClient {
         })
     }
 
+    /// Wraps a store already opened (with backend options); `url` names it in messages.
+    pub fn from_store(store: Store, url: &str) -> Self {
+        let url = url.to_string();
+        DirectClient { store, url }
+    }
+
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.store
