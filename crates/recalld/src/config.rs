@@ -614,6 +614,7 @@ mod tests {
         config.validate().unwrap();
         let defaults = Config::default();
         assert_eq!(config.worker_threads, defaults.worker_threads);
+        assert_eq!(config.max_connections, defaults.max_connections);
         assert_eq!(config.hot, defaults.hot);
         assert_eq!(config.timeouts, defaults.timeouts);
         assert_eq!(config.breaker, defaults.breaker);

@@ -94,8 +94,11 @@ struct Connection {
 /// Every open connection, to count them and close idle ones at the limit.
 struct Connections {
     open: Mutex<HashMap<u64, Arc<Connection>>>,
-    /// Notified when a connection ends or a request ends.
+    /// Notified when a connection ends, and when a request ends while the accept loop waits
+    /// for room.
     changed: Notify,
+    /// The accept loop is waiting for room (so the end of a request is worth a wake-up).
+    waiting: AtomicBool,
     epoch: Instant,
     next_id: AtomicU64,
 }
@@ -105,6 +108,7 @@ impl Connections {
         Connections {
             open: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            waiting: AtomicBool::new(false),
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
         }
@@ -386,7 +390,9 @@ impl Drop for RequestGuard {
             .idle_since_ms
             .store(self.connections.now_ms(), Ordering::Relaxed);
         self.connection.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.connections.changed.notify_waiters();
+        if self.connections.waiting.load(Ordering::Relaxed) {
+            self.connections.changed.notify_waiters();
+        }
     }
 }
 
@@ -502,6 +508,7 @@ async fn accept_loop(
             },
         };
         while connections.len() >= max_connections {
+            connections.waiting.store(true, Ordering::Relaxed);
             let changed = connections.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
@@ -515,6 +522,7 @@ async fn accept_loop(
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
+        connections.waiting.store(false, Ordering::Relaxed);
         let socket = match stream.into_std() {
             Ok(socket) => socket,
             Err(e) => {

@@ -430,3 +430,70 @@ async fn a_write_token_still_publishes() {
     let (status, body): (u16, Value) = d.publish(&m, &[("o", vec![3])], "", Some(ADMIN)).await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// Item 4: the store names and checks a spooled upload by the digest recalld computed from
+/// the bytes it received; a file changed after that (another user swapping a spooled
+/// upload) fails the publish instead of being stored under the victim's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_upload_changed_after_it_was_received_is_not_published() {
+    use recall_store::{Output, OutputData, PublishOptions, Store, StoreError};
+
+    let backend = Backend::local();
+    let store = Store::open(&backend.url()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // One inlined output and one stored as a blob.
+    for (case, size) in [("inline", 100usize), ("blob", 100_000)] {
+        let material = json!({
+            "project": "alpha",
+            "domain": "development",
+            "task": format!("wf.swap.{case}"),
+            "cache_version": "1.0",
+            "inputs": [],
+            "outputs": [{ "name": "o", "type": "file" }],
+        });
+        let derived = recall_key::KeyMaterial::from_json(
+            &material.to_string(),
+            std::path::Path::new("/nonexistent"),
+        )
+        .unwrap()
+        .derive()
+        .unwrap();
+        let received = common::bytes(size, 1);
+        let path = dir.path().join(case);
+        // The file now holds other bytes of the same length than those received.
+        std::fs::write(&path, common::bytes(size, 2)).unwrap();
+        let output = Output {
+            name: "o".into(),
+            data: OutputData::Received {
+                path: path.clone(),
+                digest: recall_key::Digest::of_content(&received),
+                size: size as u64,
+            },
+        };
+        let result = store
+            .publish(&derived, &[output], &PublishOptions::default())
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::OutputChanged { .. })),
+            "{case}: {result:?}"
+        );
+        let entry = recall_store::EntryRef::of(&derived).unwrap();
+        assert!(store.lookup(&entry).await.unwrap().is_miss(), "{case}");
+
+        // The bytes received, unchanged, publish under their digest.
+        std::fs::write(&path, &received).unwrap();
+        let output = Output {
+            name: "o".into(),
+            data: OutputData::Received {
+                path,
+                digest: recall_key::Digest::of_content(&received),
+                size: size as u64,
+            },
+        };
+        let outcome = store
+            .publish(&derived, &[output], &PublishOptions::default())
+            .await
+            .unwrap();
+        assert!(outcome.is_published(), "{case}");
+    }
+}
