@@ -651,6 +651,55 @@ mod tests {
     }
 
     #[test]
+    fn hardening_limits_are_checked_and_named() {
+        for (toml, named) in [
+            ("max_connections = 0", "max_connections"),
+            (
+                "[timeouts]\nheader_read_secs = 0",
+                "timeouts.header_read_secs",
+            ),
+            ("[timeouts]\nbody_idle_secs = 0", "timeouts.body_idle_secs"),
+            ("[timeouts]\nshutdown_secs = 0", "timeouts.shutdown_secs"),
+            (
+                "[limits]\nmax_material_bytes = 0",
+                "limits.max_material_bytes",
+            ),
+            ("[limits]\nmax_outputs = 1025", "limits.max_outputs = 1025"),
+            (
+                "[limits]\nmax_manifest_bytes = 8388609",
+                "limits.max_manifest_bytes = 8388609",
+            ),
+            (
+                "[limits]\nmax_heartbeat_secs = 86401",
+                "limits.max_heartbeat_secs = 86401",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(named), "{toml}: {err}");
+        }
+        let mut config = Config::default();
+        config
+            .apply_env([
+                ("RECALL_MAX_CONNECTIONS".into(), "7".into()),
+                ("RECALL_HEADER_READ_TIMEOUT_SECS".into(), "8".into()),
+                ("RECALL_MAX_OUTPUTS".into(), "9".into()),
+                ("RECALL_MAX_HEARTBEAT_SECS".into(), "10".into()),
+            ])
+            .unwrap();
+        assert_eq!(
+            (
+                config.max_connections,
+                config.timeouts.header_read_secs,
+                config.limits.max_outputs,
+                config.limits.max_heartbeat_secs
+            ),
+            (7, 8, 9, 10)
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
     fn public_binding_needs_auth() {
         let mut config = Config::from_toml("listen = \"0.0.0.0:7700\"").unwrap();
         let err = config.validate().unwrap_err().to_string();
