@@ -3,6 +3,11 @@
 //! connections there for their whole life, so a request never hops between threads and no
 //! worker has to wake another to share work (a multi-threaded runtime does, and on a busy
 //! two-core machine that cost more CPU per hot hit than the hit itself; docs/BENCHMARKS.md).
+//!
+//! Workers speak HTTP/1.1 through hyper directly (not `axum::serve`) for the limits a client
+//! must not be able to get around ([`ConnectionLimits`]): a header-read timeout (also the idle
+//! timeout of kept-alive connections), a body-idle timeout, a connection limit that closes
+//! the longest-idle connection to make room, and a shutdown deadline.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
