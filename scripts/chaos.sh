@@ -17,6 +17,10 @@
 # entries are published again); recalld must answer CACHE_LOOKUP_FAILURE within its timeout,
 # stay up, and serve hits again without being restarted. (crates/recalld/tests also cut the
 # network path to the store with a proxy, which makes connections fail instead of hang.)
+# Hostile clients (below): a publish without a token announcing a 4 GiB body must get its 401
+# before the body is sent and leave recalld small; 400 idle connections against a limit of 64
+# (and 256 open files) must not keep /healthz from answering; SIGTERM with a half-sent publish
+# in flight must exit within the shutdown deadline.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,7 +29,7 @@ case "${1:-}" in
   --long) export RECALL_CHAOS_PUBLISHES=1000 ;;
   --skip-store) store_scenarios=no ;;  # scripts/test.sh: cargo test already ran them
   "") ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac
 export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 source scripts/test-servers.sh
@@ -187,6 +191,125 @@ echo "   store restarted: first hit after $restarted_after probe(s) of 0.5 s; 10
 alive=no; kill -0 "$recalld_pid" 2>/dev/null && alive=yes
 echo "   recalld still running, same process: $alive"
 
+echo "== chaos: hostile clients against recalld (large unauthenticated body, idle connections, half-sent request)"
+hostile_dir="$recall_servers_dir/hostile"
+mkdir -p "$hostile_dir"
+# hostile_client MODE ADDRESS [ARGS]: raw-socket clients an HTTP library would not imitate.
+hostile_client() {
+  exec python3 - "$@" <<'PY'
+import select, socket, sys, time
+mode, address = sys.argv[1], sys.argv[2]
+host, port = address.rsplit(":", 1)
+def connect():
+    return socket.create_connection((host, int(port)), timeout=10)
+head = ("POST /v1/entries HTTP/1.1\r\nHost: chaos\r\n"
+        "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"material\"\r\n\r\n")
+if mode == "large-body":
+    # Announce 4 GiB and keep sending (up to 1 GiB) until an answer arrives.
+    s = connect()
+    started = time.monotonic()
+    s.sendall((head % (4 << 30)).encode())
+    chunk, sent, answer = b"x" * (1 << 20), 0, b""
+    while sent < (1 << 30):
+        readable, _, _ = select.select([s], [], [], 0)
+        if readable:
+            break
+        try:
+            s.sendall(chunk)
+        except OSError:
+            break
+        sent += len(chunk)
+    try:
+        answer = s.recv(200)
+    except OSError:
+        pass
+    status = answer.split(b"\r\n", 1)[0].decode(errors="replace") or "no answer"
+    print("%s after %d ms, %d MiB of the body sent" % (status, (time.monotonic() - started) * 1000, sent >> 20))
+elif mode == "idle":
+    # Open N connections, send nothing, hold them for S seconds.
+    n, hold = int(sys.argv[3]), float(sys.argv[4])
+    held = []
+    for _ in range(n):
+        try:
+            held.append(connect())
+        except OSError as e:
+            print("connect failed after %d: %s" % (len(held), e)); break
+    print(len(held), flush=True)
+    time.sleep(hold)
+elif mode == "half-sent":
+    # A publish whose body stops after its first bytes; hold it for S seconds.
+    hold = float(sys.argv[3])
+    s = connect()
+    s.sendall((head % 100000).encode() + b'{"project":')
+    print("sent", flush=True)
+    time.sleep(hold)
+PY
+}
+# start_hostile_recalld NAME OPEN_FILES TOML: a recalld over a local store; sets $hostile_pid
+# and $hostile_address.
+start_hostile_recalld() {
+  local name=$1 files=$2 toml=$3
+  printf 'spool_dir = "%s"\nstore = "file://%s"\nlisten = "127.0.0.1:0"\n%s\n' \
+    "$hostile_dir/$name-spool" "$hostile_dir/$name-store" "$toml" > "$hostile_dir/$name.toml"
+  (ulimit -n "$files"; exec "$bin/recalld" --config "$hostile_dir/$name.toml") \
+    >"$hostile_dir/$name.out" 2>"$hostile_dir/$name.log" &
+  hostile_pid=$!
+  recall_server_pids+=("$hostile_pid")
+  hostile_address=
+  for _ in $(seq 100); do
+    hostile_address=$(sed -n 's/^recalld: listening on http:\/\///p' "$hostile_dir/$name.out")
+    [ -n "$hostile_address" ] && break
+    sleep 0.1
+  done
+  [ -n "$hostile_address" ] || { cat "$hostile_dir/$name.log"; exit 1; }
+}
+rss_mib() { awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
+
+start_hostile_recalld guarded 256 'max_connections = 64
+[timeouts]
+header_read_secs = 600
+[[tokens]]
+name = "writer"
+token = "chaos-writer-0123456789"
+projects = ["*"]
+domains = ["*"]
+access = "write"'
+large_body=$(hostile_client large-body "$hostile_address")
+large_body_rss=$(rss_mib "$hostile_pid")
+echo "   unauthenticated publish announcing 4 GiB: $large_body; recalld RSS afterwards ${large_body_rss} MiB"
+# 400 idle connections against max_connections = 64 and 256 open files, held for 30 s.
+hostile_client idle "$hostile_address" 400 30 > "$hostile_dir/idle.out" &
+idle_client=$!
+for _ in $(seq 100); do [ -s "$hostile_dir/idle.out" ] && break; sleep 0.1; done
+healthz=$(curl -s -o /dev/null --max-time 10 -w '%{http_code} %{time_total}' "http://$hostile_address/healthz" || true)
+healthz_code=${healthz% *}
+healthz_ms=$(awk -v t="${healthz#* }" 'BEGIN {printf "%d", t * 1000}')
+echo "   $(head -1 "$hostile_dir/idle.out") idle connections held (limit 64, 256 open files): /healthz answered ${healthz_code:-nothing} in ${healthz_ms} ms"
+kill "$idle_client" 2>/dev/null || true
+wait "$idle_client" 2>/dev/null || true
+kill -TERM "$hostile_pid"; wait "$hostile_pid" 2>/dev/null || true
+
+start_hostile_recalld draining 1024 '[timeouts]
+shutdown_secs = 2
+body_idle_secs = 600
+header_read_secs = 600'
+hostile_client half-sent "$hostile_address" 60 > "$hostile_dir/half.out" &
+half_client=$!
+for _ in $(seq 100); do [ -s "$hostile_dir/half.out" ] && break; sleep 0.1; done
+curl -s -o /dev/null "http://$hostile_address/healthz"  # the half-sent request has been accepted
+term_started=$(date +%s%N)
+kill -TERM "$hostile_pid"
+exited=no
+for _ in $(seq 200); do
+  kill -0 "$hostile_pid" 2>/dev/null || { exited=yes; break; }
+  sleep 0.1
+done
+term_ms=$(( ($(date +%s%N) - term_started) / 1000000 ))
+echo "   SIGTERM with a half-sent publish in flight (shutdown_secs = 2): exited $exited after ${term_ms} ms"
+kill "$half_client" 2>/dev/null || true
+wait "$half_client" 2>/dev/null || true
+
 fail=0
 [[ "$before" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit before the pause"; fail=1; }
 # While paused, hits from memory (1 s TTL) are allowed; everything else must fail open.
@@ -206,5 +329,10 @@ check_fail_open stopped "$stopped"
 [ -n "$restarted_after" ] || { echo "FAIL: no hit within 30 s of the restart"; fail=1; }
 [[ "$restarted" == *"100×200 CACHE_HIT"* ]] || { echo "FAIL: not every lookup was a hit after the restart"; fail=1; }
 [ "$alive" = yes ] || { echo "FAIL: recalld exited"; fail=1; }
+[[ "$large_body" == "HTTP/1.1 401"* ]] || { echo "FAIL: the unauthenticated large publish got: $large_body"; fail=1; }
+[[ "$large_body" != *", 1024 MiB of the body sent"* ]] || { echo "FAIL: the whole body was sent before recalld answered"; fail=1; }
+[ "$large_body_rss" -lt 256 ] || { echo "FAIL: recalld grew to ${large_body_rss} MiB on an unauthenticated body"; fail=1; }
+[ "$healthz_code" = 200 ] || { echo "FAIL: /healthz did not answer behind idle connections"; fail=1; }
+[ "$exited" = yes ] && [ "$term_ms" -lt 6000 ] || { echo "FAIL: recalld took ${term_ms} ms to exit (deadline 2 s)"; fail=1; }
 [ "$fail" = 0 ] && echo "== chaos: every scenario passed"
 exit "$fail"

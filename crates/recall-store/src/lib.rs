@@ -26,8 +26,8 @@ pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION,
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
 pub use maintenance::{EvictReport, GcOptions, GcReport, TaskEntry};
 pub use manifest::{
-    DigestChange, MAX_NONDETERMINISM_RECORDS, Manifest, ManifestError, NondeterminismOutcome,
-    NondeterminismRecord, OutputRecord, push_nondeterminism,
+    DigestChange, MAX_MANIFEST_BYTES, MAX_MANIFEST_OUTPUTS, MAX_NONDETERMINISM_RECORDS, Manifest,
+    ManifestError, NondeterminismOutcome, NondeterminismRecord, OutputRecord, push_nondeterminism,
 };
 pub use store::{
     Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,

@@ -46,6 +46,14 @@ pub struct Manifest {
 /// At most this many nondeterminism records are kept in a manifest (the oldest are dropped).
 pub const MAX_NONDETERMINISM_RECORDS: usize = 8;
 
+/// Reader limit (docs/LAYOUT.md 4.5): a manifest of more bytes is undecodable, a miss, and
+/// is not parsed at all.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reader limit (docs/LAYOUT.md 4.5): a manifest with more outputs is undecodable, a miss;
+/// none of its outputs is decoded.
+pub const MAX_MANIFEST_OUTPUTS: usize = 1024;
+
 /// What became of a publish that produced other output digests than the entry it met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NondeterminismOutcome {
@@ -290,8 +298,15 @@ impl Manifest {
     /// a missing or mistyped field, another layout version, or a name that breaks the name
     /// rules is an error. The optional `nondeterminism` field never makes a manifest
     /// unusable: a record that is not well formed is skipped, and a field that is not an
-    /// array reads as no records.
+    /// array reads as no records. A manifest over the reader limits ([`MAX_MANIFEST_BYTES`],
+    /// [`MAX_MANIFEST_OUTPUTS`]) is an error before it is decoded any further.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(bad(format!(
+                "{} bytes, over the reader limit of {MAX_MANIFEST_BYTES}",
+                bytes.len()
+            )));
+        }
         let value: Value =
             ciborium::from_reader(bytes).map_err(|e| bad(format!("not CBOR: {e}")))?;
         let fields = as_map(&value, "manifest")?;
@@ -313,7 +328,14 @@ impl Manifest {
             validate_name(what, name).map_err(|e| bad(e.to_string()))?;
         }
         let mut outputs = BTreeMap::new();
-        for (name, record) in as_map(field(fields, "outputs")?, "outputs")? {
+        let records = as_map(field(fields, "outputs")?, "outputs")?;
+        if records.len() > MAX_MANIFEST_OUTPUTS {
+            return Err(bad(format!(
+                "{} outputs, over the reader limit of {MAX_MANIFEST_OUTPUTS}",
+                records.len()
+            )));
+        }
+        for (name, record) in records {
             let name = name
                 .as_text()
                 .ok_or_else(|| bad("outputs: a key is not text"))?
@@ -521,6 +543,53 @@ mod tests {
         let mut expiring = manifest;
         expiring.expires_at_ms = Some(5);
         assert_eq!(Manifest::decode(&expiring.encode()).unwrap(), expiring);
+    }
+
+    /// `sample()` with `count` small inline outputs of `inline_len` bytes each.
+    fn with_outputs(count: usize, inline_len: usize) -> Manifest {
+        let mut manifest = sample();
+        manifest.outputs.clear();
+        for i in 0..count {
+            let bytes = Bytes::from(vec![(i % 251) as u8; inline_len]);
+            manifest.outputs.insert(
+                format!("o{i}"),
+                OutputRecord {
+                    ty: "file".into(),
+                    size: inline_len as u64,
+                    digest: Digest::of_content(&bytes),
+                    inline: Some(bytes),
+                },
+            );
+        }
+        manifest
+    }
+
+    #[test]
+    fn manifests_over_the_reader_limits_are_undecodable() {
+        let at_limit = with_outputs(MAX_MANIFEST_OUTPUTS, 1);
+        assert_eq!(Manifest::decode(&at_limit.encode()).unwrap(), at_limit);
+
+        let err =
+            Manifest::decode(&with_outputs(MAX_MANIFEST_OUTPUTS + 1, 1).encode()).unwrap_err();
+        assert!(
+            err.0
+                .contains(&format!("{} outputs", MAX_MANIFEST_OUTPUTS + 1))
+                && err.0.contains(&MAX_MANIFEST_OUTPUTS.to_string()),
+            "{err}"
+        );
+
+        // Few outputs, but more bytes than the limit: refused before it is parsed.
+        let big = with_outputs(4, MAX_MANIFEST_BYTES / 4 + 1).encode();
+        assert!(big.len() > MAX_MANIFEST_BYTES);
+        let err = Manifest::decode(&big).unwrap_err();
+        assert!(
+            err.0.contains(&format!("{} bytes", big.len()))
+                && err.0.contains(&MAX_MANIFEST_BYTES.to_string()),
+            "{err}"
+        );
+        // Anything past the limit is not looked at: garbage of that size gives the same error.
+        let err = Manifest::decode(&vec![0xff; MAX_MANIFEST_BYTES + 1]).unwrap_err();
+        assert!(err.0.contains("reader limit"), "{err}");
     }
 
     #[test]

@@ -98,6 +98,18 @@ pub enum OutputData {
     Bytes(Bytes),
     /// In a local file, streamed from disk: any size, bounded memory.
     File(PathBuf),
+    /// In a local file whose digest and size the caller computed from the bytes as it wrote
+    /// them (recalld hashes uploads as they arrive). The store names the blob by this digest
+    /// instead of hashing the file, and fails with [`StoreError::OutputChanged`] when the
+    /// bytes it reads back do not match it.
+    Received {
+        /// The file.
+        path: PathBuf,
+        /// The digest of the bytes written to it.
+        digest: Digest,
+        /// How many bytes were written to it.
+        size: u64,
+    },
 }
 
 impl Output {
@@ -817,11 +829,12 @@ impl Store {
         let (digest, size) = match &output.data {
             OutputData::Bytes(bytes) => (Digest::of_content(bytes), bytes.len() as u64),
             OutputData::File(path) => blob::hash_file(path).await?,
+            OutputData::Received { digest, size, .. } => (*digest, *size),
         };
         if size <= INLINE_MAX_BYTES {
             let bytes = match &output.data {
                 OutputData::Bytes(bytes) => bytes.clone(),
-                OutputData::File(path) => Bytes::from(
+                OutputData::File(path) | OutputData::Received { path, .. } => Bytes::from(
                     tokio::fs::read(path)
                         .await
                         .map_err(|e| StoreError::io(path, e))?,
@@ -848,7 +861,7 @@ impl Store {
         if !present {
             let source = match &output.data {
                 OutputData::Bytes(bytes) => Source::Memory(bytes),
-                OutputData::File(path) => Source::File(path),
+                OutputData::File(path) | OutputData::Received { path, .. } => Source::File(path),
             };
             blob::upload(
                 &self.objects,
@@ -877,6 +890,7 @@ async fn output_digests(outputs: &[Output]) -> Result<BTreeMap<String, Digest>, 
         let digest = match &output.data {
             OutputData::Bytes(bytes) => Digest::of_content(bytes),
             OutputData::File(path) => blob::hash_file(path).await?.0,
+            OutputData::Received { digest, .. } => *digest,
         };
         digests.insert(output.name.clone(), digest);
     }

@@ -68,7 +68,18 @@ impl Auth {
         Ok(())
     }
 
-    /// The configured token `header` presents, if it has at least `need` access.
+    /// Checks, from the headers alone, that `header` presents a token with at least `need`
+    /// access on some project and domain: the check a request passes before its body is
+    /// read. The per-tenant check still follows once the body names the tenant.
+    pub fn check_level(&self, header: Option<&str>, need: Access) -> Result<(), Denied> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        self.token_with(header, need).map(|_| ())
+    }
+
+    /// The configured token `header` presents, if it has at least `need` access. Every
+    /// configured token is compared, each in constant time, whichever matches.
     fn token_with(&self, header: Option<&str>, need: Access) -> Result<&TokenSettings, Denied> {
         let presented = header
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -76,7 +87,14 @@ impl Auth {
         let token = self
             .tokens
             .iter()
-            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
+            .fold(None, |found, t| {
+                let equal = constant_time_eq(t.token.as_bytes(), presented.as_bytes());
+                if equal && found.is_none() {
+                    Some(t)
+                } else {
+                    found
+                }
+            })
             .ok_or(Denied::Unauthenticated)?;
         if token.access < need {
             return Err(Denied::Forbidden {
@@ -113,12 +131,11 @@ impl Auth {
     }
 }
 
-/// Compares secrets without an early exit on the first differing byte.
+/// Compares secrets in time that depends on neither their contents nor whether their
+/// lengths agree: it compares their BLAKE3 hashes, whose equality is constant-time, so
+/// neither a differing byte nor a differing length ends the comparison early.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    blake3::hash(a) == blake3::hash(b)
 }
 
 #[cfg(test)]
@@ -133,6 +150,43 @@ mod tests {
             domains: vec!["*".into()],
             access,
         }
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_identical() {
+        assert!(constant_time_eq(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"0123456789abcdef", b"0123456789abcdeX"));
+        assert!(!constant_time_eq(b"Xbcdef0123456789", b"abcdef0123456789"));
+        // Different lengths: a prefix, a longer secret, the empty string.
+        assert!(!constant_time_eq(b"0123456789abcdef", b"0123456789abcde"));
+        assert!(!constant_time_eq(b"0123456789abcdef", b"0123456789abcdef0"));
+        assert!(!constant_time_eq(b"0123456789abcdef", b""));
+    }
+
+    #[test]
+    fn the_level_is_checked_from_the_header_alone() {
+        let auth = Auth::new(vec![
+            token("a-read", "aaaaaaaaaaaaaaaa", &["a"], Access::Read),
+            token("a-write", "bbbbbbbbbbbbbbbb", &["a"], Access::Write),
+        ]);
+        assert_eq!(
+            auth.check_level(None, Access::Write),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            auth.check_level(Some("Bearer nope"), Access::Write),
+            Err(Denied::Unauthenticated)
+        );
+        assert!(matches!(
+            auth.check_level(Some("Bearer aaaaaaaaaaaaaaaa"), Access::Write),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(
+            auth.check_level(Some("Bearer bbbbbbbbbbbbbbbb"), Access::Write)
+                .is_ok()
+        );
+        assert!(Auth::new(vec![]).check_level(None, Access::Admin).is_ok());
     }
 
     #[test]

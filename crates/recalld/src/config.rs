@@ -26,9 +26,14 @@ pub struct Config {
     /// Threads that serve requests, each with the connections handed to it; 0 (the
     /// default) means one per CPU.
     pub worker_threads: usize,
-    /// Directory where uploads are spooled before they are published. Default: the system
-    /// temporary directory.
+    /// Directory where uploads are spooled before they are published; it must be owned by
+    /// recalld's user and closed to everyone else (created 0700 when missing). Default:
+    /// [`default_spool_dir`].
     pub spool_dir: Option<PathBuf>,
+    /// Most connections open at once. At the limit, a new connection closes the one idle
+    /// longest (no request in flight); when every connection has a request in flight, new
+    /// ones wait in the listen queue. Default 512.
+    pub max_connections: usize,
     /// The memory tier.
     pub hot: HotSettings,
     /// Time limits.
@@ -77,6 +82,16 @@ pub struct Timeouts {
     pub publish_secs: u64,
     /// A lease request (reserve, extend, release) answers 503 after this. Default 5000.
     pub lease_ms: u64,
+    /// A connection must send a complete request head within this many seconds of being
+    /// accepted or of its previous response, else it is closed; this is also how long an
+    /// idle kept-alive connection stays open. Default 30.
+    pub header_read_secs: u64,
+    /// A request body that sends nothing for this many seconds fails and its connection is
+    /// closed. Default 60.
+    pub body_idle_secs: u64,
+    /// After SIGTERM/SIGINT, requests in flight get this many seconds to finish; then
+    /// recalld exits regardless. Default 30.
+    pub shutdown_secs: u64,
 }
 
 /// Circuit-breaker settings.
@@ -107,6 +122,17 @@ pub struct Limits {
     pub max_publish_bytes: u64,
     /// Largest JSON request body. Default 1 MiB.
     pub max_json_bytes: u64,
+    /// Largest `material` part of a publish (held in memory). Default 1 MiB.
+    pub max_material_bytes: u64,
+    /// Most outputs one entry may declare. Default 256; at most
+    /// [`recall_store::MAX_MANIFEST_OUTPUTS`] (readers treat a larger entry as a miss).
+    pub max_outputs: u64,
+    /// Largest manifest a publish may write, in bytes. Default 4 MiB; at most half of
+    /// [`recall_store::MAX_MANIFEST_BYTES`], leaving room for the records later publishes add.
+    pub max_manifest_bytes: u64,
+    /// Longest `heartbeat_seconds` a lease request may ask for (a lease lapses after three
+    /// missed heartbeats); longer requests are refused with 400. Default 3600.
+    pub max_heartbeat_secs: u64,
 }
 
 /// One bearer token and what it may do.
@@ -159,6 +185,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             worker_threads: 0,
             spool_dir: None,
+            max_connections: 512,
             hot: HotSettings::default(),
             timeouts: Timeouts::default(),
             breaker: BreakerSettings::default(),
@@ -185,6 +212,9 @@ impl Default for Timeouts {
             lookup_ms: 300,
             publish_secs: 3600,
             lease_ms: 5000,
+            header_read_secs: 30,
+            body_idle_secs: 60,
+            shutdown_secs: 30,
         }
     }
 }
@@ -203,6 +233,10 @@ impl Default for Limits {
         Limits {
             max_publish_bytes: 64 * 1024 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
+            max_material_bytes: 1024 * 1024,
+            max_outputs: 256,
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_heartbeat_secs: 3600,
         }
     }
 }
@@ -226,6 +260,29 @@ pub fn default_store_dir() -> PathBuf {
         return home.join(".local/share/recall/store");
     }
     PathBuf::from("recall-store")
+}
+
+/// The default spool directory, private to recalld's user: `$RECALL_HOME/spool`, else
+/// `$XDG_STATE_HOME/recall/spool`, else `$HOME/.local/state/recall/spool`, else
+/// `<system temp>/recalld-spool-<uid>`.
+pub fn default_spool_dir() -> PathBuf {
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(home) = env("RECALL_HOME") {
+        return home.join("spool");
+    }
+    if let Some(state) = env("XDG_STATE_HOME") {
+        return state.join("recall/spool");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/state/recall/spool");
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    std::env::temp_dir().join(format!("recalld-spool-{uid}"))
 }
 
 /// A setting that cannot be used; the message names it and its value.
@@ -280,6 +337,9 @@ pub enum ConfigError {
 /// Most worker threads `worker_threads` may ask for.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
+/// Largest `limits.max_heartbeat_secs`: one day (a lease then lasts at most three).
+pub const MAX_HEARTBEAT_SECS: u64 = 86_400;
+
 /// Environment variables recalld reads, with the setting each overrides. Variables used by
 /// other recall tools (not settings of recalld) are listed in [`FOREIGN_ENV`].
 pub const ENV_SETTINGS: &[&str] = &[
@@ -289,12 +349,20 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_LOG_FORMAT",
     "RECALL_WORKER_THREADS",
     "RECALL_SPOOL_DIR",
+    "RECALL_MAX_CONNECTIONS",
     "RECALL_HOT_CAPACITY_BYTES",
     "RECALL_HOT_TTL_SECS",
     "RECALL_HOT_NEGATIVE_TTL_SECS",
     "RECALL_LOOKUP_TIMEOUT_MS",
     "RECALL_PUBLISH_TIMEOUT_SECS",
     "RECALL_LEASE_TIMEOUT_MS",
+    "RECALL_HEADER_READ_TIMEOUT_SECS",
+    "RECALL_BODY_IDLE_TIMEOUT_SECS",
+    "RECALL_SHUTDOWN_TIMEOUT_SECS",
+    "RECALL_MAX_MATERIAL_BYTES",
+    "RECALL_MAX_OUTPUTS",
+    "RECALL_MAX_MANIFEST_BYTES",
+    "RECALL_MAX_HEARTBEAT_SECS",
     "RECALL_BREAKER_FAILURE_THRESHOLD",
     "RECALL_BREAKER_OPEN_MS",
     "RECALL_MAX_AGE_SECS",
@@ -374,12 +442,22 @@ impl Config {
                     self.worker_threads = usize::try_from(num()?).map_err(|_| bad("too large"))?
                 }
                 "RECALL_SPOOL_DIR" => self.spool_dir = Some(PathBuf::from(&value)),
+                "RECALL_MAX_CONNECTIONS" => {
+                    self.max_connections = usize::try_from(num()?).map_err(|_| bad("too large"))?
+                }
                 "RECALL_HOT_CAPACITY_BYTES" => self.hot.capacity_bytes = num()?,
                 "RECALL_HOT_TTL_SECS" => self.hot.ttl_secs = num()?,
                 "RECALL_HOT_NEGATIVE_TTL_SECS" => self.hot.negative_ttl_secs = num()?,
                 "RECALL_LOOKUP_TIMEOUT_MS" => self.timeouts.lookup_ms = num()?,
                 "RECALL_PUBLISH_TIMEOUT_SECS" => self.timeouts.publish_secs = num()?,
                 "RECALL_LEASE_TIMEOUT_MS" => self.timeouts.lease_ms = num()?,
+                "RECALL_HEADER_READ_TIMEOUT_SECS" => self.timeouts.header_read_secs = num()?,
+                "RECALL_BODY_IDLE_TIMEOUT_SECS" => self.timeouts.body_idle_secs = num()?,
+                "RECALL_SHUTDOWN_TIMEOUT_SECS" => self.timeouts.shutdown_secs = num()?,
+                "RECALL_MAX_MATERIAL_BYTES" => self.limits.max_material_bytes = num()?,
+                "RECALL_MAX_OUTPUTS" => self.limits.max_outputs = num()?,
+                "RECALL_MAX_MANIFEST_BYTES" => self.limits.max_manifest_bytes = num()?,
+                "RECALL_MAX_HEARTBEAT_SECS" => self.limits.max_heartbeat_secs = num()?,
                 "RECALL_BREAKER_FAILURE_THRESHOLD" => {
                     self.breaker.failure_threshold =
                         u32::try_from(num()?).map_err(|_| bad("too large"))?
@@ -442,6 +520,49 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        for (setting, value) in [
+            ("timeouts.header_read_secs", self.timeouts.header_read_secs),
+            ("timeouts.body_idle_secs", self.timeouts.body_idle_secs),
+            ("timeouts.shutdown_secs", self.timeouts.shutdown_secs),
+            ("max_connections", self.max_connections as u64),
+            ("limits.max_material_bytes", self.limits.max_material_bytes),
+            ("limits.max_outputs", self.limits.max_outputs),
+            ("limits.max_manifest_bytes", self.limits.max_manifest_bytes),
+            ("limits.max_heartbeat_secs", self.limits.max_heartbeat_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "0".into(), "must be at least 1"));
+            }
+        }
+        if self.limits.max_outputs > recall_store::MAX_MANIFEST_OUTPUTS as u64 {
+            return Err(invalid(
+                "limits.max_outputs",
+                self.limits.max_outputs.to_string(),
+                &format!(
+                    "must be at most {} (readers treat an entry with more outputs as a miss)",
+                    recall_store::MAX_MANIFEST_OUTPUTS
+                ),
+            ));
+        }
+        if self.limits.max_manifest_bytes > recall_store::MAX_MANIFEST_BYTES as u64 / 2 {
+            return Err(invalid(
+                "limits.max_manifest_bytes",
+                self.limits.max_manifest_bytes.to_string(),
+                &format!(
+                    "must be at most {} (half the readers' limit of {} bytes, leaving room for \
+                     the nondeterminism records later publishes add)",
+                    recall_store::MAX_MANIFEST_BYTES / 2,
+                    recall_store::MAX_MANIFEST_BYTES
+                ),
+            ));
+        }
+        if self.limits.max_heartbeat_secs > MAX_HEARTBEAT_SECS {
+            return Err(invalid(
+                "limits.max_heartbeat_secs",
+                self.limits.max_heartbeat_secs.to_string(),
+                &format!("must be at most {MAX_HEARTBEAT_SECS} (one day)"),
+            ));
+        }
         if self.breaker.failure_threshold == 0 {
             return Err(invalid(
                 "breaker.failure_threshold",
@@ -493,6 +614,7 @@ mod tests {
         config.validate().unwrap();
         let defaults = Config::default();
         assert_eq!(config.worker_threads, defaults.worker_threads);
+        assert_eq!(config.max_connections, defaults.max_connections);
         assert_eq!(config.hot, defaults.hot);
         assert_eq!(config.timeouts, defaults.timeouts);
         assert_eq!(config.breaker, defaults.breaker);
@@ -526,6 +648,55 @@ mod tests {
             .apply_env([("RECALL_HOT_TTL_SECS".into(), "7".into())])
             .unwrap();
         assert_eq!(config.hot.ttl_secs, 7);
+    }
+
+    #[test]
+    fn hardening_limits_are_checked_and_named() {
+        for (toml, named) in [
+            ("max_connections = 0", "max_connections"),
+            (
+                "[timeouts]\nheader_read_secs = 0",
+                "timeouts.header_read_secs",
+            ),
+            ("[timeouts]\nbody_idle_secs = 0", "timeouts.body_idle_secs"),
+            ("[timeouts]\nshutdown_secs = 0", "timeouts.shutdown_secs"),
+            (
+                "[limits]\nmax_material_bytes = 0",
+                "limits.max_material_bytes",
+            ),
+            ("[limits]\nmax_outputs = 1025", "limits.max_outputs = 1025"),
+            (
+                "[limits]\nmax_manifest_bytes = 8388609",
+                "limits.max_manifest_bytes = 8388609",
+            ),
+            (
+                "[limits]\nmax_heartbeat_secs = 86401",
+                "limits.max_heartbeat_secs = 86401",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(named), "{toml}: {err}");
+        }
+        let mut config = Config::default();
+        config
+            .apply_env([
+                ("RECALL_MAX_CONNECTIONS".into(), "7".into()),
+                ("RECALL_HEADER_READ_TIMEOUT_SECS".into(), "8".into()),
+                ("RECALL_MAX_OUTPUTS".into(), "9".into()),
+                ("RECALL_MAX_HEARTBEAT_SECS".into(), "10".into()),
+            ])
+            .unwrap();
+        assert_eq!(
+            (
+                config.max_connections,
+                config.timeouts.header_read_secs,
+                config.limits.max_outputs,
+                config.limits.max_heartbeat_secs
+            ),
+            (7, 8, 9, 10)
+        );
+        config.validate().unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod spool;
 pub mod state;
 pub mod status;
 
@@ -37,10 +38,11 @@ pub async fn serve(
     let address = listener.local_addr()?;
     let store_url = config.store.clone();
     let threads = server::worker_count(config.worker_threads);
+    let limits = server::ConnectionLimits::from_config(&config);
     let state = Arc::new(AppState::new(config).await?);
     println!("recalld: listening on http://{address}");
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
-    server::run(listener, routes::app(state), threads, shutdown).await?;
+    server::run(listener, routes::app(state), threads, limits, shutdown).await?;
     tracing::info!("recalld stopped");
     Ok(())
 }

@@ -71,9 +71,8 @@ impl AppState {
         let spool_dir = config
             .spool_dir
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("recalld-spool"));
-        std::fs::create_dir_all(&spool_dir)
-            .map_err(|e| anyhow::anyhow!("spool_dir {}: {e}", spool_dir.display()))?;
+            .unwrap_or_else(crate::config::default_spool_dir);
+        crate::spool::prepare(&spool_dir)?;
         Ok(AppState {
             breaker: Breaker::new(
                 config.breaker.failure_threshold,

@@ -65,7 +65,9 @@ pub fn start_daemon(store: &str, vars: &[(String, String)]) -> Daemon {
         binary.display()
     );
     let port = free_port();
-    let spool = std::env::temp_dir();
+    // recalld refuses a spool other users can reach (such as the shared temp directory);
+    // it creates this one, private, on start-up.
+    let spool = std::env::temp_dir().join(format!("recall-e2e-spool-{}", std::process::id()));
     let child = Command::new(&binary)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
         .env_remove("RECALL_CONFIG")

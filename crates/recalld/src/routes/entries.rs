@@ -11,14 +11,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
 use recall_store::{
-    EntryRef, NondeterminismRecord, Output, PublishMode, PublishOptions, PublishOutcome, StoreError,
+    EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, NondeterminismRecord, Output, OutputData,
+    OutputRecord, PublishMode, PublishOptions, PublishOutcome, StoreError,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::view::{hit_response, manifest_json, miss_json};
-use super::{Shared, authorize, error, query_error, with_status};
+use super::{Shared, authorize, authorize_level, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
 use crate::state::{AppState, LookupAnswer};
@@ -234,8 +235,11 @@ pub struct PublishQuery {
 }
 
 /// `POST /v1/entries`: a multipart body whose first part, `material`, is key material JSON
-/// and whose other parts are the outputs, each named by its output name. Parts are spooled
-/// to disk, so memory stays bounded whatever their size.
+/// and whose other parts are the outputs, each named by its output name. The token is
+/// checked from the headers before any of the body is read (it must be able to write
+/// somewhere; its scope is checked once the material names the tenant). The material is
+/// held in memory up to `limits.max_material_bytes`; outputs are spooled to disk and hashed
+/// as they arrive, so memory stays bounded whatever their size.
 pub async fn publish(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -247,8 +251,14 @@ pub async fn publish(
         Ok(q) => q,
         Err(rejection) => return query_error(rejection),
     };
+    if let Err(r) = authorize_level(&state, &headers, Access::Write) {
+        return r;
+    }
+    let material_limit = state.config.limits.max_material_bytes;
     let first = match multipart.next_field().await {
-        Ok(Some(field)) if field.name() == Some("material") => field.text().await,
+        Ok(Some(field)) if field.name() == Some("material") => {
+            read_bounded(field, material_limit).await
+        }
         Ok(Some(field)) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -261,8 +271,7 @@ pub async fn publish(
         Ok(None) => return error(StatusCode::BAD_REQUEST, "empty multipart body"),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("multipart: {e}")),
     };
-    let derived = match first.map_err(|e| error(StatusCode::BAD_REQUEST, format!("material: {e}")))
-    {
+    let derived = match first {
         Ok(text) => match material_from_body(&text) {
             Ok(d) => d,
             Err(r) => return r,
@@ -278,9 +287,21 @@ pub async fn publish(
     ) {
         return r;
     }
+    let max_outputs = state.config.limits.max_outputs;
+    if derived.outputs.len() as u64 > max_outputs {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the key material declares {} outputs, more than limits.max_outputs = {max_outputs}",
+                derived.outputs.len()
+            ),
+        );
+    }
 
-    // Spool each output; the temporary files are removed when `spooled` is dropped.
-    let mut spooled: Vec<(String, tempfile::TempPath)> = Vec::new();
+    // Spool each output, hashing the bytes as they arrive: the store names and checks the
+    // blob by that digest, not by what a later read of the file finds. The temporary files
+    // are removed when `spooled` is dropped.
+    let mut spooled: Vec<(String, tempfile::TempPath, Digest, u64)> = Vec::new();
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -294,7 +315,7 @@ pub async fn publish(
                 format!("part {name:?} is not a declared output of this key material"),
             );
         }
-        if spooled.iter().any(|(n, _)| *n == name) {
+        if spooled.iter().any(|(n, ..)| *n == name) {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("output {name:?} sent twice"),
@@ -308,10 +329,14 @@ pub async fn publish(
             Ok(f) => f,
             Err(e) => return put_failure(&state, &derived, format!("spool: {e}")),
         };
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => {
                     state.metrics.bytes_in.inc_by(chunk.len() as u64);
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
                     if let Err(e) = file.write_all(&chunk).await {
                         return put_failure(&state, &derived, format!("spool: {e}"));
                     }
@@ -323,13 +348,32 @@ pub async fn publish(
         if let Err(e) = file.flush().await {
             return put_failure(&state, &derived, format!("spool: {e}"));
         }
-        spooled.push((name, temp));
+        spooled.push((name, temp, Digest::from(hasher.finalize()), size));
     }
 
     let outputs: Vec<Output> = spooled
         .iter()
-        .map(|(name, path)| Output::file(name.clone(), path.to_path_buf()))
+        .map(|(name, path, digest, size)| Output {
+            name: name.clone(),
+            data: OutputData::Received {
+                path: path.to_path_buf(),
+                digest: *digest,
+                size: *size,
+            },
+        })
         .collect();
+    let manifest_size = manifest_size_bound(&derived, &spooled);
+    let max_manifest = state.config.limits.max_manifest_bytes;
+    if manifest_size > max_manifest {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the entry's manifest would be {manifest_size} bytes, more than \
+                 limits.max_manifest_bytes = {max_manifest} (outputs of at most \
+                 {INLINE_MAX_BYTES} bytes are stored inside it)"
+            ),
+        );
+    }
     let options = PublishOptions {
         mode: if query.overwrite {
             PublishMode::Overwrite
@@ -391,6 +435,71 @@ pub async fn publish(
         ),
     }
 }
+
+/// Reads a part into memory, refusing (413) one of more than `limit` bytes as soon as it
+/// passes the limit, and one that is not UTF-8 (400).
+async fn read_bounded(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> Result<String, Response> {
+    let mut bytes = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if (bytes.len() + chunk.len()) as u64 > limit {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("material: more than limits.max_material_bytes = {limit} bytes"),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("material: {e}"))),
+        }
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("material: not UTF-8: {e}")))
+}
+
+/// An upper bound on the size of the manifest a publish of `spooled` writes: the manifest
+/// itself with the largest timestamps, plus room for the producer text, before any
+/// nondeterminism record.
+fn manifest_size_bound(
+    derived: &DerivedKey,
+    spooled: &[(String, tempfile::TempPath, Digest, u64)],
+) -> u64 {
+    let outputs = spooled
+        .iter()
+        .map(|(name, _, digest, size)| {
+            let record = OutputRecord {
+                ty: derived
+                    .outputs
+                    .get(name)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                size: *size,
+                digest: *digest,
+                // Inline bytes weigh their length; their content does not matter here.
+                inline: (*size <= INLINE_MAX_BYTES).then(|| vec![0u8; *size as usize].into()),
+            };
+            (name.clone(), record)
+        })
+        .collect();
+    let manifest = Manifest {
+        layout_version: LAYOUT_VERSION,
+        key: derived.clone(),
+        outputs,
+        created_at_ms: i64::MAX,
+        expires_at_ms: Some(i64::MAX),
+        producer: String::new(),
+        nondeterminism: Vec::new(),
+    };
+    manifest.encode().len() as u64 + PRODUCER_ALLOWANCE
+}
+
+/// Bytes allowed for the manifest's `producer` text in [`manifest_size_bound`].
+const PRODUCER_ALLOWANCE: u64 = 1024;
 
 /// Logs a publish whose outputs differed from the entry it met.
 fn warn_nondeterminism(derived: &DerivedKey, observed: Option<&NondeterminismRecord>) {

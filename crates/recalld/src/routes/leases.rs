@@ -17,9 +17,6 @@ use super::entries::authorized_entry;
 use super::{Shared, error, parse_json, query_error};
 use crate::config::Access;
 
-/// Longest heartbeat a lease request may ask for: one day.
-pub const MAX_HEARTBEAT_SECONDS: u64 = 86_400;
-
 /// Body of `POST /v1/leases/{project}/{domain}/{key}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +87,14 @@ pub async fn acquire(
         Ok(r) => r,
         Err(r) => return r,
     };
-    if !(1..=MAX_HEARTBEAT_SECONDS).contains(&request.heartbeat_seconds) {
+    // Refused, not clamped: a holder that believes it has a longer heartbeat than it was
+    // granted would let its lease lapse between beats.
+    let max = state.config.limits.max_heartbeat_secs;
+    if !(1..=max).contains(&request.heartbeat_seconds) {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
-                "heartbeat_seconds: {} is out of range 1..={MAX_HEARTBEAT_SECONDS}",
+                "heartbeat_seconds: {} is out of range 1..={max} (limits.max_heartbeat_secs)",
                 request.heartbeat_seconds
             ),
         );

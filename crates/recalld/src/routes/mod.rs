@@ -341,6 +341,22 @@ pub(crate) fn authorize(
         .map_err(denied_response)
 }
 
+/// Checks, from the headers alone, that the request's token has `need` access somewhere:
+/// what a request must pass before its body is read.
+pub(crate) fn authorize_level(
+    state: &AppState,
+    headers: &HeaderMap,
+    need: Access,
+) -> Result<(), Response> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state
+        .auth
+        .check_level(header, need)
+        .map_err(denied_response)
+}
+
 /// The tenant that `project` and `domain` name (400 when either is not a valid name), once
 /// the request's token is checked for `need` on it.
 pub(crate) fn authorized_tenant(

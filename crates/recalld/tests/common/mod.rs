@@ -152,6 +152,8 @@ pub struct Options {
     pub toml: String,
     /// Use this S3 endpoint instead of the backend's (a proxy).
     pub endpoint_override: Option<String>,
+    /// Start the daemon with this limit on open files (RLIMIT_NOFILE).
+    pub open_files: Option<u64>,
 }
 
 /// A running recalld process; killed when dropped.
@@ -211,6 +213,23 @@ impl Daemon {
                 .env_remove("AWS_SESSION_TOKEN")
                 .env_remove("AWS_ENDPOINT_URL_S3")
                 .env_remove("AWS_ENDPOINT");
+        }
+        if let Some(limit) = options.open_files {
+            use std::os::unix::process::CommandExt as _;
+            let limit = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = command.spawn().expect("spawn recalld");
         let stdout = child.stdout.take().expect("stdout");

@@ -13,7 +13,7 @@ use super::{ADMIN, ALPHA_READ, ALPHA_WRITE, Backend, Daemon, Material, Options, 
 fn options(toml: &str) -> Options {
     Options {
         toml: toml.to_string(),
-        endpoint_override: None,
+        ..Options::default()
     }
 }
 
@@ -730,6 +730,7 @@ pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
                [breaker]\nfailure_threshold = 3\nopen_ms = 1500\n"
             .into(),
         endpoint_override: Some(proxy.endpoint()),
+        ..Options::default()
     };
     let d = Daemon::start(backend, &cfg);
     let cached = Material::new(&d, "alpha", "wf.cut", 0, &["o"]).await;
