@@ -287,6 +287,18 @@ impl Client {
         }
     }
 
+    /// What output paths must never replace: for a `file://` store, its root.
+    fn protected(&self) -> outputs::Protected {
+        let store_root = match &self.recipe {
+            Recipe::Store { url, .. } => outputs::file_store_root(url),
+            Recipe::Daemon { .. } => None,
+        };
+        outputs::Protected {
+            store_root,
+            ..outputs::Protected::default()
+        }
+    }
+
     /// The client of this process, opened on first use (and again after a failed opening).
     async fn client(&self) -> Result<Arc<dyn CacheClient>, CliError> {
         let cell = {
@@ -461,8 +473,9 @@ impl Client {
                 Lookup::Hit(m) => m,
                 Lookup::Miss(_) => return Ok(None),
             };
-            for (name, _) in &targets {
-                if !manifest.outputs.contains_key(name) {
+            let mut wanted = Vec::with_capacity(targets.len());
+            for (name, path) in &targets {
+                let Some(output) = manifest.outputs.get(name) else {
                     return Err(CliError::Usage(format!(
                         "output {name:?}: the entry has no such output (it has {})",
                         manifest
@@ -472,21 +485,36 @@ impl Client {
                             .collect::<Vec<_>>()
                             .join(", ")
                     )));
-                }
+                };
+                wanted.push(OutputPath {
+                    name: name.clone(),
+                    kind: if output.ty == "dir" {
+                        OutputKind::Dir
+                    } else {
+                        OutputKind::File
+                    },
+                    path: path.clone(),
+                });
             }
-            let staging = scratch_dir(targets.first().map(|t| t.1.as_path()))?;
+            // The CLI's rules for what an output path may replace, checked before anything
+            // is fetched or removed: never the working directory, an ancestor of it, or a
+            // file:// store.
+            let checked = outputs::guard(&wanted, &self.protected())?;
+            let staging = scratch_dir(checked.first().map(|t| t.path.as_path()))?;
             let manifest = match client.fetch(&entry, staging.path()).await? {
                 Lookup::Hit(m) => m,
                 Lookup::Miss(_) => return Ok(None),
             };
-            for (name, path) in &targets {
-                let staged = staging.path().join(name);
-                if manifest.outputs.get(name).is_some_and(|o| o.ty == "dir") {
-                    outputs::place_dir(&staged, path)?;
-                } else {
-                    outputs::place_file(&staged, path)?;
-                }
+            // All or nothing: every output staged beside its target, then all renamed in.
+            let mut staged = Vec::with_capacity(checked.len());
+            for output in &checked {
+                let fetched = staging.path().join(&output.name);
+                staged.push(match output.kind {
+                    OutputKind::Dir => outputs::stage_dir(&fetched, &output.path)?,
+                    OutputKind::File => outputs::stage_file(&fetched, &output.path)?,
+                });
             }
+            outputs::put_in_place(staged)?;
             Ok(Some(manifest_json(&manifest, false).to_string()))
         })
     }

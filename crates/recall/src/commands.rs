@@ -183,12 +183,7 @@ fn protected(
     resolved: Option<&Resolved>,
     command: &[String],
 ) -> outputs::Protected {
-    let store_root = global
-        .store
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok());
+    let store_root = global.store.as_deref().and_then(outputs::file_store_root);
     let mut inputs = resolved.map(Resolved::input_paths).unwrap_or_default();
     inputs.extend(outputs::script_of(command));
     outputs::Protected {

@@ -94,6 +94,15 @@ pub struct Protected {
     pub inputs: Vec<PathBuf>,
 }
 
+/// The root directory of a `file://` store URL, which no output path may replace; `None`
+/// for other stores and for a URL that does not parse.
+pub fn file_store_root(url: &str) -> Option<PathBuf> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+}
+
 /// Checks every output path against what must never be removed or replaced, before
 /// anything is: the working directory and its ancestors, the job file's directory and its
 /// ancestors, a `file://` store's root with everything in it or above it, the run's inputs
