@@ -105,6 +105,14 @@ pub enum KeyError {
         /// The repeated key.
         key: String,
     },
+    /// A field of key material JSON is missing, unknown, or not of the JSON kind it must be.
+    #[error("key material JSON: {field}: {reason}")]
+    Field {
+        /// The field's path from the top, e.g. `salt` or `inputs[0].hash`.
+        field: String,
+        /// What is wrong, with the offending value.
+        reason: String,
+    },
     /// Key material given as JSON (`--spec`) does not parse.
     #[error("key material JSON: {0}")]
     Json(String),

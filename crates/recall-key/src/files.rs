@@ -57,6 +57,8 @@ pub fn hash_dir(root: &Path) -> Result<Digest, PathError> {
         let entry = entry.map_err(|e| walk_error(root, e))?;
         let file_type = entry.file_type();
         if file_type.is_dir() {
+            // Not an entry, but its name must still be UTF-8 (an empty one too).
+            relative_path(root, entry.path())?;
             continue;
         }
         if !file_type.is_file() {
@@ -177,6 +179,24 @@ mod tests {
         std::os::unix::fs::symlink(".", root.path().join("loop")).unwrap();
         let err = hash_dir(root.path()).unwrap_err();
         assert!(err.reason.contains("loop"), "{}", err.reason);
+    }
+
+    /// Issue 12 item 17: a directory name that is not UTF-8 is an error even when the
+    /// directory is empty and so contributes no entry.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn non_utf8_directory_names_are_errors_even_when_empty() {
+        use std::os::unix::ffi::OsStrExt;
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.txt"), b"1").unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        fs::create_dir(root.path().join(bad)).unwrap();
+        let err = hash_dir(root.path()).unwrap_err();
+        assert!(err.reason.contains("not valid UTF-8"), "{}", err.reason);
+        fs::remove_dir(root.path().join(bad)).unwrap();
+        fs::create_dir_all(root.path().join("sub").join(bad)).unwrap();
+        let err = hash_dir(root.path()).unwrap_err();
+        assert!(err.reason.contains("not valid UTF-8"), "{}", err.reason);
     }
 
     #[test]

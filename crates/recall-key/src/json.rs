@@ -5,6 +5,7 @@
 //! their token text (docs/KEY-SPEC.md section 8), so this tree keeps it, using serde_json's
 //! `RawValue` to see each value's text.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -32,30 +33,42 @@ pub enum Json {
 }
 
 impl Json {
-    /// Parses a complete JSON text.
+    /// Parses a complete JSON text. An error inside a value names where it is, as a path
+    /// from the top (`inputs[0].value.a: duplicate object key "b"`).
     pub fn parse(text: &str) -> Result<Json, String> {
         let raw: Box<RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Json::from_raw(raw.get(), 0)
+        Json::from_raw(raw.get(), 0).map_err(|e| e.to_string())
     }
 
     /// Builds the tree for one value's raw text; `depth` counts enclosing containers.
-    fn from_raw(text: &str, depth: usize) -> Result<Json, String> {
+    fn from_raw(text: &str, depth: usize) -> Result<Json, TreeError> {
         let text = text.trim_start();
         let container = matches!(text.as_bytes().first(), Some(b'{' | b'['));
         if container && depth >= MAX_JSON_DEPTH {
-            return Err(format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"));
+            return Err(TreeError::new(format!(
+                "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
         }
+        let failure = RefCell::new(None);
+        let visitor = TreeVisitor {
+            depth,
+            failure: &failure,
+        };
         let mut de = serde_json::Deserializer::from_str(text);
         let value = match text.as_bytes().first() {
-            Some(b'{') => de.deserialize_map(TreeVisitor { depth }),
-            Some(b'[') => de.deserialize_seq(TreeVisitor { depth }),
+            Some(b'{') => de.deserialize_map(visitor),
+            Some(b'[') => de.deserialize_seq(visitor),
             Some(b'"') => String::deserialize(&mut de).map(Json::String),
             Some(b't' | b'f') => bool::deserialize(&mut de).map(Json::Bool),
             Some(b'n') => <()>::deserialize(&mut de).map(|_| Json::Null),
             _ => return Ok(Json::Number(text.trim_end().to_string())),
         }
-        .map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            failure
+                .take()
+                .unwrap_or_else(|| TreeError::new(e.to_string()))
+        })?;
+        de.end().map_err(|e| TreeError::new(e.to_string()))?;
         Ok(value)
     }
 
@@ -72,6 +85,73 @@ impl Json {
     }
 }
 
+/// One step of a path into a JSON value.
+#[derive(Debug)]
+enum Step {
+    /// An object member.
+    Key(String),
+    /// An array element.
+    Index(usize),
+}
+
+/// A problem inside a JSON text and where it is.
+#[derive(Debug)]
+struct TreeError {
+    /// From the problem outwards: the innermost step first.
+    path: Vec<Step>,
+    message: String,
+}
+
+impl TreeError {
+    fn new(message: String) -> Self {
+        TreeError {
+            path: Vec::new(),
+            message,
+        }
+    }
+
+    /// The same error, seen from the container one level up.
+    fn within(mut self, step: Step) -> Self {
+        self.path.push(step);
+        self
+    }
+}
+
+impl fmt::Display for TreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            return f.write_str(&self.message);
+        }
+        let steps: Vec<&Step> = self.path.iter().rev().collect();
+        write_path(f, &steps)?;
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Writes a path as `inputs[0].value["a b"]`: plain keys after dots, other keys quoted.
+fn write_path(f: &mut fmt::Formatter<'_>, steps: &[&Step]) -> fmt::Result {
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Key(key) if is_plain_key(key) => {
+                if i > 0 {
+                    f.write_str(".")?;
+                }
+                f.write_str(key)?;
+            }
+            Step::Key(key) => write!(f, "[{}]", serde_json::Value::String(key.clone()))?,
+            Step::Index(index) => write!(f, "[{index}]")?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether a key can be written after a dot in a path (letters, digits, `_`, not first a
+/// digit).
+fn is_plain_key(key: &str) -> bool {
+    key.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
@@ -79,11 +159,22 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
-struct TreeVisitor {
+/// Builds arrays and objects; an error found inside an element is left in `failure` with
+/// its path (serde's error type carries only text).
+struct TreeVisitor<'a> {
     depth: usize,
+    failure: &'a RefCell<Option<TreeError>>,
 }
 
-impl<'de> Visitor<'de> for TreeVisitor {
+impl TreeVisitor<'_> {
+    fn fail<E: de::Error>(&self, error: TreeError) -> E {
+        let text = error.to_string();
+        *self.failure.borrow_mut() = Some(error);
+        E::custom(text)
+    }
+}
+
+impl<'de> Visitor<'de> for TreeVisitor<'_> {
     type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,7 +184,10 @@ impl<'de> Visitor<'de> for TreeVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut items = Vec::new();
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            items.push(Json::from_raw(raw.get(), self.depth + 1).map_err(de::Error::custom)?);
+            match Json::from_raw(raw.get(), self.depth + 1) {
+                Ok(item) => items.push(item),
+                Err(e) => return Err(self.fail(e.within(Step::Index(items.len())))),
+            }
         }
         Ok(Json::Array(items))
     }
@@ -103,11 +197,14 @@ impl<'de> Visitor<'de> for TreeVisitor {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("duplicate object key {key:?}")));
+                let message = format!("duplicate object key {}", serde_json::Value::String(key));
+                return Err(self.fail(TreeError::new(message)));
             }
             let raw = map.next_value::<Box<RawValue>>()?;
-            let value = Json::from_raw(raw.get(), self.depth + 1).map_err(de::Error::custom)?;
-            entries.push((key, value));
+            match Json::from_raw(raw.get(), self.depth + 1) {
+                Ok(value) => entries.push((key, value)),
+                Err(e) => return Err(self.fail(e.within(Step::Key(key)))),
+            }
         }
         Ok(Json::Object(entries))
     }

@@ -276,11 +276,42 @@ fn is_integer_token(text: &str) -> bool {
         && (digits == "0" || !digits.starts_with('0'))
 }
 
-/// Whether `text` follows the JSON number grammar.
+/// Whether `text` follows the JSON number grammar
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`), whatever its magnitude: `1e400` is a
+/// number token (whose value is +infinity), as in the JSON form.
 fn is_number_token(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Number>(text).is_ok()
-        && !text.starts_with(char::is_whitespace)
-        && !text.ends_with(char::is_whitespace)
+    let b = text.as_bytes();
+    let digits_from = |i: usize| {
+        i + b[i.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits_from(i),
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits_from(i + 1);
+        if end == i + 1 {
+            return false;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits_from(i);
+        if end == i {
+            return false;
+        }
+        i = end;
+    }
+    i == b.len()
 }
 
 /// A signed 64-bit integer from a JSON number token: integer tokens only.
@@ -378,9 +409,50 @@ mod tests {
         assert_eq!(json("float", "3"), Ok(Value::Float(3.0)));
         assert!(matches!(json("float", "\"NaN\""), Ok(Value::Float(f)) if f.is_nan()));
         assert_eq!(lit("float", "-inf"), Ok(Value::Float(f64::NEG_INFINITY)));
-        assert!(lit("float", "1,5").is_err());
-        assert!(lit("float", "0x10").is_err());
+        for bad in [
+            "1,5", "0x10", "", "-", "01", "1.", ".5", "1e", "1e+", "+1", " 1", "1 ", "1.5.2",
+            "--1", "infinity",
+        ] {
+            assert!(lit("float", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "0",
+            "-0",
+            "1.5",
+            "-2e-3",
+            "1E+2",
+            "0.0e0",
+            "123456789012345678901234",
+        ] {
+            assert_eq!(
+                lit("float", good),
+                json("float", good),
+                "{good:?} should read the same in both forms"
+            );
+        }
         assert!(json("float", "\"1.5\"").is_err());
+    }
+
+    /// Issue 12 item 19: a number token beyond the binary64 range reads the same in the flag
+    /// form as in the JSON form (KEY-SPEC section 8: round to nearest, so +-infinity or 0).
+    #[test]
+    fn out_of_range_floats_agree_between_flag_and_json_forms() {
+        for (token, want) in [
+            ("1e400", f64::INFINITY),
+            ("-1e400", f64::NEG_INFINITY),
+            ("1e-400", 0.0),
+        ] {
+            assert_eq!(lit("float", token), Ok(Value::Float(want)), "{token}");
+            assert_eq!(json("float", token), Ok(Value::Float(want)), "{token}");
+        }
+        let Ok(Value::Float(f)) = lit("float", "-1e-400") else {
+            panic!()
+        };
+        assert!(f == 0.0 && f.is_sign_negative());
+        assert_eq!(
+            lit("list<float>", "[1e400]"),
+            json("list<float>", "[1e400]")
+        );
     }
 
     #[test]

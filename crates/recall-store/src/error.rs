@@ -2,6 +2,8 @@
 
 use recall_key::KeyError;
 
+use crate::backend::BackendProblem;
+
 /// Why a store operation failed. Each `Display` text is one line naming the field or path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +60,10 @@ pub enum StoreError {
         /// The output name.
         name: String,
     },
+    /// The backend cannot be used at all (the bucket is missing, no credentials): the fix is
+    /// in the store's settings, not in any one object.
+    #[error(transparent)]
+    Unusable(#[from] BackendProblem),
     /// A lease argument is out of range.
     #[error("lease {field} {value}: {reason}")]
     InvalidLease {
@@ -77,6 +83,15 @@ impl StoreError {
         path: &object_store::path::Path,
         source: object_store::Error,
     ) -> Self {
+        let source = match source {
+            object_store::Error::Generic { store, source } => {
+                match source.downcast::<BackendProblem>() {
+                    Ok(problem) => return StoreError::Unusable(*problem),
+                    Err(source) => object_store::Error::Generic { store, source },
+                }
+            }
+            other => other,
+        };
         StoreError::Backend {
             operation,
             path: path.to_string(),

@@ -123,6 +123,7 @@ impl Store {
                 reason: "must be at least 1",
             });
         }
+        self.ensure_descriptor().await?;
         let path = self.path(&entry.tenant.lease(&entry.key));
         let heartbeat_ms = duration_ms(heartbeat);
         for _ in 0..MAX_ROUNDS {

@@ -18,7 +18,7 @@ mod maintenance;
 mod manifest;
 mod store;
 
-pub use backend::{Backend, open_url, open_url_with};
+pub use backend::{Backend, BackendProblem, open_url, open_url_with};
 pub use blob::UploadTuning;
 pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
 pub use error::StoreError;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -272,6 +273,9 @@ pub struct Store {
     pub(crate) objects: Arc<dyn ObjectStore>,
     pub(crate) root: String,
     pub(crate) config: StoreConfig,
+    /// Whether the root's descriptor is known to exist (and name a layout this version
+    /// reads). Until it does, lookups are misses and the first write creates it.
+    has_descriptor: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -287,7 +291,9 @@ impl Store {
     }
 
     /// Uses any object store (a wrapper, a test double) with the store root under `root`.
-    /// Reads the descriptor object, writing it first if the store is new.
+    /// Reads the descriptor object, refusing a layout this version cannot read. Opening
+    /// writes nothing: a root without a descriptor is not a recall store yet (every lookup
+    /// misses), and the first publish or lease creates it (docs/LAYOUT.md section 1).
     pub async fn from_object_store(
         objects: Arc<dyn ObjectStore>,
         root: &str,
@@ -297,8 +303,9 @@ impl Store {
             objects,
             root: root.trim_matches('/').to_string(),
             config,
+            has_descriptor: Arc::new(AtomicBool::new(false)),
         };
-        store.check_descriptor().await?;
+        store.read_descriptor().await?;
         Ok(store)
     }
 
@@ -321,29 +328,20 @@ impl Store {
         }
     }
 
-    async fn check_descriptor(&self) -> Result<(), StoreError> {
+    /// Reads the descriptor: `false` when there is none, an error when it names a layout
+    /// this version cannot read. Once found, it is not read again.
+    async fn read_descriptor(&self) -> Result<bool, StoreError> {
+        if self.has_descriptor.load(Ordering::Acquire) {
+            return Ok(true);
+        }
         let path = self.path(DESCRIPTOR);
         let body = match self.objects.get(&path).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map_err(|e| StoreError::backend("get", &path, e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                let descriptor = serde_json::json!({
-                    "layout_version": LAYOUT_VERSION,
-                    "key_spec_version": KEY_SPEC_VERSION,
-                    "inline_max_bytes": INLINE_MAX_BYTES,
-                });
-                let text = format!("{descriptor:#}\n");
-                return match self
-                    .objects
-                    .put_opts(&path, PutPayload::from(text), PutMode::Create.into())
-                    .await
-                {
-                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-                    Err(e) => Err(StoreError::backend("put", &path, e)),
-                };
-            }
+            Ok(result) => match result.bytes().await {
+                Ok(body) => body,
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(StoreError::backend("get", &path, e)),
+            },
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(StoreError::backend("get", &path, e)),
         };
         let unsupported = |reason: String| StoreError::UnsupportedLayout {
@@ -353,7 +351,10 @@ impl Store {
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| unsupported(format!("not JSON: {e}")))?;
         match value.get("layout_version").and_then(|v| v.as_u64()) {
-            Some(LAYOUT_VERSION) => Ok(()),
+            Some(LAYOUT_VERSION) => {
+                self.has_descriptor.store(true, Ordering::Release);
+                Ok(true)
+            }
             Some(other) => Err(unsupported(format!(
                 "layout_version {other}, this version of recall reads {LAYOUT_VERSION}"
             ))),
@@ -361,8 +362,46 @@ impl Store {
         }
     }
 
+    /// Makes sure the root has a descriptor before a writer's first object: creates it if
+    /// absent (create-if-absent), and refuses a root whose descriptor another writer wrote
+    /// with a layout this version cannot read.
+    pub(crate) async fn ensure_descriptor(&self) -> Result<(), StoreError> {
+        if self.read_descriptor().await? {
+            return Ok(());
+        }
+        let path = self.path(DESCRIPTOR);
+        let descriptor = serde_json::json!({
+            "layout_version": LAYOUT_VERSION,
+            "key_spec_version": KEY_SPEC_VERSION,
+            "inline_max_bytes": INLINE_MAX_BYTES,
+        });
+        let text = format!("{descriptor:#}\n");
+        match self
+            .objects
+            .put_opts(&path, PutPayload::from(text), PutMode::Create.into())
+            .await
+        {
+            Ok(_) => {
+                self.has_descriptor.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => match self.read_descriptor().await? {
+                true => Ok(()),
+                false => Err(StoreError::UnsupportedLayout {
+                    path: path.to_string(),
+                    reason: "the descriptor exists but could not be read back".into(),
+                }),
+            },
+            Err(e) => Err(StoreError::backend("put", &path, e)),
+        }
+    }
+
     /// One GET of the entry's manifest: a hit carries the manifest (outputs not fetched).
     pub async fn lookup(&self, entry: &EntryRef) -> Result<Lookup<Manifest>, StoreError> {
+        if !self.read_descriptor().await? {
+            // Not a recall store yet (LAYOUT section 1); one GET until a writer creates it.
+            return Ok(Lookup::Miss(Miss::NotFound));
+        }
         let path = self.path(&entry.tenant.entry(&entry.key));
         let body = match self.objects.get(&path).await {
             Ok(result) => match result.bytes().await {
@@ -397,6 +436,9 @@ impl Store {
         &self,
         entry: &EntryRef,
     ) -> Result<Option<Manifest>, StoreError> {
+        if !self.read_descriptor().await? {
+            return Ok(None);
+        }
         let path = self.path(&entry.tenant.entry(&entry.key));
         let body = match self.objects.get(&path).await {
             Ok(result) => match result.bytes().await {
@@ -558,6 +600,7 @@ impl Store {
             });
         }
 
+        self.ensure_descriptor().await?;
         let mut mode = options.mode;
         if mode == PublishMode::CreateIfAbsent {
             match self.lookup(&entry).await? {

@@ -24,7 +24,7 @@ pub struct DirectClient {
 }
 
 impl DirectClient {
-    /// Opens the store at `url` (reads, or first writes, its descriptor).
+    /// Opens the store at `url` (reads its descriptor; the first publish writes it).
     pub async fn open(url: &str, config: StoreConfig) -> Result<Self, CliError> {
         let store = Store::open_with(url, config).await?;
         Ok(DirectClient {

@@ -102,6 +102,44 @@ fn flags_and_spec_file_give_the_same_key() {
     assert_eq!(stdout(&flags), stdout(&from_spec));
 }
 
+/// Issue 12 items 15 and 19: numbers beyond the binary64 range and datetimes late in year
+/// 9999 give the same key in the flag form as in the JSON form (KEY-SPEC sections 4.2, 8).
+#[test]
+fn edge_values_agree_between_flags_and_spec_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ty, literal, json) in [
+        ("float", "1e400", "1e400"),
+        ("float", "-1e400", "-1e400"),
+        ("float", "1e400", "\"Infinity\""),
+        ("float", "-1e-400", "-0"),
+        (
+            "datetime",
+            "9999-12-31T00:00:00Z",
+            "\"9999-12-31T00:00:00Z\"",
+        ),
+        (
+            "datetime",
+            "9999-12-31T23:59:59-23:59",
+            "\"9999-12-31T23:59:59-23:59\"",
+        ),
+    ] {
+        let flags = run(&["--input", &format!("x:{ty}={literal}")], dir.path());
+        assert!(flags.status.success(), "{ty} {literal}: {}", stderr(&flags));
+        let spec = format!(
+            r#"{{"project":"flytesnacks","domain":"development","task":"wf.square",
+               "cache_version":"1.0","inputs":[{{"name":"x","type":"{ty}","value":{json}}}]}}"#
+        );
+        std::fs::write(dir.path().join("material.json"), spec).unwrap();
+        let from_spec = recall(&["key", "--spec", "material.json"], dir.path());
+        assert!(from_spec.status.success(), "{json}: {}", stderr(&from_spec));
+        assert_eq!(
+            stdout(&flags),
+            stdout(&from_spec),
+            "{ty} {literal} vs {json}"
+        );
+    }
+}
+
 #[test]
 fn file_content_not_path_decides_the_key() {
     let dir = tempfile::tempdir().unwrap();

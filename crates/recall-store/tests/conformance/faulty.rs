@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
@@ -21,6 +22,8 @@ pub enum Fault {
     ManifestPut,
     /// The second part of every multipart upload.
     SecondPart,
+    /// A read-only key: every put, multipart upload, delete and copy is denied.
+    ReadOnly,
 }
 
 /// Delegates to `inner`, except for the chosen fault.
@@ -28,6 +31,13 @@ pub enum Fault {
 pub struct FaultyStore {
     pub inner: Arc<dyn ObjectStore>,
     pub fault: Fault,
+}
+
+fn denied(path: &Path) -> object_store::Error {
+    object_store::Error::PermissionDenied {
+        path: path.to_string(),
+        source: "injected: this key may only read".into(),
+    }
 }
 
 fn injected(what: &str) -> object_store::Error {
@@ -54,6 +64,9 @@ impl ObjectStore for FaultyStore {
         if self.fault == Fault::ManifestPut && location.as_ref().contains("/entries/") {
             return Err(injected("manifest put"));
         }
+        if self.fault == Fault::ReadOnly {
+            return Err(denied(location));
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -62,6 +75,9 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
+        if self.fault == Fault::ReadOnly {
+            return Err(denied(location));
+        }
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         if self.fault == Fault::SecondPart {
             return Ok(Box::new(FailingUpload {
@@ -84,6 +100,11 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
+        if self.fault == Fault::ReadOnly {
+            return locations
+                .map(|location| location.and_then(|path| Err(denied(&path))))
+                .boxed();
+        }
         self.inner.delete_stream(locations)
     }
 
@@ -96,6 +117,9 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        if self.fault == Fault::ReadOnly {
+            return Err(denied(to));
+        }
         self.inner.copy_opts(from, to, options).await
     }
 }

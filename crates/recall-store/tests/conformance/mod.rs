@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             gc_keeps_blobs_of_an_in_flight_publish,
             nondeterministic_publishes_are_recorded,
             racing_publishers_with_other_outputs_are_all_recorded,
+            read_only_key_on_a_root_without_descriptor_misses,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -722,6 +723,15 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
     let k = key("wf.garbage", 11);
     let entry = EntryRef::of(&k).unwrap();
     let path = raw(&store, &entry.tenant.entry(&k.key));
+    // A recall store (LAYOUT section 1): without a descriptor every lookup is a plain miss.
+    store
+        .object_store()
+        .put(
+            &raw(&store, "recall-store.json"),
+            PutPayload::from_static(br#"{"layout_version": 1, "key_spec_version": 1}"#),
+        )
+        .await
+        .unwrap();
     for garbage in [&b"\xa1\x61"[..], b"not cbor at all", b""] {
         store
             .object_store()
@@ -1560,4 +1570,50 @@ pub async fn racing_publishers_with_other_outputs_are_all_recorded(h: &Harness) 
     recorded.sort_by_key(|d| d.to_hex());
     losers.sort_by_key(|d| d.to_hex());
     assert_eq!(recorded, losers);
+}
+
+/// LAYOUT section 1: a root without a descriptor is not a recall store yet, so every lookup
+/// misses, and reading it writes nothing: a read-only key opens it and misses instead of
+/// failing on the descriptor write. The first writer creates the descriptor, and a reader
+/// opened before that then sees the entry.
+pub async fn read_only_key_on_a_root_without_descriptor_misses(h: &Harness) {
+    let dir = scratch();
+    let k = key("wf.readonly", 5);
+    let entry = EntryRef::of(&k).unwrap();
+    let reader = h.faulty_store(Fault::ReadOnly).await;
+    assert_eq!(
+        reader.lookup(&entry).await.unwrap(),
+        Lookup::Miss(Miss::NotFound)
+    );
+    assert!(
+        reader
+            .fetch(&entry, FetchTo::Memory)
+            .await
+            .unwrap()
+            .is_miss()
+    );
+    assert_eq!(reader.read_entry_manifest(&entry).await.unwrap(), None);
+    // A reader with write access writes nothing either.
+    let plain = h.store("reader").await;
+    assert!(plain.lookup(&entry).await.unwrap().is_miss());
+    let mut written = h.list_all().await;
+    written.retain(|p| !p.starts_with(".recall"));
+    assert_eq!(written, Vec::<String>::new());
+
+    // Publishing with the read-only key fails on the descriptor, naming it.
+    let err = reader
+        .publish(&k, &outputs(5, dir.path()), &PublishOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("recall-store.json"), "{err}");
+
+    // The first writer creates it; the reader opened before sees the entry.
+    publish(&h.store("writer").await, &k, 5, dir.path()).await;
+    assert!(
+        h.list_all()
+            .await
+            .contains(&"recall-store.json".to_string())
+    );
+    assert_hit(&reader, &k, 5).await;
 }
