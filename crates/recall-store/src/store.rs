@@ -274,6 +274,18 @@ impl Store {
         Self::from_object_store(objects, &root, config).await
     }
 
+    /// Opens the store at `url` without reading its descriptor (no I/O): for a daemon that
+    /// must start while the store is unreachable. Call [`Store::check_descriptor`] before
+    /// trusting it.
+    pub fn open_unverified(url: &str, config: StoreConfig) -> Result<Store, StoreError> {
+        let Backend { objects, root } = open_url(url)?;
+        Ok(Store {
+            objects,
+            root: root.trim_matches('/').to_string(),
+            config,
+        })
+    }
+
     /// Uses any object store (a wrapper, a test double) with the store root under `root`.
     /// Reads the descriptor object, writing it first if the store is new.
     pub async fn from_object_store(
@@ -309,7 +321,9 @@ impl Store {
         }
     }
 
-    async fn check_descriptor(&self) -> Result<(), StoreError> {
+    /// Reads the descriptor object (docs/LAYOUT.md section 1), writing it first if the store
+    /// is new; fails on a layout this version cannot read.
+    pub async fn check_descriptor(&self) -> Result<(), StoreError> {
         let path = self.path(DESCRIPTOR);
         let body = match self.objects.get(&path).await {
             Ok(result) => result
