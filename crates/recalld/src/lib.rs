@@ -38,6 +38,7 @@ pub async fn serve(
     let store_url = config.store.clone();
     let threads = server::worker_count(config.worker_threads);
     let state = Arc::new(AppState::new(config).await?);
+    state.keep_checking_store();
     println!("recalld: listening on http://{address}");
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
     server::run(listener, routes::app(state), threads, shutdown).await?;

@@ -43,3 +43,8 @@ async fn eviction_seen_by_other_daemon_within_ttl() {
 async fn every_route_is_served() {
     scenarios::every_route_is_served(&Backend::local()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_shows_the_capabilities() {
+    scenarios::readyz_shows_the_capabilities(&Backend::local()).await;
+}
