@@ -4,6 +4,7 @@
 #
 #   scripts/test.sh            everything
 #   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
+#                              s3nocas (s3rver, the S3 server without conditional writes),
 #                              fulldisk (needs root), schemathesis, chaos (chaos.sh's
 #                              CLI and daemon scenarios), daemon (recall's daemon-mode
 #                              end-to-end tests)
@@ -36,7 +37,9 @@ if ! skipped python; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
-# Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
+# Object-store servers for recall-store's conformance suite (moto, Azurite, and s3rver for
+# the tests of a store without conditional writes: recall-store's s3_nocas, recalld's
+# store_without_conditional_writes, recall's capabilities_e2e); stopped on exit.
 source scripts/test-servers.sh
 
 echo "== cargo test"
