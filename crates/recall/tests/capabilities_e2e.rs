@@ -245,6 +245,13 @@ fn through_recalld_on_s3rver_serialize_is_refused_and_doctor_exits_1() {
         stderr(&out)
     );
     assert!(!env.dir().join("runs.log").exists());
+    let out = env.recall(&run_args(false));
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("\"exactly one manifest wins\" does not hold"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.recall(&["doctor"]);
     assert_code(&out, 1);
     assert!(
