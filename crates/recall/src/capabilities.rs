@@ -86,6 +86,28 @@ pub fn remember(target: &str, capabilities: &Capabilities) {
     };
     // A failed write is not worth a line on stderr: the next run probes again.
     let _ = write();
+    if let Some(dir) = path.parent() {
+        remove_expired(dir);
+    }
+}
+
+/// Removes cached results older than a day, so that the directory does not grow with every
+/// store URL ever used (test runs use a new one each time).
+fn remove_expired(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age > 24 * CACHE_TTL);
+        if old && entry.path().extension().is_some_and(|e| e == "json") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The conditional writes `capabilities` lacks, by name (ranged GETs are not one).
