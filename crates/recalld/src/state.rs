@@ -35,7 +35,9 @@ pub struct AppState {
 /// gets through: recalld serves, not ready, while the store is down.
 #[derive(Default)]
 struct StoreCheck {
-    /// Set once the check got through; read on every lookup.
+    /// Set once the descriptor was read (lookups wait for this; a read-only store gets it).
+    descriptor_ok: AtomicBool,
+    /// Set once the whole check (descriptor and probe) got through.
     passed: AtomicBool,
     /// The capabilities once known, or why the check has not got through.
     outcome: Mutex<Option<Result<Capabilities, String>>>,
@@ -43,8 +45,11 @@ struct StoreCheck {
     running: tokio::sync::Mutex<()>,
 }
 
-/// How often a failed store check is repeated in the background.
+/// How soon a failed store check is repeated in the background; the wait doubles after each
+/// failure, up to [`STORE_CHECK_RETRY_MAX`] (a store that denies writes keeps failing).
 const STORE_CHECK_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between two background store checks.
+const STORE_CHECK_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// The answer to one lookup.
 #[derive(Debug, Clone)]
@@ -128,8 +133,10 @@ impl AppState {
         }
         let state = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut wait = STORE_CHECK_RETRY;
             loop {
-                tokio::time::sleep(STORE_CHECK_RETRY).await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(STORE_CHECK_RETRY_MAX);
                 let Some(state) = state.upgrade() else { return };
                 match state.check_store().await {
                     Ok(capabilities) => {
@@ -156,18 +163,33 @@ impl AppState {
         }
         let limit = self.readiness_timeout();
         let store = self.store();
-        let result = match tokio::time::timeout(limit, store.check_descriptor()).await {
-            Err(_) => Err(StoreCheckError::Unavailable(format!(
-                "store did not answer within {limit:?}"
-            ))),
-            Ok(Err(err @ StoreError::UnsupportedLayout { .. })) => {
-                Err(StoreCheckError::Layout(err.to_string()))
+        let descriptor = if self.store_check.descriptor_ok.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            match tokio::time::timeout(limit, store.check_descriptor()).await {
+                Err(_) => Err(StoreCheckError::Unavailable(format!(
+                    "store did not answer within {limit:?}"
+                ))),
+                Ok(Err(err @ StoreError::UnsupportedLayout { .. })) => {
+                    Err(StoreCheckError::Layout(err.to_string()))
+                }
+                Ok(Err(err)) => Err(StoreCheckError::Unavailable(err.to_string())),
+                Ok(Ok(())) => {
+                    self.store_check
+                        .descriptor_ok
+                        .store(true, Ordering::Release);
+                    Ok(())
+                }
             }
-            Ok(Err(err)) => Err(StoreCheckError::Unavailable(err.to_string())),
-            Ok(Ok(())) => store
+        };
+        let result = match descriptor {
+            Err(err) => Err(err),
+            // A store that answers reads but denies the probe's writes (read-only
+            // credentials) still serves lookups; only its capabilities stay unknown.
+            Ok(()) => store
                 .probe_capabilities(limit * 3)
                 .await
-                .map_err(|err| StoreCheckError::Unavailable(err.to_string())),
+                .map_err(|err| StoreCheckError::Unavailable(format!("capability probe: {err}"))),
         };
         if let Ok(capabilities) = &result {
             self.metrics.show_capabilities(capabilities);
@@ -278,7 +300,7 @@ impl AppState {
         if let Some(answer) = self.hot.cached(entry).await {
             return (convert(answer), Tier::Hot);
         }
-        if !self.store_check.passed.load(Ordering::Acquire) {
+        if !self.store_check.descriptor_ok.load(Ordering::Acquire) {
             let cause = self.store_not_ready().unwrap_or_default();
             return (
                 LookupAnswer::Failure(format!("store not ready: {cause}")),
