@@ -10,8 +10,12 @@
 # Azure: Azurite from npm, installed into target/node. Exports RECALL_TEST_AZURE_ENDPOINT,
 #        RECALL_TEST_AZURE_ACCOUNT, RECALL_TEST_AZURE_KEY and RECALL_TEST_AZURE_CONTAINER. If
 #        RECALL_TEST_AZURE_CONTAINER is already set, Azurite is not started.
-# RECALL_TEST_SKIP=s3 or =azure (comma-separated) starts neither server for that backend; the
-# suite then skips that backend and says so.
+# S3 without conditional writes: s3rver from npm, installed into target/node. It answers 200
+#        to `If-None-Match: *` on an existing key and to a stale `If-Match` (as Garage does), so
+#        the tests can check that recall notices. Exports RECALL_TEST_S3NOCAS_ENDPOINT and
+#        RECALL_TEST_S3NOCAS_BUCKET (credentials: s3rver's fixed S3RVER / S3RVER).
+# RECALL_TEST_SKIP=s3, =azure or =s3nocas (comma-separated) starts no server for that backend;
+# the suite then skips that backend and says so.
 #
 # Server data lives in a temporary directory; an EXIT trap stops the servers and removes it.
 
@@ -120,4 +124,25 @@ else
       .catch((err) => { console.error("cannot create the Azurite container:", err.message); process.exit(1); });
   '
   echo "== Azure: Azurite on $RECALL_TEST_AZURE_ENDPOINT"
+fi
+
+if recall_skipping s3nocas; then
+  echo "== SKIPPED (RECALL_TEST_SKIP): S3 server without conditional writes (s3rver)"
+else
+  node_dir="$recall_root/target/node"
+  if [ ! -x "$node_dir/node_modules/.bin/s3rver" ]; then
+    echo "== installing s3rver into target/node"
+    mkdir -p "$node_dir"
+    (cd "$node_dir" && npm install --no-audit --no-fund --silent s3rver@3.7.1)
+  fi
+  port=$(recall_free_port)
+  mkdir -p "$recall_servers_dir/s3rver"
+  "$node_dir/node_modules/.bin/s3rver" --address 127.0.0.1 --port "$port" --silent \
+    --directory "$recall_servers_dir/s3rver" --configure-bucket recall-nocas \
+    >"$recall_servers_dir/s3rver.log" 2>&1 &
+  recall_server_pids+=($!)
+  recall_wait_for s3rver "http://127.0.0.1:$port/" "$!" "$recall_servers_dir/s3rver.log"
+  export RECALL_TEST_S3NOCAS_ENDPOINT="http://127.0.0.1:$port"
+  export RECALL_TEST_S3NOCAS_BUCKET=recall-nocas
+  echo "== S3 without conditional writes: s3rver on $RECALL_TEST_S3NOCAS_ENDPOINT"
 fi

@@ -4,6 +4,7 @@
 #
 #   scripts/test.sh            everything
 #   RECALL_TEST_SKIP=python    skip named parts (comma-separated): python, lint, s3, azure,
+#                              s3nocas (s3rver, the S3 server without conditional writes),
 #                              fulldisk (needs root), schemathesis, chaos (chaos.sh's
 #                              CLI and daemon scenarios), daemon (recall's daemon-mode
 #                              end-to-end tests)
@@ -37,7 +38,9 @@ if ! skipped python; then
     -r python/tests/requirements.txt
 fi
 
-# Object-store servers for recall-store's conformance suite (moto, Azurite); stopped on exit.
+# Object-store servers for recall-store's conformance suite (moto, Azurite, and s3rver for
+# the tests of a store without conditional writes: recall-store's s3_nocas, recalld's
+# store_without_conditional_writes, recall's capabilities_e2e); stopped on exit.
 source scripts/test-servers.sh
 
 echo "== cargo test"

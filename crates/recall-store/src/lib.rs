@@ -9,6 +9,7 @@
 
 mod backend;
 mod blob;
+mod capabilities;
 mod clock;
 mod error;
 mod layout;
@@ -20,6 +21,7 @@ mod store;
 
 pub use backend::{Backend, BackendProblem, open_url, open_url_with};
 pub use blob::UploadTuning;
+pub use capabilities::{Capabilities, CapabilityCheck, PROBE_PREFIX, ProbeError};
 pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
 pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};

@@ -290,6 +290,19 @@ impl Store {
         Self::from_object_store(objects, &root, config).await
     }
 
+    /// Opens the store at `url` without reading its descriptor (no I/O): for a daemon that
+    /// must start while the store is unreachable. Call [`Store::check_descriptor`] before
+    /// trusting it.
+    pub fn open_unverified(url: &str, config: StoreConfig) -> Result<Store, StoreError> {
+        let Backend { objects, root } = open_url(url)?;
+        Ok(Store {
+            objects,
+            root: root.trim_matches('/').to_string(),
+            config,
+            has_descriptor: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
     /// Uses any object store (a wrapper, a test double) with the store root under `root`.
     /// Reads the descriptor object, refusing a layout this version cannot read. Opening
     /// writes nothing: a root without a descriptor is not a recall store yet (every lookup
@@ -326,6 +339,13 @@ impl Store {
         } else {
             Path::from(format!("{}/{relative}", self.root))
         }
+    }
+
+    /// Checks that the store answers and that its descriptor, if any, names a layout this
+    /// version reads (docs/LAYOUT.md section 1). Writes nothing: a root without a descriptor
+    /// passes (its lookups miss until a writer creates it).
+    pub async fn check_descriptor(&self) -> Result<(), StoreError> {
+        self.read_descriptor().await.map(|_| ())
     }
 
     /// Reads the descriptor: `false` when there is none, an error when it names a layout

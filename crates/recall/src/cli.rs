@@ -81,6 +81,9 @@ pub enum Command {
     /// Say why key material misses, component by component.
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
+    /// Check a store (or recalld) and say which guarantees recall has there.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  recall completions bash > ~/.local/share/bash-completion/completions/recall"
@@ -89,6 +92,24 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  recall doctor --store s3://bucket/cache
+  recall doctor --daemon http://127.0.0.1:7700 --json
+
+One line per check, in order: URL and addressing style, credentials, bucket, read, write,
+delete, the descriptor, create-if-absent, replace-if-version-matches, ranged GET, multipart,
+clock skew; a fix under each failure. Exit status: 0 every guarantee holds, 1 recall runs with
+weaker guarantees (named), 2 bad usage, 3 recall cannot use the store.";
+
+/// `recall doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const KEY_EXAMPLES: &str = "\

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use recall_key::{DerivedKey, Digest};
 use recall_store::{
-    EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, PublishOutcome, TaskEntry, Tenant,
+    Capabilities, EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, PublishOutcome,
+    TaskEntry, Tenant,
 };
 
 use crate::error::CliError;
@@ -128,4 +129,10 @@ pub trait CacheClient: Send + Sync {
 
     /// Garbage-collects unreferenced blobs in one tenant or all of them.
     async fn gc(&self, tenant: Option<&Tenant>, options: &GcOptions) -> Result<GcReport, CliError>;
+
+    /// What the store honours (conditional writes, ranged GETs), from the local cache or a
+    /// probe (docs/LAYOUT.md section 11); `None` when it could not be found out.
+    async fn capabilities(&self) -> Option<Capabilities> {
+        None
+    }
 }

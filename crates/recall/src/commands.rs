@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use recall_key::Digest;
 use recall_store::{
-    EntryRef, GcOptions, Lookup, Manifest, Miss, NondeterminismOutcome, NondeterminismRecord,
-    StoreConfig, StoreError, Tenant, system_time_ms,
+    Capabilities, EntryRef, GcOptions, Lookup, Manifest, Miss, NondeterminismOutcome,
+    NondeterminismRecord, StoreConfig, StoreError, Tenant, system_time_ms,
 };
 use serde_json::{Value as JsonValue, json};
 
@@ -39,6 +39,7 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Evict(args) => evict(global, args).await,
         Command::Gc(args) => gc(global, args).await,
         Command::Explain(args) => explain_cmd(global, args, &cwd).await,
+        Command::Doctor(args) => crate::doctor::doctor(global, args).await,
         Command::Completions { .. } => Err(CliError::Usage(
             "completions are printed by the recall binary".into(),
         )),
@@ -172,6 +173,12 @@ async fn run(global: &GlobalArgs, args: RunArgs, cwd: &Path) -> Result<u8, CliEr
         }
         other => other,
     };
+    if options.serialize
+        && let Ok(client) = &client
+        && let Some(capabilities) = client.capabilities().await
+    {
+        refuse_serialize(client.describe(), &capabilities)?;
+    }
     crate::run::run(client, &key, &outputs, &command, &options).await
 }
 
@@ -191,6 +198,21 @@ fn protected(
         store_root,
         inputs,
     }
+}
+
+/// `--serialize` needs leases, and leases need conditional writes: on a store without them
+/// it is refused (exit 2) rather than run with a lease that excludes no one.
+fn refuse_serialize(store: String, capabilities: &Capabilities) -> Result<(), CliError> {
+    let missing = crate::capabilities::missing_conditional_writes(capabilities);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "--serialize: {store} does not honour {} (found by recall's capability probe), so a \
+         lease cannot keep concurrent runs from computing at once; run without --serialize or \
+         use a store with conditional writes (`recall doctor --store URL` shows what it lacks)",
+        missing.join(" and ")
+    )))
 }
 
 impl EntryArgs {
@@ -358,6 +380,9 @@ async fn put(global: &GlobalArgs, args: PutArgs, cwd: &Path) -> Result<u8, CliEr
         publish_outputs(client.as_ref(), &key, &outputs, args.overwrite, report).await?;
     if outcome.is_published() {
         report.status(format!("CACHE_POPULATED {short}"));
+        if let Some(capabilities) = client.capabilities().await {
+            crate::capabilities::warn_publish(report, &client.describe(), &short, &capabilities);
+        }
     } else {
         report.status(format!(
             "CACHE_EXISTS {short}: an entry already exists and was kept (--overwrite replaces it)"

@@ -8,9 +8,9 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use recall_key::{DerivedKey, Digest};
 use recall_store::{
-    DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, GcOptions, GcReport, LeaseStatus, Lookup,
-    Manifest, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig, TaskEntry,
-    Tenant,
+    Capabilities, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, GcOptions, GcReport, LeaseStatus,
+    Lookup, Manifest, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig,
+    TaskEntry, Tenant,
 };
 
 use crate::client::{CacheClient, EvictRequest, EvictTarget, LeaseGrant, OutputFile, StoredEntry};
@@ -151,6 +151,20 @@ fn storage(
 
 #[async_trait]
 impl CacheClient for DirectClient {
+    async fn capabilities(&self) -> Option<Capabilities> {
+        let target = crate::capabilities::target(&self.url);
+        if let Some(found) = crate::capabilities::cached(&target) {
+            return Some(found);
+        }
+        let found = self
+            .store
+            .probe_capabilities(crate::capabilities::PROBE_TIMEOUT)
+            .await
+            .ok()?;
+        crate::capabilities::remember(&target, &found);
+        Some(found)
+    }
+
     fn describe(&self) -> String {
         format!("store {}", self.url)
     }

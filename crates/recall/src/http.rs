@@ -370,6 +370,20 @@ fn count(value: &JsonValue, field: &str) -> u64 {
 
 #[async_trait]
 impl CacheClient for HttpClient {
+    /// recalld's `/readyz` shows its store's capabilities; cached like a store's.
+    async fn capabilities(&self) -> Option<recall_store::Capabilities> {
+        let target = crate::capabilities::target(&self.base);
+        if let Some(found) = crate::capabilities::cached(&target) {
+            return Some(found);
+        }
+        let response = self.send(self.request(Method::GET, "/readyz")).await.ok()?;
+        let body: JsonValue = response.json().await.ok()?;
+        let found: recall_store::Capabilities =
+            serde_json::from_value(body.get("capabilities")?.clone()).ok()?;
+        crate::capabilities::remember(&target, &found);
+        Some(found)
+    }
+
     fn describe(&self) -> String {
         format!("daemon {}", self.base)
     }

@@ -4,10 +4,12 @@
 //! reads and writes a store itself (`--store URL`), [`http::HttpClient`] goes through
 //! recalld (`--daemon URL`).
 
+pub mod capabilities;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod direct;
+pub mod doctor;
 pub mod error;
 pub mod explain;
 pub mod http;

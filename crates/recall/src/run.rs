@@ -338,6 +338,14 @@ async fn finish(
         Ok((outcome, _)) => {
             if outcome.is_published() {
                 report.status(format!("CACHE_POPULATED {short}"));
+                if let Some(capabilities) = client.capabilities().await {
+                    crate::capabilities::warn_publish(
+                        report,
+                        &client.describe(),
+                        &short,
+                        &capabilities,
+                    );
+                }
             } else {
                 report.status(format!(
                     "CACHE_POPULATED {short}: another run published it first; its entry was kept"

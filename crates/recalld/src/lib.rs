@@ -40,6 +40,7 @@ pub async fn serve(
     let threads = server::worker_count(config.worker_threads);
     let limits = server::ConnectionLimits::from_config(&config);
     let state = Arc::new(AppState::new(config).await?);
+    state.keep_checking_store();
     println!("recalld: listening on http://{address}");
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
     server::run(listener, routes::app(state), threads, limits, shutdown).await?;

@@ -27,6 +27,13 @@ pub struct PublishLabels {
     pub result: &'static str,
 }
 
+/// Labels of `recall_store_capability`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapabilityLabels {
+    /// `create_if_absent`, `replace_if_version_matches` or `ranged_get`.
+    pub capability: &'static str,
+}
+
 /// How a lookup ended: one series of `recall_lookups_total` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupOutcome {
@@ -179,6 +186,8 @@ pub struct Metrics {
     pub hot_store_requests: Gauge,
     /// 1 while the circuit breaker is open or probing, 0 when closed.
     pub breaker_open: Gauge,
+    /// What the store honours (1) or not (0), once the capability probe ran.
+    pub store_capability: Family<CapabilityLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -243,6 +252,13 @@ impl Default for Metrics {
             "1 while the store circuit breaker is open",
             breaker_open.clone(),
         );
+        let store_capability = Family::<CapabilityLabels, Gauge>::default();
+        registry.register(
+            "store_capability",
+            "What the store honours, from recalld's capability probe: 1 yes, 0 no \
+             (absent until the store has answered)",
+            store_capability.clone(),
+        );
         Metrics {
             registry,
             lookups,
@@ -258,11 +274,21 @@ impl Default for Metrics {
             hot_coalesced_waits,
             hot_store_requests,
             breaker_open,
+            store_capability,
         }
     }
 }
 
 impl Metrics {
+    /// Sets `recall_store_capability` from a probe's result.
+    pub fn show_capabilities(&self, capabilities: &recall_store::Capabilities) {
+        for (capability, check) in capabilities.checks() {
+            self.store_capability
+                .get_or_create(&CapabilityLabels { capability })
+                .set(i64::from(check.supported));
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

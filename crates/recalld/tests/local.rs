@@ -57,3 +57,54 @@ async fn logs_to_a_file_carry_no_colour_codes() {
         "recalld wrote terminal escape codes into its log file:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_shows_the_capabilities() {
+    scenarios::readyz_shows_the_capabilities(&Backend::local()).await;
+}
+
+/// A store that answers reads but refuses the probe's writes (as read-only credentials do;
+/// here a plain file named `probe` at the root, which stops even root from writing under it):
+/// lookups still work, readiness names the probe, leases are not granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_work_when_the_probe_cannot_write() {
+    use common::{Daemon, Material, Options};
+    let backend = Backend::local();
+    let Backend::Local { dir } = &backend else {
+        unreachable!()
+    };
+    let root = dir.path().join("store");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("recall-store.json"),
+        r#"{"inline_max_bytes": 4096, "key_spec_version": 1, "layout_version": 1}"#,
+    )
+    .unwrap();
+    std::fs::write(root.join("probe"), "in the way").unwrap();
+    let d = Daemon::start(&backend, &Options::default());
+    let m = Material::new(&d, "alpha", "wf.readonly", 1, &["o"]).await;
+    let (status, body) = d.lookup(&m, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (404, Some("CACHE_MISS")),
+        "{body}"
+    );
+    let (status, body) = d.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("capability probe"),
+        "{body}"
+    );
+    let lease = format!("/v1/leases/alpha/development/{}", m.key);
+    let (status, body) = d
+        .post(
+            &lease,
+            &serde_json::json!({ "owner": "w", "heartbeat_seconds": 30 }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+}

@@ -69,3 +69,27 @@ async fn backend_cut_fails_open_and_recovers() {
     };
     scenarios::backend_cut_fails_open_and_recovers(&backend).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_shows_the_capabilities() {
+    let Some(backend) = Backend::s3("caps").await else {
+        return;
+    };
+    scenarios::readyz_shows_the_capabilities(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_while_the_store_is_down() {
+    let Some(backend) = Backend::s3("down").await else {
+        return;
+    };
+    scenarios::starts_while_the_store_is_down(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_without_conditional_writes() {
+    let Some(backend) = Backend::s3_nocas("nocas") else {
+        return;
+    };
+    scenarios::store_without_conditional_writes(&backend).await;
+}

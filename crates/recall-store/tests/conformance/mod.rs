@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             undecodable_manifest_is_a_miss_and_is_replaced,
             expiry_by_max_age_per_task_and_ttl,
             conditional_writes_are_enforced_by_the_backend,
+            probe_finds_every_capability_and_cleans_up,
             lease_two_owners_heartbeat_takeover_release,
             lease_racers_exactly_one_acquires,
             lease_arguments_are_checked,
@@ -949,6 +950,26 @@ pub async fn conditional_writes_are_enforced_by_the_backend(h: &Harness) {
         .unwrap();
     let body = objects.get(&path).await.unwrap().bytes().await.unwrap();
     assert_eq!(&body[..], b"five");
+}
+
+pub async fn probe_finds_every_capability_and_cleans_up(h: &Harness) {
+    let store = h.store("prober").await;
+    let capabilities = store
+        .probe_capabilities(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    for (name, check) in capabilities.checks() {
+        assert!(check.supported, "{name}: {}", check.detail);
+    }
+    assert!(capabilities.conditional_writes());
+    assert!(capabilities.missing().is_empty());
+    let left: Vec<String> = h
+        .list_all()
+        .await
+        .into_iter()
+        .filter(|p| p.contains("/probe/") || p.starts_with("probe/"))
+        .collect();
+    assert!(left.is_empty(), "the probe left {left:?}");
 }
 
 pub async fn lease_two_owners_heartbeat_takeover_release(h: &Harness) {

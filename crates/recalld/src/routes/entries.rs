@@ -403,7 +403,7 @@ pub async fn publish(
                 "manifest": manifest_json(&manifest),
                 "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
             });
-            state.hot.insert(entry, *manifest).await;
+            state.remember_published(entry, *manifest).await;
             with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
         }
         Ok(Ok(PublishOutcome::AlreadyExists { existing, observed })) => {
@@ -418,7 +418,7 @@ pub async fn publish(
                 // The kept entry may have gained a record: serve it as it now stands.
                 Some(existing) => {
                     body["manifest"] = manifest_json(&existing);
-                    state.hot.insert(entry, *existing).await;
+                    state.remember_published(entry, *existing).await;
                 }
                 None => state.hot.invalidate(&entry).await,
             }

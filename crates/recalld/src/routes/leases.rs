@@ -60,6 +60,15 @@ fn lease_failure(state: &Shared, err: StoreError) -> Response {
     }
 }
 
+/// 501 on a store without conditional writes (leases would not exclude anyone), 503 while
+/// the store has not answered recalld's check yet.
+fn refuse_without_conditional_writes(state: &Shared) -> Result<(), Response> {
+    state.leases_supported().map_err(|(status, message)| {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        error(status, message)
+    })
+}
+
 fn lease_timeout(state: &Shared) -> Response {
     state.metrics.backend_errors.inc();
     error(
@@ -87,6 +96,9 @@ pub async fn acquire(
         Ok(r) => r,
         Err(r) => return r,
     };
+    if let Err(refused) = refuse_without_conditional_writes(&state) {
+        return refused;
+    }
     // Refused, not clamped: a holder that believes it has a longer heartbeat than it was
     // granted would let its lease lapse between beats.
     let max = state.config.limits.max_heartbeat_secs;
@@ -135,6 +147,9 @@ pub async fn release(
         Ok(q) => q,
         Err(rejection) => return query_error(rejection),
     };
+    if let Err(refused) = refuse_without_conditional_writes(&state) {
+        return refused;
+    }
     let limit = Duration::from_millis(state.config.timeouts.lease_ms);
     match tokio::time::timeout(limit, state.store().release_lease(&entry, &query.owner)).await {
         Ok(Ok(released)) => (StatusCode::OK, Json(json!({ "released": released }))).into_response(),

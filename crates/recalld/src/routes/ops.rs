@@ -1,7 +1,5 @@
 //! Operations endpoints: liveness, readiness, metrics, the API description.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,20 +18,46 @@ pub async fn healthz() -> Response {
     (StatusCode::OK, Json(json!({ "alive": true }))).into_response()
 }
 
-/// `GET /readyz`: a real write → read → delete round trip on the store.
+/// `GET /readyz`: the store check got through (it is repeated here until it does), and a
+/// real write → read → delete round trip under `probe/` succeeds. Shows the capabilities.
+/// A store without conditional writes is ready (lookups and publishes work), with a warning.
 pub async fn readyz(State(state): State<Shared>) -> Response {
-    let limit = Duration::from_millis(state.config.timeouts.lookup_ms.max(1000));
+    let capabilities = match state.check_store().await {
+        Ok(capabilities) => capabilities,
+        Err(cause) => return not_ready(cause.to_string(), None),
+    };
+    let limit = state.readiness_timeout();
+    let shown = capabilities_json(&capabilities);
     match tokio::time::timeout(limit, round_trip(&state)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
-        Ok(Err(cause)) => not_ready(cause),
-        Err(_) => not_ready(format!("store did not answer within {limit:?}")),
+        Ok(Ok(())) => {
+            let mut body = json!({ "ready": true, "capabilities": shown });
+            if !capabilities.conditional_writes() {
+                body["warning"] = json!(format!(
+                    "store {} lacks {}: \"exactly one manifest wins\" does not hold and \
+                     lease requests are refused (docs/LAYOUT.md section 11)",
+                    state.config.store,
+                    capabilities.missing().join(", ")
+                ));
+            }
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Err(cause)) => not_ready(cause, Some(shown)),
+        Err(_) => not_ready(
+            format!("store did not answer within {limit:?}"),
+            Some(shown),
+        ),
     }
 }
 
-fn not_ready(cause: String) -> Response {
+/// `{"create_if_absent": {"supported": true, "detail": "..."}, ...}`.
+fn capabilities_json(capabilities: &recall_store::Capabilities) -> serde_json::Value {
+    serde_json::to_value(capabilities).unwrap_or_default()
+}
+
+fn not_ready(cause: String, capabilities: Option<serde_json::Value>) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "ready": false, "cause": cause })),
+        Json(json!({ "ready": false, "cause": cause, "capabilities": capabilities })),
     )
         .into_response()
 }
@@ -41,10 +65,7 @@ fn not_ready(cause: String) -> Response {
 async fn round_trip(state: &Shared) -> Result<(), String> {
     let store = state.store();
     let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
-    let path = store.path(&format!(
-        "health/{}",
-        blake3::hash(nonce.as_bytes()).to_hex()
-    ));
+    let path = store.probe_path("ready");
     let body = Bytes::from(nonce.into_bytes());
     let objects = store.object_store();
     objects

@@ -114,6 +114,34 @@ impl Backend {
         Some(backend)
     }
 
+    /// A fresh prefix on the S3 server without conditional writes (s3rver, exported by
+    /// `scripts/test-servers.sh` as `RECALL_TEST_S3NOCAS_*`); `None` only when
+    /// `RECALL_TEST_SKIP` names s3nocas. Missing variables fail the test.
+    pub fn s3_nocas(case: &str) -> Option<Backend> {
+        if skipped("s3nocas") {
+            return None;
+        }
+        let need = |name: &str| {
+            var(name).unwrap_or_else(|| {
+                panic!(
+                    "{name} is not set: run scripts/test.sh (or `source scripts/test-servers.sh`), \
+                     or set RECALL_TEST_SKIP=s3nocas"
+                )
+            })
+        };
+        Some(Backend::S3 {
+            endpoint: need("RECALL_TEST_S3NOCAS_ENDPOINT")
+                .trim_end_matches('/')
+                .to_string(),
+            bucket: need("RECALL_TEST_S3NOCAS_BUCKET"),
+            prefix: unique(case),
+            region: "us-east-1".into(),
+            // s3rver's fixed development credentials.
+            access_key_id: "S3RVER".into(),
+            secret_access_key: "S3RVER".into(),
+        })
+    }
+
     /// Creates the bucket on a test server that accepts unsigned requests (moto); an
     /// existing bucket (MinIO, AWS) is left alone. A missing bucket then fails start-up.
     async fn ensure_bucket(&self) {

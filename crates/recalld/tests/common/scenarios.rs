@@ -806,3 +806,149 @@ pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
         .await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// `/readyz` and `/metrics` show what the store honours: everything, on local disk and moto.
+pub async fn readyz_shows_the_capabilities(backend: &Backend) {
+    let d = Daemon::start(backend, &Options::default());
+    let (status, body) = d.get("/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    for name in [
+        "create_if_absent",
+        "replace_if_version_matches",
+        "ranged_get",
+    ] {
+        assert_eq!(
+            body["capabilities"][name]["supported"], true,
+            "{name}: {body}"
+        );
+        let series = format!("recall_store_capability{{capability=\"{name}\"}}");
+        assert_eq!(d.metric(&series).await, 1.0, "{series}");
+    }
+    assert!(body.get("warning").is_none(), "{body}");
+    assert!(d.log().contains("store capabilities"), "{}", d.log());
+}
+
+/// A store without conditional writes (s3rver): ready with a warning, the capabilities it
+/// lacks at /readyz and /metrics and in the log, leases refused with 501 naming the store and
+/// the capability, and a just-published manifest not kept in memory.
+pub async fn store_without_conditional_writes(backend: &Backend) {
+    let d = Daemon::start(backend, &Options::default());
+    let (status, body) = d.get("/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    for name in ["create_if_absent", "replace_if_version_matches"] {
+        assert_eq!(
+            body["capabilities"][name]["supported"], false,
+            "{name}: {body}"
+        );
+        let series = format!("recall_store_capability{{capability=\"{name}\"}}");
+        assert_eq!(d.metric(&series).await, 0.0, "{series}");
+    }
+    assert_eq!(
+        body["capabilities"]["ranged_get"]["supported"], true,
+        "{body}"
+    );
+    assert!(
+        body["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exactly one manifest wins"),
+        "{body}"
+    );
+    assert!(
+        d.log().contains("conditional writes are missing"),
+        "{}",
+        d.log()
+    );
+
+    let m = Material::new(&d, "alpha", "wf.nocas", 1, &["o"]).await;
+    let path = format!("/v1/leases/alpha/development/{}", m.key);
+    let (status, body) = d
+        .post(
+            &path,
+            &json!({ "owner": "w1", "heartbeat_seconds": 30 }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 501, "{body}");
+    let message = body["error"].as_str().unwrap_or("");
+    assert!(message.contains(&backend.url()), "{body}");
+    assert!(message.contains("create_if_absent"), "{body}");
+    let (status, body) = d.delete(&format!("{path}?owner=w1"), None).await;
+    assert_eq!(status, 501, "{body}");
+
+    // Publish works, but the memory tier does not keep what was just written: the next
+    // lookup reads the manifest the store holds.
+    let (status, body) = d.publish(&m, &outputs_of(&[("o", 1)]), "", None).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = d.lookup(&m, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["from_hot_tier"], false, "{body}");
+}
+
+/// recalld starts while its store is unreachable: serves, not ready with the cause, lookups
+/// and leases fail open quickly; once the store answers it becomes ready by itself.
+pub async fn starts_while_the_store_is_down(backend: &Backend) {
+    let endpoint = backend.s3_endpoint().expect("an S3 backend");
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("needs an http:// S3 endpoint")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let upstream = tokio::net::lookup_host(authority.as_str())
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
+    let proxy = Proxy::start(upstream).await;
+    proxy.cut();
+    let cfg = Options {
+        toml: "[timeouts]\nlookup_ms = 300\n".into(),
+        endpoint_override: Some(proxy.endpoint()),
+        ..Options::default()
+    };
+    let d = Daemon::start(backend, &cfg);
+    assert_eq!(d.get("/healthz", None).await.0, 200);
+    let (status, body) = d.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false);
+    assert!(!body["cause"].as_str().unwrap_or("").is_empty(), "{body}");
+    let m = Material::new(&d, "alpha", "wf.down", 1, &["o"]).await;
+    let started = Instant::now();
+    let (status, body) = d.lookup(&m, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("CACHE_LOOKUP_FAILURE")),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let lease = format!("/v1/leases/alpha/development/{}", m.key);
+    let (status, body) = d
+        .post(
+            &lease,
+            &json!({ "owner": "w", "heartbeat_seconds": 30 }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = d.get("/readyz", None).await;
+        if status == 200 {
+            assert_eq!(body["capabilities"]["create_if_absent"]["supported"], true);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready within 30 s: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = d.lookup(&m, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (404, Some("CACHE_MISS")),
+        "{body}"
+    );
+}

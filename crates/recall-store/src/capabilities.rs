@@ -1,0 +1,434 @@
+//! What the object store behind a [`Store`] actually honours (docs/LAYOUT.md section 11):
+//! create-if-absent, replace-if-version-matches and ranged GETs, found out by trying each one
+//! on scratch objects under `probe/<random>/` at the store root and removing them afterwards.
+//!
+//! Some S3-compatible servers (Garage, s3rver) accept `If-None-Match: *` and a stale
+//! `If-Match` with 200 and overwrite; the layout's "exactly one manifest wins" and leases then
+//! silently do not hold. The probe is how recall and recalld notice.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// The prefix, relative to the store root, under which probes and readiness checks write
+/// their scratch objects. Readers, eviction and GC ignore it.
+pub const PROBE_PREFIX: &str = "probe";
+
+/// The outcome of one capability check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityCheck {
+    /// Whether the store honours it.
+    pub supported: bool,
+    /// What was observed, in one line (why it is missing, when it is).
+    pub detail: String,
+}
+
+impl CapabilityCheck {
+    fn yes(detail: impl Into<String>) -> Self {
+        CapabilityCheck {
+            supported: true,
+            detail: detail.into(),
+        }
+    }
+
+    fn no(detail: impl Into<String>) -> Self {
+        CapabilityCheck {
+            supported: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a store honours, as measured by [`Store::probe_capabilities`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// A create-if-absent PUT (`If-None-Match: *`) on an existing object fails.
+    pub create_if_absent: CapabilityCheck,
+    /// A replace-if-version-matches PUT (`If-Match`) with a stale version fails, and one with
+    /// the current version succeeds.
+    pub replace_if_version_matches: CapabilityCheck,
+    /// A ranged GET returns exactly the bytes asked for.
+    pub ranged_get: CapabilityCheck,
+}
+
+impl Capabilities {
+    /// Both conditional writes work: "exactly one manifest wins", leases and nondeterminism
+    /// records hold (docs/LAYOUT.md sections 4.1, 6.2 and 9).
+    pub fn conditional_writes(&self) -> bool {
+        self.create_if_absent.supported && self.replace_if_version_matches.supported
+    }
+
+    /// Each check by its name, in a fixed order.
+    pub fn checks(&self) -> [(&'static str, &CapabilityCheck); 3] {
+        [
+            ("create_if_absent", &self.create_if_absent),
+            (
+                "replace_if_version_matches",
+                &self.replace_if_version_matches,
+            ),
+            ("ranged_get", &self.ranged_get),
+        ]
+    }
+
+    /// The names of the capabilities the store lacks, in the order of [`Self::checks`].
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.checks()
+            .into_iter()
+            .filter(|(_, check)| !check.supported)
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+/// Why a probe could not tell what the store honours.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// An operation every store must support failed (unreachable, access denied, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The probe did not finish in time.
+    #[error("the capability probe did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A path segment no other probe (of this or another process) uses.
+fn unique_segment() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    // RandomState is seeded randomly per process: two machines with the same pid and clock
+    // still pick different names.
+    let random = std::collections::hash_map::RandomState::new().hash_one(nanos);
+    let seed = format!(
+        "{random}/{}/{nanos}/{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    blake3::hash(seed.as_bytes()).to_hex()[..32].to_string()
+}
+
+impl Store {
+    /// A fresh scratch path `probe/<random>/<name>` under the store root, for checks that
+    /// write (this probe, recalld's readiness check, `recall doctor`).
+    pub fn probe_path(&self, name: &str) -> Path {
+        self.path(&format!("{PROBE_PREFIX}/{}/{name}", unique_segment()))
+    }
+
+    /// Finds out what the store honours by trying it on two scratch objects under
+    /// `probe/<random>/` (about ten requests), which it deletes again. Bounded by `timeout`.
+    /// Errors only when the store could not be used at all (or in time): a conditional
+    /// write that is ignored is a result, not an error.
+    pub async fn probe_capabilities(&self, timeout: Duration) -> Result<Capabilities, ProbeError> {
+        let base = self.path(&format!("{PROBE_PREFIX}/{}", unique_segment()));
+        let conditional = Path::from(format!("{base}/conditional"));
+        let ranged = Path::from(format!("{base}/ranged"));
+        let objects = self.object_store();
+        let result = tokio::time::timeout(timeout, async {
+            let create_if_absent = check_create(objects.as_ref(), &conditional).await?;
+            let replace_if_version_matches = check_replace(objects.as_ref(), &conditional).await?;
+            let ranged_get = check_range(objects.as_ref(), &ranged).await?;
+            Ok::<_, StoreError>(Capabilities {
+                create_if_absent,
+                replace_if_version_matches,
+                ranged_get,
+            })
+        })
+        .await;
+        // Clean up whatever happened; a leftover scratch object is harmless (readers ignore
+        // the prefix) but should not pile up.
+        for path in [&conditional, &ranged] {
+            let delete = tokio::time::timeout(timeout, objects.delete(path)).await;
+            if let Ok(Err(err)) = delete
+                && !matches!(err, object_store::Error::NotFound { .. })
+            {
+                tracing::debug!(%path, error = %err, "could not remove a probe object");
+            }
+        }
+        match result {
+            Ok(outcome) => Ok(outcome?),
+            Err(_) => Err(ProbeError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Create-if-absent on a new object must succeed; on the same object again it must fail.
+async fn check_create(
+    objects: &dyn ObjectStore,
+    path: &Path,
+) -> Result<CapabilityCheck, StoreError> {
+    match objects
+        .put_opts(
+            path,
+            PutPayload::from_static(b"first"),
+            PutMode::Create.into(),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(
+            object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. },
+        ) => {
+            return Ok(CapabilityCheck::no(
+                "the backend does not implement create-if-absent PUTs",
+            ));
+        }
+        Err(e) => return Err(StoreError::backend("put", path, e)),
+    }
+    match objects
+        .put_opts(
+            path,
+            PutPayload::from_static(b"second"),
+            PutMode::Create.into(),
+        )
+        .await
+    {
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(CapabilityCheck::yes(
+            "a create-if-absent PUT on an existing object was refused",
+        )),
+        Ok(_) => Ok(CapabilityCheck::no(
+            "a create-if-absent PUT (If-None-Match: *) on an existing object succeeded \
+             and replaced it",
+        )),
+        Err(e) => Ok(CapabilityCheck::no(format!(
+            "a create-if-absent PUT on an existing object failed with another error than \
+             \"already exists\": {e}"
+        ))),
+    }
+}
+
+/// Replace-if-version-matches with the current version must succeed, with a stale one fail.
+async fn check_replace(
+    objects: &dyn ObjectStore,
+    path: &Path,
+) -> Result<CapabilityCheck, StoreError> {
+    let version = |meta: &object_store::ObjectMeta| UpdateVersion {
+        e_tag: meta.e_tag.clone(),
+        version: meta.version.clone(),
+    };
+    let stale = version(
+        &objects
+            .head(path)
+            .await
+            .map_err(|e| StoreError::backend("head", path, e))?,
+    );
+    objects
+        .put(path, PutPayload::from_static(b"third, unconditional"))
+        .await
+        .map_err(|e| StoreError::backend("put", path, e))?;
+    let current = version(
+        &objects
+            .head(path)
+            .await
+            .map_err(|e| StoreError::backend("head", path, e))?,
+    );
+    if current == stale {
+        return Ok(CapabilityCheck::no(
+            "the object's version (ETag) did not change when it was replaced",
+        ));
+    }
+    match objects
+        .put_opts(
+            path,
+            PutPayload::from_static(b"fourth, stale"),
+            PutMode::Update(stale).into(),
+        )
+        .await
+    {
+        Err(object_store::Error::Precondition { .. }) => {}
+        Ok(_) => {
+            return Ok(CapabilityCheck::no(
+                "a replace-if-version-matches PUT (If-Match) with a stale version succeeded",
+            ));
+        }
+        Err(
+            object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. },
+        ) => {
+            return Ok(CapabilityCheck::no(
+                "the backend does not implement replace-if-version-matches PUTs",
+            ));
+        }
+        Err(e) => {
+            return Ok(CapabilityCheck::no(format!(
+                "a replace-if-version-matches PUT with a stale version failed with another \
+                 error than \"precondition failed\": {e}"
+            )));
+        }
+    }
+    match objects
+        .put_opts(
+            path,
+            PutPayload::from_static(b"fifth, current"),
+            PutMode::Update(current).into(),
+        )
+        .await
+    {
+        Ok(_) => Ok(CapabilityCheck::yes(
+            "a stale version was refused and the current one accepted",
+        )),
+        Err(e) => Ok(CapabilityCheck::no(format!(
+            "a replace-if-version-matches PUT with the current version failed: {e}"
+        ))),
+    }
+}
+
+/// A ranged GET of bytes 100..164 of a 256-byte object must return exactly those.
+async fn check_range(
+    objects: &dyn ObjectStore,
+    path: &Path,
+) -> Result<CapabilityCheck, StoreError> {
+    let content: Vec<u8> = (0..=255u8).collect();
+    objects
+        .put(path, PutPayload::from(Bytes::from(content.clone())))
+        .await
+        .map_err(|e| StoreError::backend("put", path, e))?;
+    match objects.get_range(path, 100..164).await {
+        Ok(bytes) if bytes[..] == content[100..164] => Ok(CapabilityCheck::yes(
+            "bytes 100..164 of a 256-byte object came back exactly",
+        )),
+        Ok(bytes) => Ok(CapabilityCheck::no(format!(
+            "asked for bytes 100..164 (64 bytes), got {} other bytes",
+            bytes.len()
+        ))),
+        Err(e) => Ok(CapabilityCheck::no(format!("a ranged GET failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::ops::Range;
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutResult, Result,
+    };
+
+    use super::*;
+    use crate::store::StoreConfig;
+
+    /// In memory, but every conditional PUT is a plain overwrite: what Garage and s3rver do.
+    #[derive(Debug)]
+    struct IgnoresConditions(InMemory);
+
+    impl fmt::Display for IgnoresConditions {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "IgnoresConditions")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for IgnoresConditions {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Result<PutResult> {
+            let opts = PutOptions {
+                mode: PutMode::Overwrite,
+                ..opts
+            };
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+            self.0.get_ranges(location, ranges).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    async fn probe(objects: Arc<dyn ObjectStore>) -> (Capabilities, usize) {
+        let store = Store::from_object_store(Arc::clone(&objects), "root", StoreConfig::default())
+            .await
+            .unwrap();
+        let capabilities = store
+            .probe_capabilities(Duration::from_secs(10))
+            .await
+            .unwrap();
+        let left = objects
+            .list(Some(&Path::from("root/probe")))
+            .collect::<Vec<_>>()
+            .await
+            .len();
+        (capabilities, left)
+    }
+
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn a_store_that_ignores_conditions_is_reported_as_such() {
+        let (capabilities, left) = probe(Arc::new(IgnoresConditions(InMemory::new()))).await;
+        assert!(!capabilities.create_if_absent.supported);
+        assert!(
+            capabilities
+                .create_if_absent
+                .detail
+                .contains("If-None-Match"),
+            "{}",
+            capabilities.create_if_absent.detail
+        );
+        assert!(!capabilities.replace_if_version_matches.supported);
+        assert!(capabilities.ranged_get.supported);
+        assert!(!capabilities.conditional_writes());
+        assert_eq!(
+            capabilities.missing(),
+            ["create_if_absent", "replace_if_version_matches"]
+        );
+        assert_eq!(left, 0, "the probe cleans up after itself");
+    }
+
+    #[tokio::test]
+    async fn memory_honours_everything_and_the_probe_cleans_up() {
+        let (capabilities, left) = probe(Arc::new(InMemory::new())).await;
+        assert!(capabilities.conditional_writes(), "{capabilities:?}");
+        assert!(capabilities.missing().is_empty());
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn probe_paths_are_under_the_probe_prefix_and_differ() {
+        let store = Store::open_unverified("memory:///r", StoreConfig::default()).unwrap();
+        let (a, b) = (store.probe_path("x"), store.probe_path("x"));
+        assert!(a.as_ref().starts_with("r/probe/"), "{a}");
+        assert_ne!(a, b);
+    }
+}
