@@ -497,11 +497,15 @@ impl Store {
                 Some(path) => Fetched::File(path.to_path_buf()),
             })),
             Downloaded::Missing => Ok(Err(format!("blob {location} is missing"))),
-            Downloaded::Corrupt(why) => {
+            Downloaded::Corrupt { reason, intact } => {
                 // A blob whose bytes do not hash to its name is useless to every entry, and a
-                // later publish would skip re-uploading it: remove it too.
-                self.delete_quietly(&location).await?;
-                Ok(Err(format!("blob {location}: {why}")))
+                // later publish would skip re-uploading it: remove it too. A blob that does
+                // hash to its name is fine (other entries may share it): the manifest that
+                // states another size for it is the broken thing.
+                if !intact {
+                    self.delete_quietly(&location).await?;
+                }
+                Ok(Err(format!("blob {location}: {reason}")))
             }
         }
     }

@@ -16,8 +16,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
     Clock, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, Fetched, GcOptions, LeaseStatus, Lookup,
-    ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig,
-    Tenant, UploadTuning,
+    Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store,
+    StoreConfig, Tenant, UploadTuning,
 };
 
 use self::faulty::{Fault, FaultyStore};
@@ -41,6 +41,7 @@ macro_rules! conformance_suite {
             flipped_byte_in_a_blob_is_a_miss_and_heals,
             deleted_blob_is_a_miss_and_heals,
             undecodable_manifest_is_a_miss_and_is_replaced,
+            wrong_size_in_a_manifest_keeps_the_shared_blob,
             expiry_by_max_age_per_task_and_ttl,
             conditional_writes_are_enforced_by_the_backend,
             lease_two_owners_heartbeat_takeover_release,
@@ -714,6 +715,60 @@ pub async fn flipped_byte_in_a_blob_is_a_miss_and_heals(h: &Harness) {
 
 pub async fn deleted_blob_is_a_miss_and_heals(h: &Harness) {
     broken_blob_case(h, true).await;
+}
+
+/// Rewrites the manifest of `entry` with `edit` applied (a manifest that lies about its blobs).
+async fn edit_manifest(store: &Store, entry: &EntryRef, edit: impl FnOnce(&mut Manifest)) {
+    let path = raw(store, &entry.tenant.entry(&entry.key));
+    let body = raw_get(store, &entry.tenant.entry(&entry.key))
+        .await
+        .unwrap();
+    let mut manifest = Manifest::decode(&body).unwrap();
+    edit(&mut manifest);
+    store
+        .object_store()
+        .put(&path, PutPayload::from(manifest.encode()))
+        .await
+        .unwrap();
+}
+
+/// Issue 12 item 6: a manifest stating the wrong size for a blob whose bytes match its name
+/// is the broken thing; the blob, shared with another entry, stays.
+pub async fn wrong_size_in_a_manifest_keeps_the_shared_blob(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 20;
+    let (liar, honest) = (key("wf.size_liar", n), key("wf.size_honest", n));
+    publish(&store, &liar, n, dir.path()).await;
+    publish(&store, &honest, n, dir.path()).await;
+    let liar_entry = EntryRef::of(&liar).unwrap();
+    // Too small for one blob (the reader finds more bytes), too large for the other.
+    for (output, delta) in [("medium", -1i64), ("large", 1)] {
+        edit_manifest(&store, &liar_entry, |m| {
+            let record = m.outputs.get_mut(output).unwrap();
+            record.size = record.size.checked_add_signed(delta).unwrap();
+        })
+        .await;
+        match store.fetch(&liar_entry, FetchTo::Memory).await.unwrap() {
+            Lookup::Miss(Miss::Broken { output: which, .. }) => assert_eq!(which, output),
+            other => panic!("expected a broken-entry miss for {output}, got {other:?}"),
+        }
+        let digest = Digest::of_content(&expected(n)[output]);
+        assert!(
+            raw_get(&store, &liar_entry.tenant.blob(&digest))
+                .await
+                .is_some(),
+            "the blob of {output} was deleted though its bytes match its name"
+        );
+        // The other entry sharing the blob still hits, whole.
+        assert_hit(&store, &honest, n).await;
+        // The lying entry is replaced by the next publish.
+        assert!(matches!(
+            publish(&store, &liar, n, dir.path()).await,
+            PublishOutcome::Published { .. }
+        ));
+        assert_hit(&store, &liar, n).await;
+    }
 }
 
 pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
