@@ -21,6 +21,9 @@ pub enum Fault {
     ManifestPut,
     /// The second part of every multipart upload.
     SecondPart,
+    /// Just before the first replace-if-version-matches of a manifest, another writer puts
+    /// the bytes in [`FaultyStore::race`] there (a concurrent publish winning the race).
+    RacedManifestUpdate,
 }
 
 /// Delegates to `inner`, except for the chosen fault.
@@ -28,6 +31,8 @@ pub enum Fault {
 pub struct FaultyStore {
     pub inner: Arc<dyn ObjectStore>,
     pub fault: Fault,
+    /// The manifest the racer of [`Fault::RacedManifestUpdate`] writes (taken once).
+    pub race: std::sync::Mutex<Option<Bytes>>,
 }
 
 fn injected(what: &str) -> object_store::Error {
@@ -53,6 +58,17 @@ impl ObjectStore for FaultyStore {
     ) -> Result<PutResult> {
         if self.fault == Fault::ManifestPut && location.as_ref().contains("/entries/") {
             return Err(injected("manifest put"));
+        }
+        if self.fault == Fault::RacedManifestUpdate
+            && location.as_ref().contains("/entries/")
+            && matches!(opts.mode, object_store::PutMode::Update(_))
+        {
+            let racer = self.race.lock().unwrap().take();
+            if let Some(bytes) = racer {
+                self.inner
+                    .put_opts(location, PutPayload::from(bytes), PutOptions::default())
+                    .await?;
+            }
         }
         self.inner.put_opts(location, payload, opts).await
     }

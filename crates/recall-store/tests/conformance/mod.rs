@@ -42,6 +42,8 @@ macro_rules! conformance_suite {
             deleted_blob_is_a_miss_and_heals,
             undecodable_manifest_is_a_miss_and_is_replaced,
             wrong_size_in_a_manifest_keeps_the_shared_blob,
+            broken_entries_are_replaced_by_the_next_publish,
+            a_sound_entry_written_concurrently_is_not_replaced,
             expiry_by_max_age_per_task_and_ttl,
             conditional_writes_are_enforced_by_the_backend,
             lease_two_owners_heartbeat_takeover_release,
@@ -128,9 +130,16 @@ impl Harness {
 
     /// A store on this root whose object store fails as `fault` says.
     pub async fn faulty_store(&self, fault: Fault) -> Store {
+        self.racing_store(fault, None).await
+    }
+
+    /// Like [`Harness::faulty_store`], with the manifest a racer writes for
+    /// [`Fault::RacedManifestUpdate`].
+    pub async fn racing_store(&self, fault: Fault, race: Option<Bytes>) -> Store {
         let objects: Arc<dyn ObjectStore> = Arc::new(FaultyStore {
             inner: Arc::clone(&self.objects),
             fault,
+            race: std::sync::Mutex::new(race),
         });
         Store::from_object_store(
             objects,
@@ -769,6 +778,92 @@ pub async fn wrong_size_in_a_manifest_keeps_the_shared_blob(h: &Harness) {
         ));
         assert_hit(&store, &liar, n).await;
     }
+}
+
+/// Issue 12 item 8: a live entry that cannot be restored (zero outputs, a declared output
+/// missing, an undeclared one, a blob gone or of another size) is replaced by the next
+/// publish instead of being kept forever.
+pub async fn broken_entries_are_replaced_by_the_next_publish(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 21;
+    let k = key("wf.broken_entries", n);
+    let entry = EntryRef::of(&k).unwrap();
+    let medium = Digest::of_content(&expected(n)["medium"]);
+    let medium_blob = raw(&store, &entry.tenant.blob(&medium));
+    type Break = Box<dyn Fn(&mut Manifest)>;
+    let breaks: Vec<(&str, Option<Break>)> = vec![
+        (
+            "zero outputs",
+            Some(Box::new(|m: &mut Manifest| m.outputs.clear())),
+        ),
+        (
+            "a declared output missing",
+            Some(Box::new(|m: &mut Manifest| {
+                m.outputs.remove("large");
+            })),
+        ),
+        (
+            "an undeclared output",
+            Some(Box::new(|m: &mut Manifest| {
+                let extra = m.outputs["scalar"].clone();
+                m.outputs.insert("extra".into(), extra);
+            })),
+        ),
+        (
+            "a blob of another size",
+            Some(Box::new(|m: &mut Manifest| {
+                m.outputs.get_mut("medium").unwrap().size += 1;
+            })),
+        ),
+        ("a blob gone", None),
+    ];
+    for (what, edit) in breaks {
+        publish(&store, &k, n, dir.path()).await;
+        match edit {
+            Some(edit) => edit_manifest(&store, &entry, edit).await,
+            None => store.object_store().delete(&medium_blob).await.unwrap(),
+        }
+        // Still a live manifest: a lookup (one GET) reports a hit ...
+        assert!(
+            matches!(store.lookup(&entry).await.unwrap(), Lookup::Hit(_)),
+            "{what}"
+        );
+        // ... but the next publish replaces it rather than keeping it.
+        let outcome = publish(&store, &k, n, dir.path()).await;
+        assert!(
+            matches!(outcome, PublishOutcome::Published { .. }),
+            "{what}: {outcome:?}"
+        );
+        assert_hit(&store, &k, n).await;
+    }
+}
+
+/// Issue 12 item 8: the replacement of a broken entry is conditional on the version found
+/// broken: a sound entry another publisher wrote in between is kept.
+pub async fn a_sound_entry_written_concurrently_is_not_replaced(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 22;
+    let k = key("wf.broken_race", n);
+    let entry = EntryRef::of(&k).unwrap();
+    publish(&store, &k, n, dir.path()).await;
+    let sound = raw_get(&store, &entry.tenant.entry(&k.key)).await.unwrap();
+    edit_manifest(&store, &entry, |m| m.outputs.clear()).await;
+    let racing = h
+        .racing_store(Fault::RacedManifestUpdate, Some(sound.clone()))
+        .await;
+    let outcome = publish(&racing, &k, n, dir.path()).await;
+    assert!(
+        matches!(outcome, PublishOutcome::AlreadyExists { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        raw_get(&store, &entry.tenant.entry(&k.key)).await.unwrap(),
+        sound,
+        "the sound manifest written concurrently was replaced"
+    );
+    assert_hit(&store, &k, n).await;
 }
 
 pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
