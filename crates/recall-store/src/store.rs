@@ -183,7 +183,7 @@ enum Current {
     Unusable,
     /// A live entry, with the version a replace-if-version-matches needs.
     Live {
-        manifest: Manifest,
+        manifest: Box<Manifest>,
         version: UpdateVersion,
     },
 }
@@ -583,7 +583,7 @@ impl Store {
                     Some(reason) => {
                         tracing::warn!(key = %key.key, %reason,
                                 "the stored entry is broken; this publish replaces it");
-                        broken = Some((version, manifest));
+                        broken = Some((version, *manifest));
                     }
                 },
                 Current::Absent => {}
@@ -745,7 +745,7 @@ impl Store {
                     version,
                 } => match self.unsound(key, &m).await? {
                     None => break,
-                    Some(_) => Some((version, m)),
+                    Some(_) => Some((version, *m)),
                 },
                 // Expired or undecodable in between: leave it to the next publish.
                 Current::Unusable => break,
@@ -761,7 +761,10 @@ impl Store {
             return Ok(Current::Absent);
         };
         match Manifest::decode(&body).and_then(|m| check_identity(m, entry)) {
-            Ok(manifest) if !self.is_expired(&manifest) => Ok(Current::Live { manifest, version }),
+            Ok(manifest) if !self.is_expired(&manifest) => Ok(Current::Live {
+                manifest: Box::new(manifest),
+                version,
+            }),
             Ok(_) => Ok(Current::Unusable),
             Err(err) => {
                 tracing::error!(%path, error = %err, "cache manifest is unusable; treating as a miss");
