@@ -212,7 +212,7 @@ impl LocalCasStore {
     }
 
     /// Every object below `prefix` (or, with `delimiter`, directly in it, plus its
-    /// subdirectories as common prefixes), never following a link.
+    /// subdirectories as common prefixes), sorted by path, never following a link.
     async fn walk(&self, prefix: Option<&Path>, delimiter: bool) -> Result<ListResult> {
         let prefix = prefix.cloned().unwrap_or_default();
         let root = Arc::clone(&self.root);
@@ -270,6 +270,9 @@ impl LocalCasStore {
                     }
                 }
             }
+            // Sorted by path, as `LocalFileSystem` lists.
+            listed.common_prefixes.sort();
+            listed.objects.sort_by(|a, b| a.location.cmp(&b.location));
             Ok(listed)
         })
         .await
