@@ -10,8 +10,10 @@
 # publishes on local disk and S3 (moto), then every manifest verified; random bytes flipped
 # in stored blobs, then every fetch compared with the original bytes; a full 24 MiB tmpfs
 # under publishes (needs root).
-# CLI scenario (below): bytes flipped in stored blobs; recall get and recall run must never
-# write a corrupt byte (a damaged entry is a miss, and run recomputes it).
+# CLI scenarios (below): bytes flipped in stored blobs; recall get and recall run must never
+# write a corrupt byte (a damaged entry is a miss, and run recomputes it). The file:// store
+# lock held by another process: lookups still answer, a publish fails after the lock timeout
+# instead of hanging, and SIGTERM still stops recall run.
 # Daemon scenarios (below): the S3 server paused with SIGSTOP under lookup load and resumed,
 # then killed with SIGKILL and started again on the same port (moto keeps no data, so the
 # entries are published again); recalld must answer CACHE_LOOKUP_FAILURE within its timeout,
@@ -29,7 +31,7 @@ case "${1:-}" in
   --long) export RECALL_CHAOS_PUBLISHES=1000 ;;
   --skip-store) store_scenarios=no ;;  # scripts/test.sh: cargo test already ran them
   "") ;;
-  *) sed -n '2,23p' "$0"; exit 2 ;;
+  *) sed -n '2,25p' "$0"; exit 2 ;;
 esac
 export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 source scripts/test-servers.sh
@@ -93,6 +95,41 @@ echo "   $cli_entries entries put; $damaged blobs damaged; recall get: $get_hits
 echo "   recall run re-ran $run_reruns; corrupt or leftover outputs written: $corrupt"
 [ "$corrupt" = 0 ] || { echo "FAIL: recall wrote corrupt bytes"; exit 1; }
 [ "$get_misses" = "$damaged" ] || { echo "FAIL: $damaged damaged blobs but $get_misses misses"; exit 1; }
+
+echo "== chaos: the file:// store lock held by another process"
+# Another process holds .recall-cas.lock (as any local user could before the lock file was
+# private): lookups take no lock and answer; writes that need it give up after the lock
+# timeout (10 s) with an error instead of hanging; SIGTERM still stops recall run.
+lock_key=(--store "$cli_store" --project chaos --domain dev --task wf.flip --cache-version 1)
+flock "$cli_dir/store/.recall-cas.lock" sleep 300 &
+lock_holder=$!
+sleep 0.5
+lock_fail=0
+rm -f "$cli_dir/out/1"
+timeout 60 "$bin/recall" get --quiet "${lock_key[@]}" --input "n:int=1" \
+  --output "out:file=$cli_dir/out/1" || { echo "FAIL: recall get with the lock held did not answer a hit"; lock_fail=1; }
+# A publish needs the lock (its index marker): it fails cleanly, the run keeps status 0.
+set +e
+timeout 60 "$bin/recall" run --quiet "${lock_key[@]}" --input "n:int=1001" \
+  --output "out:file=$cli_dir/out/1001" -- sh -c "echo x > '$cli_dir/out/1001'" 2>"$cli_dir/locked.err"
+publish_status=$?
+# SIGTERM during the command stops the run (the command is killed, status 128+15).
+timeout 60 "$bin/recall" run --quiet "${lock_key[@]}" --input "n:int=1002" \
+  --output "out:file=$cli_dir/out/1002" -- sleep 120 &
+run_pid=$!
+sleep 1
+kill -TERM "$run_pid"
+wait "$run_pid"
+term_status=$?
+set -e
+kill "$lock_holder" 2>/dev/null || true
+wait "$lock_holder" 2>/dev/null || true
+echo "   publish with the lock held: status $publish_status ($(grep -o 'CACHE_PUT_FAILURE[^:]*' "$cli_dir/locked.err" | head -1 || true));"
+echo "   recall run sent SIGTERM: status $term_status"
+[ "$publish_status" = 0 ] && grep -q "lock is held by another process" "$cli_dir/locked.err" \
+  || { echo "FAIL: publish with the lock held: status $publish_status"; cat "$cli_dir/locked.err"; lock_fail=1; }
+[ "$term_status" = 143 ] || { echo "FAIL: recall run did not stop on SIGTERM (status $term_status; 124 = hung)"; lock_fail=1; }
+[ "$lock_fail" = 0 ] || exit 1
 
 echo "== chaos: S3 server paused under recalld lookup load"
 export AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_REGION=$RECALL_TEST_S3_REGION AWS_ALLOW_HTTP=true

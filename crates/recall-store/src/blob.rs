@@ -217,8 +217,15 @@ pub(crate) enum Downloaded {
     Verified,
     /// The object is absent.
     Missing,
-    /// The object's bytes are not the expected ones; the reason says how.
-    Corrupt(String),
+    /// The object's bytes are not the expected ones; the reason says how. `intact` is true
+    /// when the object's own bytes still hash to the expected digest (its name, for a blob):
+    /// then only the size that was expected is wrong, and the object must not be deleted.
+    Corrupt {
+        /// What is wrong.
+        reason: String,
+        /// Whether the object's bytes, all of them, have the expected digest.
+        intact: bool,
+    },
 }
 
 /// Where a download goes.
@@ -253,11 +260,11 @@ pub(crate) async fn download(
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| StoreError::backend("get", location, e))?;
                 received += chunk.len() as u64;
+                hasher.update(&chunk);
                 if received > size {
                     buffer.clear();
-                    return Ok(Downloaded::Corrupt(format!("longer than {size} bytes")));
+                    return finish_longer(stream, hasher, size, digest, location).await;
                 }
-                hasher.update(&chunk);
                 buffer.extend_from_slice(&chunk);
             }
             let verdict = verdict(received, size, hasher.finalize().into(), digest);
@@ -277,10 +284,10 @@ pub(crate) async fn download(
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| StoreError::backend("get", location, e))?;
                 received += chunk.len() as u64;
-                if received > size {
-                    return Ok(Downloaded::Corrupt(format!("longer than {size} bytes")));
-                }
                 hasher.update(&chunk);
+                if received > size {
+                    return finish_longer(stream, hasher, size, digest, location).await;
+                }
                 file.write_all(&chunk)
                     .await
                     .map_err(|e| StoreError::io(&temp_path, e))?;
@@ -301,11 +308,38 @@ pub(crate) async fn download(
     }
 }
 
+/// The object turned out longer than `size`: hash the rest (keeping nothing) to tell an
+/// intact object that a manifest describes with the wrong size from one whose bytes changed.
+async fn finish_longer(
+    mut stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    mut hasher: blake3::Hasher,
+    size: u64,
+    digest: &Digest,
+    location: &Path,
+) -> Result<Downloaded, StoreError> {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| StoreError::backend("get", location, e))?;
+        hasher.update(&chunk);
+    }
+    let intact = Digest::from(hasher.finalize()) == *digest;
+    Ok(Downloaded::Corrupt {
+        reason: format!("longer than the {size} bytes the manifest says"),
+        intact,
+    })
+}
+
 fn verdict(received: u64, size: u64, actual: Digest, expected: &Digest) -> Downloaded {
+    let intact = actual == *expected;
     if received != size {
-        Downloaded::Corrupt(format!("{received} bytes, the manifest says {size}"))
-    } else if actual != *expected {
-        Downloaded::Corrupt(format!("BLAKE3 is {actual}, the manifest says {expected}"))
+        Downloaded::Corrupt {
+            reason: format!("{received} bytes, the manifest says {size}"),
+            intact,
+        }
+    } else if !intact {
+        Downloaded::Corrupt {
+            reason: format!("BLAKE3 is {actual}, the manifest says {expected}"),
+            intact,
+        }
     } else {
         Downloaded::Verified
     }

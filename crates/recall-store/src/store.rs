@@ -188,6 +188,19 @@ impl PublishOutcome {
     }
 }
 
+/// What is at an entry's manifest path, for a publish.
+enum Current {
+    /// No manifest.
+    Absent,
+    /// Expired, undecodable or describing another entry.
+    Unusable,
+    /// A live entry, with the version a replace-if-version-matches needs.
+    Live {
+        manifest: Box<Manifest>,
+        version: UpdateVersion,
+    },
+}
+
 /// Read-modify-write rounds of a manifest update before giving up.
 const MANIFEST_CAS_ROUNDS: usize = 8;
 
@@ -571,11 +584,15 @@ impl Store {
                 Some(path) => Fetched::File(path.to_path_buf()),
             })),
             Downloaded::Missing => Ok(Err(format!("blob {location} is missing"))),
-            Downloaded::Corrupt(why) => {
+            Downloaded::Corrupt { reason, intact } => {
                 // A blob whose bytes do not hash to its name is useless to every entry, and a
-                // later publish would skip re-uploading it: remove it too.
-                self.delete_quietly(&location).await?;
-                Ok(Err(format!("blob {location}: {why}")))
+                // later publish would skip re-uploading it: remove it too. A blob that does
+                // hash to its name is fine (other entries may share it): the manifest that
+                // states another size for it is the broken thing.
+                if !intact {
+                    self.delete_quietly(&location).await?;
+                }
+                Ok(Err(format!("blob {location}: {reason}")))
             }
         }
     }
@@ -622,22 +639,31 @@ impl Store {
 
         self.ensure_descriptor().await?;
         let mut mode = options.mode;
+        // A live entry found broken (6.1 step 2): replaced only over the version read.
+        let mut broken = None;
         if mode == PublishMode::CreateIfAbsent {
-            match self.lookup(&entry).await? {
-                Lookup::Hit(_) => {
-                    let produced = match output_digests(outputs).await {
-                        Ok(digests) => Some(digests),
-                        Err(err) => {
-                            tracing::warn!(key = %key.key, error = %err,
-                                "could not hash the outputs to compare them with the entry kept");
-                            None
-                        }
-                    };
-                    return Ok(self.keep_existing(&entry, produced.as_ref()).await);
-                }
-                Lookup::Miss(Miss::NotFound) => {}
+            match self.current_entry(&entry).await? {
+                Current::Live { manifest, version } => match self.unsound(key, &manifest).await? {
+                    None => {
+                        let produced = match output_digests(outputs).await {
+                            Ok(digests) => Some(digests),
+                            Err(err) => {
+                                tracing::warn!(key = %key.key, error = %err,
+                                        "could not hash the outputs to compare them with the entry kept");
+                                None
+                            }
+                        };
+                        return Ok(self.keep_existing(&entry, produced.as_ref()).await);
+                    }
+                    Some(reason) => {
+                        tracing::warn!(key = %key.key, %reason,
+                                "the stored entry is broken; this publish replaces it");
+                        broken = Some((version, *manifest));
+                    }
+                },
+                Current::Absent => {}
                 // Expired or unusable: the next publish replaces it.
-                Lookup::Miss(_) => mode = PublishMode::Overwrite,
+                Current::Unusable => mode = PublishMode::Overwrite,
             }
         }
 
@@ -671,24 +697,9 @@ impl Store {
         };
         let path = self.path(&entry.tenant.entry(&key.key));
         if mode == PublishMode::CreateIfAbsent {
-            return match self
-                .objects
-                .put_opts(
-                    &path,
-                    PutPayload::from(manifest.encode()),
-                    PutMode::Create.into(),
-                )
-                .await
-            {
-                Ok(_) => Ok(PublishOutcome::Published {
-                    manifest: Box::new(manifest),
-                    observed: None,
-                }),
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    Ok(self.keep_existing(&entry, Some(&produced)).await)
-                }
-                Err(e) => Err(StoreError::backend("put", &path, e)),
-            };
+            return self
+                .create_or_replace_broken(&entry, key, manifest, broken, &produced)
+                .await;
         }
 
         // Overwrite: carry the replaced entry's records over and add ours, writing only over
@@ -739,6 +750,151 @@ impl Store {
             manifest: Box::new(manifest),
             observed,
         })
+    }
+
+    /// The create-if-absent write of the manifest (6.1 step 5). An existing entry that is
+    /// live and sound wins; one that is broken (`broken`, or found so after *already
+    /// exists*) is replaced with replace-if-version-matches on the version read, so a sound
+    /// entry written concurrently is never replaced.
+    async fn create_or_replace_broken(
+        &self,
+        entry: &EntryRef,
+        key: &DerivedKey,
+        mut manifest: Manifest,
+        mut broken: Option<(UpdateVersion, Manifest)>,
+        produced: &BTreeMap<String, Digest>,
+    ) -> Result<PublishOutcome, StoreError> {
+        let path = self.path(&entry.tenant.entry(&key.key));
+        for _ in 0..MANIFEST_CAS_ROUNDS {
+            // The broken entry's records stay (they are history of the key); nothing new is
+            // recorded: a broken entry's digests say nothing about determinism.
+            let put_mode = match &broken {
+                None => {
+                    manifest.nondeterminism.clear();
+                    PutMode::Create
+                }
+                Some((version, old)) => {
+                    manifest.nondeterminism = old.nondeterminism.clone();
+                    PutMode::Update(version.clone())
+                }
+            };
+            let written = self
+                .objects
+                .put_opts(&path, PutPayload::from(manifest.encode()), put_mode.into())
+                .await;
+            match written {
+                Ok(_) => {
+                    return Ok(PublishOutcome::Published {
+                        manifest: Box::new(manifest),
+                        observed: None,
+                    });
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. },
+                ) => {}
+                Err(object_store::Error::NotImplemented { .. }) if broken.is_some() => {
+                    // No conditional replace on this backend: replace the broken entry
+                    // outright (a concurrent sound entry would be replaced by another sound one).
+                    self.objects
+                        .put_opts(
+                            &path,
+                            PutPayload::from(manifest.encode()),
+                            PutMode::Overwrite.into(),
+                        )
+                        .await
+                        .map_err(|e| StoreError::backend("put", &path, e))?;
+                    return Ok(PublishOutcome::Published {
+                        manifest: Box::new(manifest),
+                        observed: None,
+                    });
+                }
+                Err(e) => return Err(StoreError::backend("put", &path, e)),
+            }
+            // Another writer got there first: look at what it wrote.
+            broken = match self.current_entry(entry).await? {
+                Current::Absent => None,
+                Current::Live {
+                    manifest: m,
+                    version,
+                } => match self.unsound(key, &m).await? {
+                    None => break,
+                    Some(_) => Some((version, *m)),
+                },
+                // Expired or undecodable in between: leave it to the next publish.
+                Current::Unusable => break,
+            };
+        }
+        Ok(self.keep_existing(entry, Some(produced)).await)
+    }
+
+    /// The manifest at the entry's path with its version, classified as a lookup would.
+    async fn current_entry(&self, entry: &EntryRef) -> Result<Current, StoreError> {
+        let path = self.path(&entry.tenant.entry(&entry.key));
+        let Some((body, version)) = self.read_versioned(&path).await? else {
+            return Ok(Current::Absent);
+        };
+        match Manifest::decode(&body).and_then(|m| check_identity(m, entry)) {
+            Ok(manifest) if !self.is_expired(&manifest) => Ok(Current::Live {
+                manifest: Box::new(manifest),
+                version,
+            }),
+            Ok(_) => Ok(Current::Unusable),
+            Err(err) => {
+                tracing::error!(%path, error = %err, "cache manifest is unusable; treating as a miss");
+                Ok(Current::Unusable)
+            }
+        }
+    }
+
+    /// Why a live manifest cannot be a usable entry of `key`, if it cannot: its outputs are
+    /// not exactly the declared ones, an inline output fails its check, or a blob it names is
+    /// missing or of another size (one HEAD per blob; the bytes are the reader's to verify).
+    async fn unsound(
+        &self,
+        key: &DerivedKey,
+        manifest: &Manifest,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(name) = key
+            .outputs
+            .keys()
+            .find(|n| !manifest.outputs.contains_key(n.as_str()))
+        {
+            return Ok(Some(format!("declared output {name:?} is missing")));
+        }
+        if let Some(name) = manifest
+            .outputs
+            .keys()
+            .find(|n| !key.outputs.contains_key(n.as_str()))
+        {
+            return Ok(Some(format!("output {name:?} is not declared")));
+        }
+        let tenant = Tenant::new(&key.project, &key.domain)?;
+        for (name, record) in &manifest.outputs {
+            if let Some(inline) = &record.inline {
+                if inline.len() as u64 != record.size || Digest::of_content(inline) != record.digest
+                {
+                    return Ok(Some(format!("inline output {name:?} fails its check")));
+                }
+                continue;
+            }
+            let location = self.path(&tenant.blob(&record.digest));
+            match self.objects.head(&location).await {
+                Ok(meta) if meta.size == record.size => {}
+                Ok(meta) => {
+                    return Ok(Some(format!(
+                        "blob {location} has {} bytes, the manifest says {}",
+                        meta.size, record.size
+                    )));
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Ok(Some(format!("blob {location} is missing")));
+                }
+                Err(e) => return Err(StoreError::backend("head", &location, e)),
+            }
+        }
+        Ok(None)
     }
 
     /// Sets `manifest.nondeterminism` to the records of the entry it replaces plus, when

@@ -181,14 +181,23 @@ async fn decide(
         if !options.overwrite {
             match with_timeout(timeout, "lookup", client.lookup(entry)).await? {
                 Lookup::Hit(manifest) => {
-                    match restore(client, entry, &manifest, outputs, report).await? {
-                        true => return Ok(Before::Hit),
-                        false => {
+                    match restore(client, entry, &manifest, outputs, report).await {
+                        Ok(true) => return Ok(Before::Hit),
+                        Ok(false) => {
                             if !announced_wait {
                                 report.status(format!(
-                                "CACHE_MISS {short}: the stored entry did not verify and was removed"
-                            ));
+                                    "CACHE_MISS {short}: the stored entry did not verify; \
+                                     the next publish replaces it"
+                                ));
                             }
+                        }
+                        Err(err) => {
+                            if !err.is_storage() {
+                                // It verified but cannot be restored (an unusable archive):
+                                // this run's publish replaces it instead of being discarded.
+                                *previous = Some(manifest);
+                            }
+                            return Err(err);
                         }
                     }
                 }
@@ -438,7 +447,9 @@ pub fn miss_text(miss: &Miss) -> String {
         ),
         Miss::Undecodable { reason } => format!("the entry is unusable: {reason}"),
         Miss::Broken { output, reason } => {
-            format!("output {output:?} did not verify ({reason}); the entry was removed")
+            format!(
+                "output {output:?} did not verify ({reason}); the next publish replaces the entry"
+            )
         }
     }
 }

@@ -1024,6 +1024,44 @@ fn the_store_folder_is_never_an_output() {
     assert_eq!(env.runs(), 2);
 }
 
+/// Issue 12 item 8: an entry that verifies but cannot be restored (its dir archive is not
+/// a tar) is replaced by the next run's publish instead of being kept forever.
+#[test]
+fn unrestorable_entry_is_replaced_by_the_next_run() {
+    let env = Env::new(Backend::File, Mode::Direct, "unrestorable").unwrap();
+    setup(&env);
+    let task = Task::new();
+    assert_code(&task.run(&env, &[]), 0);
+    let produced = snapshot(&env);
+    let entries = walk(&env.store_path().unwrap().join("tenants/demo/dev/entries"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut manifest =
+        recall_store::Manifest::decode(&std::fs::read(&entries[0]).unwrap()).unwrap();
+    // Bytes that verify (digest and size agree) but are no tar archive.
+    let garbage = b"this is not a tar archive".to_vec();
+    let plots = manifest.outputs.get_mut("plots").unwrap();
+    plots.size = garbage.len() as u64;
+    plots.digest = recall_key::Digest::of_content(&garbage);
+    plots.inline = Some(garbage.into());
+    std::fs::write(&entries[0], manifest.encode()).unwrap();
+
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = task.run(&env, &[]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("another run published it first"),
+        "the unrestorable entry was kept: {}",
+        stderr(&out)
+    );
+    assert_eq!(env.runs(), 2);
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    let out = task.run(&env, &[]);
+    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_eq!(env.runs(), 2, "the replaced entry hits");
+    assert_eq!(snapshot(&env), produced);
+}
+
 #[test]
 fn storage_down_still_runs_the_command_with_its_own_status() {
     let port = {

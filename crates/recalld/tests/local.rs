@@ -108,3 +108,38 @@ async fn lookups_work_when_the_probe_cannot_write() {
         .await;
     assert_eq!(status, 503, "{body}");
 }
+
+/// Issue 12 item 8: through recalld, an entry whose blob is gone is replaced by the next
+/// publish (it used to be kept forever: recalld's reads do not remove broken entries), and
+/// the daemon's memory tier then serves the new manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_blob_is_gone_is_replaced_by_the_next_publish() {
+    use common::{Daemon, Material, Options, bytes};
+    let backend = Backend::local();
+    let Backend::Local { dir } = &backend else {
+        unreachable!()
+    };
+    let store_dir = dir.path().join("store");
+    let d = Daemon::start(&backend, &Options::default());
+    let m = Material::new(&d, "alpha", "wf.train", 1, &["model"]).await;
+    let model = bytes(20_000, 1);
+    let (status, body) = d.publish(&m, &[("model", model.clone())], "", None).await;
+    assert_eq!(status, 201, "{body}");
+    let digest = blake3::hash(&model).to_hex().to_string();
+    let blob = store_dir
+        .join("tenants/alpha/development/blobs")
+        .join(&digest[..2])
+        .join(&digest);
+    std::fs::remove_file(&blob).unwrap();
+
+    let (status, body) = d.publish(&m, &[("model", model.clone())], "", None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("CACHE_POPULATED")),
+        "the broken entry was kept: {body}"
+    );
+    assert!(blob.is_file(), "the blob was uploaded again");
+    let (status, body) = d.lookup(&m, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CACHE_HIT")));
+    assert_eq!(body["from_hot_tier"], true, "{body}");
+}

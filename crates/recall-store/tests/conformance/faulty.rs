@@ -24,6 +24,9 @@ pub enum Fault {
     SecondPart,
     /// A read-only key: every put, multipart upload, delete and copy is denied.
     ReadOnly,
+    /// Just before the first replace-if-version-matches of a manifest, another writer puts
+    /// the bytes in [`FaultyStore::race`] there (a concurrent publish winning the race).
+    RacedManifestUpdate,
 }
 
 /// Delegates to `inner`, except for the chosen fault.
@@ -31,6 +34,8 @@ pub enum Fault {
 pub struct FaultyStore {
     pub inner: Arc<dyn ObjectStore>,
     pub fault: Fault,
+    /// The manifest the racer of [`Fault::RacedManifestUpdate`] writes (taken once).
+    pub race: std::sync::Mutex<Option<Bytes>>,
 }
 
 fn denied(path: &Path) -> object_store::Error {
@@ -66,6 +71,17 @@ impl ObjectStore for FaultyStore {
         }
         if self.fault == Fault::ReadOnly {
             return Err(denied(location));
+        }
+        if self.fault == Fault::RacedManifestUpdate
+            && location.as_ref().contains("/entries/")
+            && matches!(opts.mode, object_store::PutMode::Update(_))
+        {
+            let racer = self.race.lock().unwrap().take();
+            if let Some(bytes) = racer {
+                self.inner
+                    .put_opts(location, PutPayload::from(bytes), PutOptions::default())
+                    .await?;
+            }
         }
         self.inner.put_opts(location, payload, opts).await
     }

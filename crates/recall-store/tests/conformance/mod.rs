@@ -16,8 +16,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
     Clock, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, Fetched, GcOptions, LeaseStatus, Lookup,
-    ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig,
-    Tenant, UploadTuning,
+    Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store,
+    StoreConfig, Tenant, UploadTuning,
 };
 
 use self::faulty::{Fault, FaultyStore};
@@ -41,6 +41,9 @@ macro_rules! conformance_suite {
             flipped_byte_in_a_blob_is_a_miss_and_heals,
             deleted_blob_is_a_miss_and_heals,
             undecodable_manifest_is_a_miss_and_is_replaced,
+            wrong_size_in_a_manifest_keeps_the_shared_blob,
+            broken_entries_are_replaced_by_the_next_publish,
+            a_sound_entry_written_concurrently_is_not_replaced,
             expiry_by_max_age_per_task_and_ttl,
             conditional_writes_are_enforced_by_the_backend,
             probe_finds_every_capability_and_cleans_up,
@@ -129,9 +132,16 @@ impl Harness {
 
     /// A store on this root whose object store fails as `fault` says.
     pub async fn faulty_store(&self, fault: Fault) -> Store {
+        self.racing_store(fault, None).await
+    }
+
+    /// Like [`Harness::faulty_store`], with the manifest a racer writes for
+    /// [`Fault::RacedManifestUpdate`].
+    pub async fn racing_store(&self, fault: Fault, race: Option<Bytes>) -> Store {
         let objects: Arc<dyn ObjectStore> = Arc::new(FaultyStore {
             inner: Arc::clone(&self.objects),
             fault,
+            race: std::sync::Mutex::new(race),
         });
         Store::from_object_store(
             objects,
@@ -716,6 +726,146 @@ pub async fn flipped_byte_in_a_blob_is_a_miss_and_heals(h: &Harness) {
 
 pub async fn deleted_blob_is_a_miss_and_heals(h: &Harness) {
     broken_blob_case(h, true).await;
+}
+
+/// Rewrites the manifest of `entry` with `edit` applied (a manifest that lies about its blobs).
+async fn edit_manifest(store: &Store, entry: &EntryRef, edit: impl FnOnce(&mut Manifest)) {
+    let path = raw(store, &entry.tenant.entry(&entry.key));
+    let body = raw_get(store, &entry.tenant.entry(&entry.key))
+        .await
+        .unwrap();
+    let mut manifest = Manifest::decode(&body).unwrap();
+    edit(&mut manifest);
+    store
+        .object_store()
+        .put(&path, PutPayload::from(manifest.encode()))
+        .await
+        .unwrap();
+}
+
+/// Issue 12 item 6: a manifest stating the wrong size for a blob whose bytes match its name
+/// is the broken thing; the blob, shared with another entry, stays.
+pub async fn wrong_size_in_a_manifest_keeps_the_shared_blob(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 20;
+    let (liar, honest) = (key("wf.size_liar", n), key("wf.size_honest", n));
+    publish(&store, &liar, n, dir.path()).await;
+    publish(&store, &honest, n, dir.path()).await;
+    let liar_entry = EntryRef::of(&liar).unwrap();
+    // Too small for one blob (the reader finds more bytes), too large for the other.
+    for (output, delta) in [("medium", -1i64), ("large", 1)] {
+        edit_manifest(&store, &liar_entry, |m| {
+            let record = m.outputs.get_mut(output).unwrap();
+            record.size = record.size.checked_add_signed(delta).unwrap();
+        })
+        .await;
+        match store.fetch(&liar_entry, FetchTo::Memory).await.unwrap() {
+            Lookup::Miss(Miss::Broken { output: which, .. }) => assert_eq!(which, output),
+            other => panic!("expected a broken-entry miss for {output}, got {other:?}"),
+        }
+        let digest = Digest::of_content(&expected(n)[output]);
+        assert!(
+            raw_get(&store, &liar_entry.tenant.blob(&digest))
+                .await
+                .is_some(),
+            "the blob of {output} was deleted though its bytes match its name"
+        );
+        // The other entry sharing the blob still hits, whole.
+        assert_hit(&store, &honest, n).await;
+        // The lying entry is replaced by the next publish.
+        assert!(matches!(
+            publish(&store, &liar, n, dir.path()).await,
+            PublishOutcome::Published { .. }
+        ));
+        assert_hit(&store, &liar, n).await;
+    }
+}
+
+/// Issue 12 item 8: a live entry that cannot be restored (zero outputs, a declared output
+/// missing, an undeclared one, a blob gone or of another size) is replaced by the next
+/// publish instead of being kept forever.
+pub async fn broken_entries_are_replaced_by_the_next_publish(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 21;
+    let k = key("wf.broken_entries", n);
+    let entry = EntryRef::of(&k).unwrap();
+    let medium = Digest::of_content(&expected(n)["medium"]);
+    let medium_blob = raw(&store, &entry.tenant.blob(&medium));
+    type Break = Box<dyn Fn(&mut Manifest)>;
+    let breaks: Vec<(&str, Option<Break>)> = vec![
+        (
+            "zero outputs",
+            Some(Box::new(|m: &mut Manifest| m.outputs.clear())),
+        ),
+        (
+            "a declared output missing",
+            Some(Box::new(|m: &mut Manifest| {
+                m.outputs.remove("large");
+            })),
+        ),
+        (
+            "an undeclared output",
+            Some(Box::new(|m: &mut Manifest| {
+                let extra = m.outputs["scalar"].clone();
+                m.outputs.insert("extra".into(), extra);
+            })),
+        ),
+        (
+            "a blob of another size",
+            Some(Box::new(|m: &mut Manifest| {
+                m.outputs.get_mut("medium").unwrap().size += 1;
+            })),
+        ),
+        ("a blob gone", None),
+    ];
+    for (what, edit) in breaks {
+        publish(&store, &k, n, dir.path()).await;
+        match edit {
+            Some(edit) => edit_manifest(&store, &entry, edit).await,
+            None => store.object_store().delete(&medium_blob).await.unwrap(),
+        }
+        // Still a live manifest: a lookup (one GET) reports a hit ...
+        assert!(
+            matches!(store.lookup(&entry).await.unwrap(), Lookup::Hit(_)),
+            "{what}"
+        );
+        // ... but the next publish replaces it rather than keeping it.
+        let outcome = publish(&store, &k, n, dir.path()).await;
+        assert!(
+            matches!(outcome, PublishOutcome::Published { .. }),
+            "{what}: {outcome:?}"
+        );
+        assert_hit(&store, &k, n).await;
+    }
+}
+
+/// Issue 12 item 8: the replacement of a broken entry is conditional on the version found
+/// broken: a sound entry another publisher wrote in between is kept.
+pub async fn a_sound_entry_written_concurrently_is_not_replaced(h: &Harness) {
+    let store = h.store("writer").await;
+    let dir = scratch();
+    let n = 22;
+    let k = key("wf.broken_race", n);
+    let entry = EntryRef::of(&k).unwrap();
+    publish(&store, &k, n, dir.path()).await;
+    let sound = raw_get(&store, &entry.tenant.entry(&k.key)).await.unwrap();
+    edit_manifest(&store, &entry, |m| m.outputs.clear()).await;
+    let racing = h
+        .racing_store(Fault::RacedManifestUpdate, Some(sound.clone()))
+        .await;
+    let outcome = publish(&racing, &k, n, dir.path()).await;
+    assert!(
+        matches!(outcome, PublishOutcome::AlreadyExists { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        raw_get(&store, &entry.tenant.entry(&k.key)).await.unwrap(),
+        sound,
+        "the sound manifest written concurrently was replaced"
+    );
+    assert_hit(&store, &k, n).await;
 }
 
 pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
