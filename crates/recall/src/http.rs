@@ -111,7 +111,9 @@ impl HttpClient {
                 .unwrap_or(body);
             let text = format!("daemon {} answered {status}: {message}", self.base);
             return Err(match status {
-                StatusCode::BAD_REQUEST => CliError::Usage(text),
+                // 501: the daemon's store cannot do what was asked (leases on a store without
+                // conditional writes); asking again does not help.
+                StatusCode::BAD_REQUEST | StatusCode::NOT_IMPLEMENTED => CliError::Usage(text),
                 _ => storage(text),
             });
         }

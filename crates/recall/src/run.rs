@@ -85,6 +85,9 @@ pub async fn run(
                     report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
                     Before::Run { publish: false }
                 }
+                // A refusal (recalld's store cannot hold the lease --serialize asked for):
+                // exit 2 before the command runs, as the direct pre-check does.
+                Err(err @ CliError::Usage(_)) => return Err(err),
                 Err(err) => {
                     // Storage answered but the outputs could not be put in place locally.
                     report.warn(format!(
@@ -225,6 +228,8 @@ async fn decide(
                 lease_failing_since = None;
                 grant
             }
+            // A refusal (bad heartbeat, a store that cannot hold leases) is final.
+            Err(err) if !err.is_storage() => return Err(err),
             Err(err) => {
                 let since = *lease_failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= timeout {

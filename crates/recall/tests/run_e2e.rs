@@ -769,7 +769,13 @@ fn thirty_two_serialized_runs_compute_once(env: &Env) {
     assert_eq!(
         env.runs(),
         1,
-        "the command ran once among 32 serialized runs"
+        "the command ran once among 32 serialized runs; stderr of the first three:\n{}",
+        outputs
+            .iter()
+            .take(3)
+            .map(stderr)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
     );
     let hits = outputs
         .iter()

@@ -43,6 +43,8 @@ struct StoreCheck {
     outcome: Mutex<Option<Result<Capabilities, String>>>,
     /// One check at a time.
     running: tokio::sync::Mutex<()>,
+    /// The last readiness round trip and when it ended (see [`AppState::readiness_memo`]).
+    readiness: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
 
 /// How soon a failed store check is repeated in the background; the wait doubles after each
@@ -227,6 +229,16 @@ impl AppState {
             Some(Err(cause)) => cause,
             _ => "the store has not been checked yet".to_string(),
         })
+    }
+
+    /// The last readiness round trip (write, read back, delete under `probe/`) with when it
+    /// ended. `/readyz` holds this lock while it runs one, so a burst of readiness requests
+    /// (32 `recall run --daemon` starting at once, or a client hammering an unauthenticated
+    /// route) shares one round trip instead of loading the store with one each.
+    pub fn readiness_memo(
+        &self,
+    ) -> &tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>> {
+        &self.store_check.readiness
     }
 
     /// Longest wait of a readiness check, and of each step of the store check.

@@ -73,6 +73,11 @@ pub fn start_daemon(store: &str, vars: &[(String, String)]) -> Daemon {
         .env_remove("RECALL_CONFIG")
         .env_remove("RECALL_STORE")
         .env("RECALL_SPOOL_DIR", spool)
+        // These tests are about recall through a daemon, not the daemon's fail-open timing
+        // (recalld's own tests and chaos.sh cover that). With the default 300 ms, moto on a
+        // loaded 2-core machine answered 32 polling waiters late enough to open the breaker,
+        // and every waiter then ran the command (fail open) in the serialized-runs case.
+        .env("RECALL_LOOKUP_TIMEOUT_MS", "3000")
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
