@@ -7,7 +7,7 @@ import json
 import math
 import os
 import re
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 from . import _native, _types
 from ._errors import InvalidInput, InvalidType
@@ -134,8 +134,11 @@ def output_type(name: Any, spec: OutputType) -> str:
 
 def derive(document: dict, ignore: Iterable[str]) -> Key:
     """Derives the key of a key-material document with recall-key."""
-    text = json.dumps(document, ensure_ascii=False, allow_nan=False)
-    return _native.derive_key(text, list(ignore), os.getcwd())
+    return _native.derive_key(_text(document), list(ignore), os.getcwd())
+
+
+def _text(document: dict) -> str:
+    return json.dumps(document, ensure_ascii=False, allow_nan=False)
 
 
 def key(project: str, domain: str, task: str, cache_version: str,
@@ -159,16 +162,35 @@ def key(project: str, domain: str, task: str, cache_version: str,
     ...                inputs={"n": 3}, outputs={"o0": int})
     >>> k.hex  # the same as `recall key ... --input n:int=3 --output o0:int`
     """
-    _check_str("project", project)
-    _check_str("domain", domain)
-    _check_str("task", task)
-    _check_str("cache_version", cache_version)
-    _check_str("salt", salt, optional=True)
+    fast = _native.scalar_key(project, domain, task, cache_version, inputs, outputs,
+                              ignore, salt)
+    if fast is not None:
+        return fast
+    document, ignore = _document(project, domain, task, cache_version, inputs, outputs,
+                                 ignore, salt)
+    return derive(document, ignore)
+
+
+def _ignore_list(ignore: Iterable[str]) -> list:
     if isinstance(ignore, str):
         raise InvalidType("ignore: expected a list of input names, not a str")
     ignore = list(ignore)
     for name in ignore:
         _check_str("ignore", name)
+    return ignore
+
+
+def _document(project: str, domain: str, task: str, cache_version: str,
+              inputs: Optional[Mapping[str, Any]], outputs: Optional[Mapping[str, OutputType]],
+              ignore: Iterable[str], salt: Optional[str]) -> Tuple[dict, list]:
+    """The key-material document of `key`'s arguments (docs/KEY-SPEC.md section 8) and
+    the list of ignored names."""
+    _check_str("project", project)
+    _check_str("domain", domain)
+    _check_str("task", task)
+    _check_str("cache_version", cache_version)
+    _check_str("salt", salt, optional=True)
+    ignore = _ignore_list(ignore)
     ignored = set(ignore)
     document: dict = {"project": project, "domain": domain, "task": task,
                       "cache_version": cache_version}
@@ -178,7 +200,17 @@ def key(project: str, domain: str, task: str, cache_version: str,
                            for name, spec in (outputs or {}).items()]
     if salt is not None:
         document["salt"] = salt
-    return derive(document, ignore)
+    return document, ignore
+
+
+def material_text(project: str, domain: str, task: str, cache_version: str,
+                  inputs: Optional[Mapping[str, Any]],
+                  outputs: Optional[Mapping[str, OutputType]], ignore: Iterable[str],
+                  salt: Optional[str]) -> str:
+    """The key-material JSON of `key`'s arguments, as `derive` passes it to recall-key:
+    `Key.material_json()` of a key from `_native.scalar_key`, which never makes it."""
+    return _text(_document(project, domain, task, cache_version, inputs, outputs, ignore,
+                           salt)[0])
 
 
 __all__ = ["Hash", "Key", "Typed", "key", "InvalidInput"]

@@ -185,3 +185,120 @@ def test_non_str_arguments_are_type_errors() -> None:
         recall.key(1, "d", "t", "1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="ignore: expected a list"):
         recall.key("p", "d", "t", "1", inputs={"n": 1}, ignore="n")
+
+
+# ---- the native path of the common scalars (recall._native.scalar_key) ---------------------
+
+UTC = dt.timezone.utc
+
+
+def general_key(**kwargs: Any) -> recall.Key:
+    """The key of recall.key's arguments through the general path: the key-material JSON
+    built in Python and read by recall-key (recall._key.derive)."""
+    from recall import _key
+    args: dict = {"project": "p", "domain": "d", "task": "t", "cache_version": "1",
+                  "inputs": None, "outputs": None, "ignore": (), "salt": None}
+    args.update(kwargs)
+    document, ignore = _key._document(**args)
+    return _key.derive(document, ignore)
+
+
+def native_key(**kwargs: Any) -> Any:
+    from recall import _native
+    args: dict = {"project": "p", "domain": "d", "task": "t", "cache_version": "1",
+                  "inputs": None, "outputs": None, "ignore": (), "salt": None}
+    args.update(kwargs)
+    return _native.scalar_key(**args)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"project": "flytesnacks", "domain": "development", "task": "wf.example.train",
+     "cache_version": " 1.0\n",
+     "inputs": {"epochs": 10, "lr": 0.001, "shuffle": True, "name": "resnet-50",
+                "timeout": dt.timedelta(hours=1),
+                "asof": dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)},
+     "outputs": {"model": "file", "n": int, "x": float, "ok": bool, "s": str, "b": bytes,
+                 "names": "list<string>", "m": "map<string,optional<int>>"}},
+    {"inputs": {"lo": -2**63, "hi": 2**63 - 1, "zero": 0, "tiny": 5e-324, "neg": -0.0,
+                "big": 1.7976931348623157e308, "small": 1e-7, "f": False}},
+    {"inputs": {"empty": "", "text": "é\x00\U0001F600\"\\", "raw": b"", "bin": b"\x00\xff"}},
+    {"inputs": {"before": dt.datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+                "east": dt.datetime(2024, 2, 29, 0, 30, tzinfo=dt.timezone(
+                    dt.timedelta(hours=5, minutes=30))),
+                "west": dt.datetime(2024, 1, 1, 23, 0, 0, 1, tzinfo=dt.timezone(
+                    dt.timedelta(hours=-8))),
+                "first": dt.datetime(1, 1, 1, tzinfo=UTC),
+                "last": dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}},
+    {"inputs": {"minus": dt.timedelta(microseconds=-1), "long": dt.timedelta(days=100000),
+                "none": dt.timedelta(0)}},
+    {"inputs": {"n": 1, "log": "x", "when": dt.datetime(2024, 1, 1)},
+     "ignore": ["log", "when"], "salt": "team-a"},
+    {"inputs": {"n": 1, "log": 2**70}, "ignore": ("log",), "outputs": {}},
+    {},
+])
+def test_scalar_inputs_take_the_native_path_with_the_same_key(kwargs: Any) -> None:
+    native = native_key(**kwargs)
+    assert native is not None
+    general = general_key(**kwargs)
+    assert native.hex == general.hex and native == general
+    assert native.json() == general.json()
+    assert native.material_json() == general.material_json()
+    args = {k: v for k, v in kwargs.items()
+            if k not in ("project", "domain", "task", "cache_version")}
+    assert recall.key(kwargs.get("project", "p"), kwargs.get("domain", "d"),
+                      kwargs.get("task", "t"), kwargs.get("cache_version", "1"),
+                      **args).hex == general.hex
+
+
+class Level(int):
+    pass
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"inputs": {"n": 2**63}},
+    {"inputs": {"x": math.nan}},
+    {"inputs": {"x": math.inf}},
+    {"inputs": {"n": Level(3)}},
+    {"inputs": {"when": dt.datetime(2024, 1, 1)}},
+    {"inputs": {"when": dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))}},
+    {"inputs": {"wait": dt.timedelta(days=999999999)}},
+    {"inputs": {"s": "\ud800"}},
+    {"inputs": {"tags": ["a"]}},
+    {"inputs": {"n": None}},
+    {"inputs": {1: 1}},
+    {"outputs": {"o": "list< int >"}},
+    {"outputs": {"o": pathlib.Path}},
+    {"ignore": ["n"], "inputs": {"n": object()}},
+    {"ignore": iter(["n"]), "inputs": {"n": 1}},
+    {"salt": 1},
+    {"task": Level(1)},
+])
+def test_other_values_are_left_to_the_general_path(kwargs: Any) -> None:
+    assert native_key(**kwargs) is None
+
+
+def test_native_key_material_is_the_values_at_the_call() -> None:
+    inputs = {"n": 1, "s": "a"}
+    key = recall.key("p", "d", "t", "1", inputs=inputs, outputs={"o": int})
+    inputs["n"] = 2
+    inputs["extra"] = 3
+    assert json.loads(key.material_json())["inputs"] == [
+        {"name": "n", "type": "int", "value": 1}, {"name": "s", "type": "string", "value": "a"}]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"project": "a/b"},
+    {"cache_version": "   "},
+    {"inputs": {"a b": 1}},
+    {"inputs": {"n": 1}, "outputs": {"o/0": int}},
+    {"inputs": {"n": 1}, "ignore": ["m"]},
+    {"inputs": {"n": 1}, "ignore": ["n", "m"]},
+    {"salt": ""},
+])
+def test_native_path_errors_are_the_general_paths(kwargs: Any) -> None:
+    with pytest.raises(recall.InvalidInput) as native:
+        native_key(**kwargs)
+    with pytest.raises(recall.InvalidInput) as general:
+        general_key(**kwargs)
+    assert type(native.value) is type(general.value)
+    assert str(native.value) == str(general.value)

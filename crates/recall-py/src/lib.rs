@@ -10,11 +10,12 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use recall_cli::client::{CacheClient, EvictRequest, EvictTarget};
 use recall_cli::commands::manifest_json;
 use recall_cli::direct::DirectClient;
@@ -24,7 +25,7 @@ use recall_cli::http::HttpClient;
 use recall_cli::outputs::{self, OutputKind, OutputPath};
 use recall_cli::progress::Reporter;
 use recall_cli::run::{miss_text, owner_id, publish_outputs, with_timeout};
-use recall_key::{DerivedKey, KeyMaterial, ValueType};
+use recall_key::{DerivedKey, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{Backend, EntryRef, Lookup, Store, StoreConfig, Tenant, open_url_with};
 use serde_json::json;
 
@@ -97,7 +98,11 @@ fn seconds(py: Python<'_>, field: &str, value: f64) -> PyResult<Duration> {
 #[pyclass(frozen, module = "recall", name = "Key")]
 pub struct Key {
     derived: DerivedKey,
-    material: String,
+    /// The key-material JSON, made on first use when the key came from [`scalar_key`].
+    material: OnceLock<String>,
+    /// The arguments of `recall.key` that [`scalar_key`] derived the key from, to make the
+    /// key-material JSON from with `recall._key.material_text` when it is asked for.
+    arguments: Option<Py<PyTuple>>,
 }
 
 #[pymethods]
@@ -172,8 +177,19 @@ impl Key {
 
     /// The key material this key was derived from, as the JSON of docs/KEY-SPEC.md section 8
     /// (`recall key --spec FILE` derives the same key from it).
-    fn material_json(&self) -> String {
-        self.material.clone()
+    fn material_json(&self, py: Python<'_>) -> PyResult<String> {
+        if let Some(text) = self.material.get() {
+            return Ok(text.clone());
+        }
+        let Some(arguments) = &self.arguments else {
+            return Ok(String::new()); // not reached: a key has one or the other
+        };
+        let text: String = py
+            .import("recall._key")?
+            .getattr("material_text")?
+            .call1(arguments.bind(py))?
+            .extract()?;
+        Ok(self.material.get_or_init(|| text).clone())
     }
 
     /// The derivation result as `recall key --json` prints it (docs/KEY-SPEC.md section 7.5).
@@ -225,9 +241,263 @@ fn derive_key(
         Ok(parsed.derive()?)
     });
     match derived {
-        Ok(derived) => Ok(Key { derived, material }),
+        Ok(derived) => Ok(Key {
+            derived,
+            material: OnceLock::from(material),
+            arguments: None,
+        }),
         Err(err) => Err(to_python(py, err)),
     }
+}
+
+/// A type object of the `datetime` module, imported once.
+fn datetime_type<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.import(py, "datetime", name)
+}
+
+/// The KEY-SPEC type `recall._types.infer` gives a value of one of the common scalar Python
+/// types (exactly `bool`, `int`, `float`, `str`, `bytes`, `datetime.datetime`,
+/// `datetime.timedelta`), or None for any other.
+fn scalar_type(value: &Bound<'_, PyAny>) -> PyResult<Option<ValueType>> {
+    static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = value.py();
+    Ok(Some(if value.is_exact_instance_of::<PyBool>() {
+        ValueType::Bool
+    } else if value.is_exact_instance_of::<PyInt>() {
+        ValueType::Int
+    } else if value.is_exact_instance_of::<PyFloat>() {
+        ValueType::Float
+    } else if value.is_exact_instance_of::<PyString>() {
+        ValueType::String
+    } else if value.is_exact_instance_of::<PyBytes>() {
+        ValueType::Bytes
+    } else if value.is_exact_instance(datetime_type(py, &DATETIME, "datetime")?.as_any()) {
+        ValueType::Datetime
+    } else if value.is_exact_instance(datetime_type(py, &TIMEDELTA, "timedelta")?.as_any()) {
+        ValueType::Duration
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Days, seconds and microseconds of a `datetime.timedelta`, in nanoseconds.
+fn timedelta_ns(delta: &Bound<'_, PyAny>) -> PyResult<i128> {
+    let days: i128 = delta.getattr("days")?.extract()?;
+    let seconds: i128 = delta.getattr("seconds")?.extract()?;
+    let micros: i128 = delta.getattr("microseconds")?.extract()?;
+    Ok(((days * 86_400 + seconds) * 1_000_000 + micros) * 1_000)
+}
+
+/// The recall-key value of a Python value of type `ty` (from [`scalar_type`]): the value the
+/// JSON path reads from the form `recall._types.encode` writes. None where that path does
+/// something else (an int beyond 64 bits, a float that is not finite, a str that is not
+/// valid UTF-8, a naive datetime, one whose UTC date has no four-digit year, a duration
+/// beyond 64 bits), so that it runs and says what it says about the value.
+fn scalar_value(ty: &ValueType, value: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    static EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in seconds since the epoch.
+    const FIRST: i128 = -62_135_596_800;
+    const LAST: i128 = 253_402_300_799;
+    Ok(match ty {
+        ValueType::Bool => Some(Value::Bool(value.extract()?)),
+        ValueType::Int => value.extract::<i64>().ok().map(Value::Int),
+        ValueType::Float => {
+            let number: f64 = value.extract()?;
+            number.is_finite().then_some(Value::Float(number))
+        }
+        ValueType::String => value
+            .cast::<PyString>()?
+            .to_cow()
+            .ok()
+            .map(|text| Value::String(text.into_owned())),
+        ValueType::Bytes => Some(Value::Bytes(value.cast::<PyBytes>()?.as_bytes().to_vec())),
+        ValueType::Datetime => {
+            if value.call_method0("utcoffset")?.is_none() {
+                return Ok(None);
+            }
+            let py = value.py();
+            let epoch = EPOCH.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+                let module = py.import("datetime")?;
+                let utc = module.getattr("timezone")?.getattr("utc")?;
+                let epoch = module
+                    .getattr("datetime")?
+                    .call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
+                Ok(epoch.unbind())
+            })?;
+            // Aware datetimes subtract as instants, with the same utcoffset() that
+            // `astimezone(timezone.utc)` uses in recall._types.rfc3339.
+            let nanos = timedelta_ns(&value.sub(epoch.bind(py))?)?;
+            let seconds = nanos.div_euclid(1_000_000_000);
+            if !(FIRST..=LAST).contains(&seconds) {
+                return Ok(None);
+            }
+            Some(Value::Datetime {
+                seconds: seconds as i64,
+                nanos: nanos.rem_euclid(1_000_000_000) as u32,
+            })
+        }
+        ValueType::Duration => i64::try_from(timedelta_ns(value)?)
+            .ok()
+            .map(Value::Duration),
+        _ => None,
+    })
+}
+
+/// An output type `recall._key.output_type` turns into exactly this type with no message:
+/// a canonical KEY-SPEC type text, or the Python type `int`, `float`, `bool`, `str` or
+/// `bytes`. None for anything else.
+fn plain_output_type(spec: &Bound<'_, PyAny>) -> PyResult<Option<ValueType>> {
+    if let Ok(text) = spec.cast_exact::<PyString>() {
+        let Ok(text) = text.to_cow() else {
+            return Ok(None);
+        };
+        return Ok(ValueType::parse(&text)
+            .ok()
+            .filter(|ty| ty.to_string() == text));
+    }
+    let py = spec.py();
+    Ok(Some(if spec.is(py.get_type::<PyInt>()) {
+        ValueType::Int
+    } else if spec.is(py.get_type::<PyFloat>()) {
+        ValueType::Float
+    } else if spec.is(py.get_type::<PyBool>()) {
+        ValueType::Bool
+    } else if spec.is(py.get_type::<PyString>()) {
+        ValueType::String
+    } else if spec.is(py.get_type::<PyBytes>()) {
+        ValueType::Bytes
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// A `str` argument that is exactly a `str` of valid UTF-8.
+fn plain_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<std::borrow::Cow<'a, str>> {
+    value.cast_exact::<PyString>().ok()?.to_cow().ok()
+}
+
+/// A dict argument that is exactly a `dict`, or None (no entries) as an empty one.
+fn plain_dict<'py>(value: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    match value.is_none() {
+        true => Some(PyDict::new(value.py())),
+        false => value.cast_exact::<PyDict>().ok().cloned(),
+    }
+}
+
+/// The fast path of `recall.key` for the common case, arguments of the plain Python types
+/// (str names, dicts of inputs of the scalar types of [`scalar_type`], output types of
+/// [`plain_output_type`], a list or tuple of ignored names, a str salt or None): the key
+/// material is built with recall-key's builder, in the order `KeyMaterial::from_json` reads
+/// its JSON, so the key and every error are the same as `recall._key.derive`'s. Returns None
+/// for anything else: then the general path runs.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn scalar_key(
+    py: Python<'_>,
+    project: &Bound<'_, PyAny>,
+    domain: &Bound<'_, PyAny>,
+    task: &Bound<'_, PyAny>,
+    cache_version: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    outputs: &Bound<'_, PyAny>,
+    ignore: &Bound<'_, PyAny>,
+    salt: &Bound<'_, PyAny>,
+) -> PyResult<Option<Key>> {
+    let (Some(project_text), Some(domain_text), Some(task_text), Some(version_text)) = (
+        plain_str(project),
+        plain_str(domain),
+        plain_str(task),
+        plain_str(cache_version),
+    ) else {
+        return Ok(None);
+    };
+    let salt_text = match salt.is_none() {
+        true => None,
+        false => match plain_str(salt) {
+            Some(text) => Some(text),
+            None => return Ok(None),
+        },
+    };
+    let ignore_items: Vec<Bound<'_, PyAny>> = if let Ok(list) = ignore.cast_exact::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = ignore.cast_exact::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return Ok(None);
+    };
+    let mut ignored = Vec::with_capacity(ignore_items.len());
+    for name in &ignore_items {
+        match plain_str(name) {
+            Some(name) => ignored.push(name.into_owned()),
+            None => return Ok(None),
+        }
+    }
+    let (Some(input_dict), Some(output_dict)) = (plain_dict(inputs), plain_dict(outputs)) else {
+        return Ok(None);
+    };
+    let mut input_list = Vec::with_capacity(input_dict.len());
+    for (name, value) in input_dict.iter() {
+        let (Some(name), Some(ty)) = (plain_str(&name), scalar_type(&value)?) else {
+            return Ok(None);
+        };
+        let source = if ignored.iter().any(|n| *n == name) {
+            InputSource::Ignored
+        } else {
+            match scalar_value(&ty, &value)? {
+                Some(value) => InputSource::Value(value),
+                None => return Ok(None),
+            }
+        };
+        input_list.push((name.into_owned(), ty, source));
+    }
+    let mut output_list = Vec::with_capacity(output_dict.len());
+    for (name, spec) in output_dict.iter() {
+        let (Some(name), Some(ty)) = (plain_str(&name), plain_output_type(&spec)?) else {
+            return Ok(None);
+        };
+        output_list.push((name.into_owned(), ty));
+    }
+    let derived = py.detach(|| -> Result<DerivedKey, CliError> {
+        let mut material =
+            KeyMaterial::new(&project_text, &domain_text, &task_text, &version_text)?;
+        for (name, ty, source) in input_list {
+            material.add_input(&name, ty, source)?;
+        }
+        for (name, ty) in output_list {
+            material.add_output(&name, ty)?;
+        }
+        if let Some(salt) = &salt_text {
+            material.set_salt(salt)?;
+        }
+        for name in &ignored {
+            material.ignore_input(name)?;
+        }
+        Ok(material.derive()?)
+    });
+    let derived = derived.map_err(|err| to_python(py, err))?;
+    let arguments = PyTuple::new(
+        py,
+        [
+            project.clone(),
+            domain.clone(),
+            task.clone(),
+            cache_version.clone(),
+            input_dict.copy()?.into_any(),
+            output_dict.copy()?.into_any(),
+            PyTuple::new(py, ignore_items)?.into_any(),
+            salt.clone(),
+        ],
+    )?;
+    Ok(Some(Key {
+        derived,
+        material: OnceLock::new(),
+        arguments: Some(arguments.unbind()),
+    }))
 }
 
 /// Checks a declared type's text; returns its canonical text or raises `InvalidInput`
@@ -746,6 +1016,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Key>()?;
     module.add_class::<Client>()?;
     module.add_function(wrap_pyfunction!(derive_key, module)?)?;
+    module.add_function(wrap_pyfunction!(scalar_key, module)?)?;
     module.add_function(wrap_pyfunction!(check_type, module)?)?;
     module.add_function(wrap_pyfunction!(lease_owner, module)?)?;
     Ok(())
