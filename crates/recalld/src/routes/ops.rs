@@ -19,8 +19,8 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: the store check got through (it is repeated here until it does), and a
-/// real write → read → delete round trip under `probe/` succeeds (at most one a second: a
-/// request within a second of the last one gets its result). Shows the capabilities.
+/// real write → read → delete round trip under `probe/` succeeds (requests that arrive while
+/// one runs share it, and a success answers for a second). Shows the capabilities.
 /// A store without conditional writes is ready (lookups and publishes work), with a warning.
 pub async fn readyz(State(state): State<Shared>) -> Response {
     let capabilities = match state.check_store().await {
@@ -29,10 +29,18 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     };
     let limit = state.readiness_timeout();
     let shown = capabilities_json(&capabilities);
+    let arrived = std::time::Instant::now();
     let trip = {
         let mut memo = state.readiness_memo().lock().await;
         match memo.as_ref() {
-            Some((at, result)) if at.elapsed() < READINESS_MEMO => result.clone(),
+            // A trip that ended after this request arrived answers it, whatever it found; a
+            // success also answers the requests of the next second. A failure seen before
+            // this request arrived is not reused: the store may be back.
+            Some((at, result))
+                if *at >= arrived || (result.is_ok() && at.elapsed() < READINESS_MEMO) =>
+            {
+                result.clone()
+            }
             _ => {
                 let result = match tokio::time::timeout(limit, round_trip(&state)).await {
                     Ok(result) => result,
