@@ -10,6 +10,7 @@
 mod backend;
 mod blob;
 mod capabilities;
+pub mod catalog;
 mod clock;
 mod error;
 mod layout;
