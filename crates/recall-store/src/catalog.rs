@@ -109,6 +109,9 @@ pub struct ArtifactRecord {
     pub metadata: BTreeMap<String, String>,
     /// When it was created (or last updated), milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// In a tag's entry, the tag's name (the key holds only its digest); `None` in the
+    /// artifact's own entry.
+    pub tag: Option<String>,
 }
 
 /// A stored record that does not decode.
@@ -170,6 +173,10 @@ impl ArtifactRecord {
             ("data".into(), Item::Array(data)),
             ("metadata".into(), string_map(&self.metadata)),
             ("created_at_ms".into(), Item::Int(self.created_at_ms.into())),
+            (
+                "tag".into(),
+                self.tag.as_ref().map_or(Item::Null, Item::text),
+            ),
         ]);
         encode(&item).unwrap_or_default()
     }
@@ -201,6 +208,10 @@ impl ArtifactRecord {
                 .and_then(Cbor::as_integer)
                 .and_then(|i| i64::try_from(i).ok())
                 .ok_or(RecordError("created_at_ms"))?,
+            tag: match field(&value, "tag") {
+                None | Some(Cbor::Null) => None,
+                Some(tag) => Some(tag.as_text().ok_or(RecordError("tag"))?.to_string()),
+            },
         })
     }
 }
@@ -257,6 +268,7 @@ mod tests {
             ],
             metadata: [("execution-name".to_string(), "abc".to_string())].into(),
             created_at_ms: 1_700_000_000_000,
+            tag: Some("flyte_cached-abc".into()),
         };
         assert_eq!(ArtifactRecord::decode(&artifact.encode()), Ok(artifact));
         let record = DatasetRecord {

@@ -1,0 +1,855 @@
+//! `datacatalog.DataCatalog`: Flyte 1's catalog, as flytepropeller calls it, over recall
+//! entries. A dataset, an artifact and a tag are each one entry (recall_store::catalog);
+//! a reservation is the lease of the tag's entry.
+//!
+//! Fail-open, as everywhere in recall: propeller fails a node's round on any lookup error but
+//! NotFound, so a store that is slow or down makes GetDataset and GetArtifact answer NotFound
+//! within the lookup timeout (the task runs), and GetOrExtendReservation grant the caller (the
+//! task runs unserialized). Both are logged and counted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost_types::Timestamp;
+use recall_flyteidl::RawLiteral;
+use recall_flyteidl::datacatalog as pb;
+use recall_store::catalog::{
+    ARTIFACT_OUTPUT, ArtifactRecord, CatalogItem, DATASET_OUTPUT, DatasetId, DatasetRecord,
+};
+use recall_store::{
+    EntryRef, FetchTo, Fetched, LeaseRecord, LeaseStatus, Lookup, Output, PublishMode,
+    PublishOptions, PublishOutcome, system_time_ms,
+};
+use tonic::{Request, Response, Status};
+
+use crate::config::Access;
+use crate::grpc::{authorize, code_name};
+use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
+use crate::state::{AppState, LookupAnswer};
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct DataCatalog {
+    state: Arc<AppState>,
+}
+
+/// What reading one catalog entry gave.
+enum Read {
+    /// The entry's one output.
+    Found(Bytes),
+    /// No usable entry.
+    Missing,
+    /// The store could not be asked in time (already logged and counted).
+    Failed,
+}
+
+impl DataCatalog {
+    /// The service over recalld's state.
+    pub fn new(state: Arc<AppState>) -> Self {
+        DataCatalog { state }
+    }
+
+    /// Counts a request by method and status code.
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.state
+            .metrics
+            .flyte_requests
+            .get_or_create(&FlyteRequestLabels {
+                method,
+                code: code_name(code),
+            })
+            .inc();
+        result.map(Response::new)
+    }
+
+    fn count_lookup(&self, method: &'static str, result: &'static str) {
+        self.state
+            .metrics
+            .flyte_lookups
+            .get_or_create(&FlyteLookupLabels { method, result })
+            .inc();
+    }
+
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        id: &DatasetId,
+        need: Access,
+    ) -> Result<(), Status> {
+        authorize(
+            &self.state.auth,
+            request.metadata(),
+            &id.project,
+            &id.domain,
+            need,
+        )
+    }
+
+    /// The entry of `item`, and its key.
+    fn entry(
+        id: &DatasetId,
+        item: CatalogItem<'_>,
+    ) -> Result<(recall_key::DerivedKey, EntryRef), Status> {
+        let key = id.key(item).map_err(|e| {
+            Status::invalid_argument(format!(
+                "dataset {}/{}/{}/{}: {e} (recall keeps catalog entries under names of 1 to 128 \
+                 characters A-Z a-z 0-9 . _ - +)",
+                id.project, id.domain, id.name, id.version
+            ))
+        })?;
+        let entry = EntryRef::of(&key).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok((key, entry))
+    }
+
+    /// Reads the one output of a catalog entry: memory tier, breaker, timeout, store; a blob
+    /// output is fetched and verified (a broken one drops the entry: a miss).
+    async fn read(&self, entry: &EntryRef, output: &str) -> Read {
+        let manifest = match self.state.lookup(entry).await {
+            LookupAnswer::Hit { manifest, .. } => manifest,
+            LookupAnswer::Miss(_) => return Read::Missing,
+            LookupAnswer::Failure(cause) => {
+                tracing::warn!(%cause, "catalog lookup failed: answering NotFound (fail open)");
+                return Read::Failed;
+            }
+        };
+        let Some(record) = manifest.outputs.get(output) else {
+            return Read::Missing;
+        };
+        if let Some(bytes) = &record.inline {
+            return Read::Found(bytes.clone());
+        }
+        let limit = Duration::from_millis(self.state.config.timeouts.lookup_ms.max(1000));
+        match tokio::time::timeout(limit, self.state.store().fetch(entry, FetchTo::Memory)).await {
+            Ok(Ok(Lookup::Hit(mut fetched))) => match fetched.outputs.remove(output) {
+                Some(Fetched::Bytes(bytes)) => Read::Found(bytes),
+                _ => Read::Missing,
+            },
+            Ok(Ok(Lookup::Miss(miss))) => {
+                tracing::warn!(?miss, "catalog entry's data is missing or corrupt: a miss");
+                self.state.hot.invalidate(entry).await;
+                Read::Missing
+            }
+            Ok(Err(err)) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!(error = %err, "catalog fetch failed: answering NotFound (fail open)");
+                Read::Failed
+            }
+            Err(_) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!("catalog fetch timed out: answering NotFound (fail open)");
+                Read::Failed
+            }
+        }
+    }
+
+    /// Drops an entry whose record does not decode, so the next publish can replace it.
+    async fn drop_broken(&self, entry: &EntryRef, why: &str) {
+        tracing::warn!(key = %entry.key.to_hex(), %why, "dropping a catalog entry whose record does not decode");
+        if let Err(err) = self.state.store().evict_key(entry).await {
+            tracing::warn!(error = %err, "could not drop the broken catalog entry");
+        }
+        self.state.hot.invalidate(entry).await;
+    }
+
+    /// Reads an artifact record by tag or id; `Ok(None)` is a miss.
+    async fn read_artifact(
+        &self,
+        method: &'static str,
+        id: &DatasetId,
+        item: CatalogItem<'_>,
+    ) -> Result<Option<ArtifactRecord>, Status> {
+        let (_, entry) = Self::entry(id, item)?;
+        let record = match self.read(&entry, ARTIFACT_OUTPUT).await {
+            Read::Found(bytes) => match ArtifactRecord::decode(&bytes) {
+                Ok(record) => Some(record),
+                Err(err) => {
+                    self.drop_broken(&entry, &err.to_string()).await;
+                    None
+                }
+            },
+            Read::Missing => None,
+            Read::Failed => {
+                self.count_lookup(method, "failure");
+                return Ok(None);
+            }
+        };
+        self.count_lookup(method, if record.is_some() { "hit" } else { "miss" });
+        Ok(record)
+    }
+
+    /// Publishes one catalog entry. `Ok(false)`: a live entry already existed (create mode).
+    async fn publish(
+        &self,
+        key: &recall_key::DerivedKey,
+        entry: EntryRef,
+        output: &str,
+        bytes: Vec<u8>,
+        options: PublishOptions,
+    ) -> Result<bool, Status> {
+        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
+        let outputs = [Output::bytes(output, bytes)];
+        let call = self.state.store().publish(key, &outputs, &options);
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(PublishOutcome::Published { manifest, .. })) => {
+                self.state.remember_published(entry, *manifest).await;
+                Ok(true)
+            }
+            Ok(Ok(PublishOutcome::AlreadyExists { .. })) => Ok(false),
+            Ok(Err(err)) => {
+                self.state.metrics.backend_errors.inc();
+                Err(Status::unavailable(format!("store: {err}")))
+            }
+            Err(_) => {
+                self.state.metrics.backend_errors.inc();
+                Err(Status::unavailable(format!(
+                    "store did not finish the publish within {} s",
+                    limit.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Writes an artifact record as the artifact's entry (and, with `tag`, as the tag's).
+    async fn publish_artifact(
+        &self,
+        record: &ArtifactRecord,
+        item: CatalogItem<'_>,
+        mode: PublishMode,
+        ttl: Option<Duration>,
+    ) -> Result<bool, Status> {
+        let (key, entry) = Self::entry(&record.dataset, item)?;
+        let mut record = record.clone();
+        record.tag = match item {
+            CatalogItem::Tag(tag) => Some(tag.to_string()),
+            _ => None,
+        };
+        self.publish(
+            &key,
+            entry,
+            ARTIFACT_OUTPUT,
+            record.encode(),
+            PublishOptions { mode, ttl },
+        )
+        .await
+    }
+
+    async fn create_dataset(
+        &self,
+        request: Request<pb::CreateDatasetRequest>,
+    ) -> Result<pb::CreateDatasetResponse, Status> {
+        let dataset = request
+            .get_ref()
+            .dataset
+            .clone()
+            .ok_or_else(|| missing("dataset"))?;
+        let id = dataset_id(dataset.id.as_ref(), "dataset.id")?;
+        self.authorize(&request, &id, Access::Write)?;
+        let record = DatasetRecord {
+            id: id.clone(),
+            uuid: dataset.id.map(|i| i.uuid).unwrap_or_default(),
+            metadata: metadata(dataset.metadata),
+            partition_keys: dataset.partition_keys,
+        };
+        let (key, entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        if self
+            .publish(
+                &key,
+                entry,
+                DATASET_OUTPUT,
+                record.encode(),
+                PublishOptions::default(),
+            )
+            .await?
+        {
+            Ok(pb::CreateDatasetResponse {})
+        } else {
+            Err(Status::already_exists(format!(
+                "dataset {} already exists",
+                show(&id)
+            )))
+        }
+    }
+
+    async fn get_dataset(
+        &self,
+        request: Request<pb::GetDatasetRequest>,
+    ) -> Result<pb::GetDatasetResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let (_, entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        let record = match self.read(&entry, DATASET_OUTPUT).await {
+            Read::Found(bytes) => match DatasetRecord::decode(&bytes) {
+                Ok(record) => Some(record),
+                Err(err) => {
+                    self.drop_broken(&entry, &err.to_string()).await;
+                    None
+                }
+            },
+            Read::Missing => None,
+            Read::Failed => {
+                self.count_lookup("GetDataset", "failure");
+                return Err(Status::not_found(format!(
+                    "dataset {}: the store did not answer in time (recall fails open: a miss)",
+                    show(&id)
+                )));
+            }
+        };
+        self.count_lookup("GetDataset", if record.is_some() { "hit" } else { "miss" });
+        let record =
+            record.ok_or_else(|| Status::not_found(format!("dataset {} not found", show(&id))))?;
+        Ok(pb::GetDatasetResponse {
+            dataset: Some(dataset_message(&record)),
+        })
+    }
+
+    async fn create_artifact(
+        &self,
+        request: Request<pb::CreateArtifactRequest>,
+    ) -> Result<pb::CreateArtifactResponse, Status> {
+        let artifact = request
+            .get_ref()
+            .artifact
+            .clone()
+            .ok_or_else(|| missing("artifact"))?;
+        let id = dataset_id(artifact.dataset.as_ref(), "artifact.dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        if artifact.id.is_empty() {
+            return Err(missing("artifact.id"));
+        }
+        let data = artifact_data(artifact.data, "artifact.data")?;
+        let (_, dataset_entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        if let Read::Missing = self.read(&dataset_entry, DATASET_OUTPUT).await {
+            return Err(Status::not_found(format!(
+                "dataset {} not found",
+                show(&id)
+            )));
+        }
+        let record = ArtifactRecord {
+            id: artifact.id.clone(),
+            dataset: id.clone(),
+            data,
+            metadata: metadata(artifact.metadata),
+            created_at_ms: system_time_ms(std::time::SystemTime::now()),
+            tag: None,
+        };
+        // Untagged, it expires: if propeller's AddTag never comes, GC removes it.
+        let ttl = Duration::from_secs(self.state.config.flyte.untagged_artifact_ttl_secs);
+        if self
+            .publish_artifact(
+                &record,
+                CatalogItem::Artifact(&artifact.id),
+                PublishMode::CreateIfAbsent,
+                Some(ttl),
+            )
+            .await?
+        {
+            Ok(pb::CreateArtifactResponse {})
+        } else {
+            Err(Status::already_exists(format!(
+                "artifact {:?} of dataset {} already exists",
+                artifact.id,
+                show(&id)
+            )))
+        }
+    }
+
+    async fn get_artifact(
+        &self,
+        request: Request<pb::GetArtifactRequest>,
+    ) -> Result<pb::GetArtifactResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let (item, what) = query(get_query(request.get_ref().query_handle.as_ref()), &id)?;
+        let record = self
+            .read_artifact("GetArtifact", &id, item)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+        Ok(pb::GetArtifactResponse {
+            artifact: Some(artifact_message(record)),
+        })
+    }
+
+    async fn add_tag(
+        &self,
+        request: Request<pb::AddTagRequest>,
+    ) -> Result<pb::AddTagResponse, Status> {
+        let tag = request
+            .get_ref()
+            .tag
+            .clone()
+            .ok_or_else(|| missing("tag"))?;
+        let id = dataset_id(tag.dataset.as_ref(), "tag.dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        if tag.name.is_empty() {
+            return Err(missing("tag.name"));
+        }
+        if tag.artifact_id.is_empty() {
+            return Err(missing("tag.artifact_id"));
+        }
+        let record = self
+            .read_artifact("AddTag", &id, CatalogItem::Artifact(&tag.artifact_id))
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "artifact {:?} of dataset {} not found",
+                    tag.artifact_id,
+                    show(&id)
+                ))
+            })?;
+        if !self
+            .publish_artifact(
+                &record,
+                CatalogItem::Tag(&tag.name),
+                PublishMode::CreateIfAbsent,
+                None,
+            )
+            .await?
+        {
+            return Err(Status::already_exists(format!(
+                "tag {:?} of dataset {} already exists",
+                tag.name,
+                show(&id)
+            )));
+        }
+        // Tagged, the artifact no longer expires.
+        if let Err(status) = self
+            .publish_artifact(
+                &record,
+                CatalogItem::Artifact(&record.id),
+                PublishMode::Overwrite,
+                None,
+            )
+            .await
+        {
+            tracing::warn!(artifact = %record.id, error = %status.message(),
+                "tagged, but the artifact entry keeps its expiry");
+        }
+        Ok(pb::AddTagResponse {})
+    }
+
+    async fn update_artifact(
+        &self,
+        request: Request<pb::UpdateArtifactRequest>,
+    ) -> Result<pb::UpdateArtifactResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        let request = request.into_inner();
+        let (item, what) = query(update_query(request.query_handle.as_ref()), &id)?;
+        let data = artifact_data(request.data, "data")?;
+        let current = self
+            .read_artifact("UpdateArtifact", &id, item)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+        let record = ArtifactRecord {
+            data,
+            metadata: metadata(request.metadata),
+            created_at_ms: system_time_ms(std::time::SystemTime::now()),
+            tag: None,
+            ..current
+        };
+        if let CatalogItem::Tag(_) = item {
+            self.publish_artifact(&record, item, PublishMode::Overwrite, None)
+                .await?;
+        }
+        self.publish_artifact(
+            &record,
+            CatalogItem::Artifact(&record.id),
+            PublishMode::Overwrite,
+            None,
+        )
+        .await?;
+        Ok(pb::UpdateArtifactResponse {
+            artifact_id: record.id,
+        })
+    }
+
+    async fn get_or_extend_reservation(
+        &self,
+        request: Request<pb::GetOrExtendReservationRequest>,
+    ) -> Result<pb::GetOrExtendReservationResponse, Status> {
+        let (id, tag) = reservation_id(request.get_ref().reservation_id.as_ref())?;
+        self.authorize(&request, &id, Access::Write)?;
+        let request = request.into_inner();
+        if request.owner_id.is_empty() {
+            return Err(missing("owner_id"));
+        }
+        let settings = &self.state.config.flyte;
+        let max = Duration::from_secs(settings.reservation_max_heartbeat_secs);
+        let asked = request
+            .heartbeat_interval
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(max);
+        let heartbeat = asked.min(max).max(Duration::from_millis(1));
+        let grace = settings.reservation_grace.max(1);
+        let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
+        let granted = |why: &str| {
+            self.state.metrics.flyte_reservations_failed_open.inc();
+            tracing::warn!(owner = %request.owner_id, %why,
+                "reservation granted without the store (fail open): the task runs unserialized");
+            let now = system_time_ms(std::time::SystemTime::now());
+            let heartbeat_ms = heartbeat.as_millis() as i64;
+            LeaseRecord {
+                owner: request.owner_id.clone(),
+                released: false,
+                acquired_at_ms: now,
+                renewed_at_ms: now,
+                heartbeat_ms,
+                expires_at_ms: now + heartbeat_ms * i64::from(grace),
+            }
+        };
+        let record = if let Err((_, why)) = self.state.leases_supported() {
+            granted(&why)
+        } else {
+            let limit = Duration::from_millis(self.state.config.timeouts.lease_ms);
+            let call =
+                self.state
+                    .store()
+                    .get_or_extend_lease(&entry, &request.owner_id, heartbeat, grace);
+            match tokio::time::timeout(limit, call).await {
+                Ok(Ok(LeaseStatus::Acquired(record))) => record,
+                Ok(Ok(LeaseStatus::HeldBy(record))) => {
+                    self.state.metrics.flyte_reservation_waits.inc();
+                    record
+                }
+                Ok(Err(recall_store::StoreError::InvalidLease {
+                    field,
+                    value,
+                    reason,
+                })) => {
+                    return Err(Status::invalid_argument(format!(
+                        "{field} {value}: {reason}"
+                    )));
+                }
+                Ok(Err(err)) => {
+                    self.state.metrics.backend_errors.inc();
+                    granted(&err.to_string())
+                }
+                Err(_) => {
+                    self.state.metrics.backend_errors.inc();
+                    granted(&format!(
+                        "store did not answer within {} ms",
+                        limit.as_millis()
+                    ))
+                }
+            }
+        };
+        Ok(pb::GetOrExtendReservationResponse {
+            reservation: Some(pb::Reservation {
+                reservation_id: Some(pb::ReservationId {
+                    dataset_id: Some(dataset_id_message(&id, "")),
+                    tag_name: tag,
+                }),
+                owner_id: record.owner,
+                heartbeat_interval: Some(prost_types::Duration {
+                    seconds: record.heartbeat_ms / 1000,
+                    nanos: ((record.heartbeat_ms % 1000) * 1_000_000) as i32,
+                }),
+                expires_at: Some(timestamp(record.expires_at_ms)),
+                metadata: None,
+            }),
+        })
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<pb::ReleaseReservationRequest>,
+    ) -> Result<pb::ReleaseReservationResponse, Status> {
+        let (id, tag) = reservation_id(request.get_ref().reservation_id.as_ref())?;
+        self.authorize(&request, &id, Access::Write)?;
+        let owner = &request.get_ref().owner_id;
+        if owner.is_empty() {
+            return Err(missing("owner_id"));
+        }
+        let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
+        if self.state.leases_supported().is_err() {
+            return Ok(pb::ReleaseReservationResponse {});
+        }
+        let limit = Duration::from_millis(self.state.config.timeouts.lease_ms);
+        match tokio::time::timeout(limit, self.state.store().release_lease(&entry, owner)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!(error = %err, "reservation release failed: it lapses on its own");
+            }
+            Err(_) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!("reservation release timed out: it lapses on its own");
+            }
+        }
+        Ok(pb::ReleaseReservationResponse {})
+    }
+}
+
+#[tonic::async_trait]
+impl pb::data_catalog_server::DataCatalog for DataCatalog {
+    async fn create_dataset(
+        &self,
+        request: Request<pb::CreateDatasetRequest>,
+    ) -> Result<Response<pb::CreateDatasetResponse>, Status> {
+        self.finish(
+            "CreateDataset",
+            DataCatalog::create_dataset(self, request).await,
+        )
+    }
+
+    async fn get_dataset(
+        &self,
+        request: Request<pb::GetDatasetRequest>,
+    ) -> Result<Response<pb::GetDatasetResponse>, Status> {
+        self.finish("GetDataset", DataCatalog::get_dataset(self, request).await)
+    }
+
+    async fn create_artifact(
+        &self,
+        request: Request<pb::CreateArtifactRequest>,
+    ) -> Result<Response<pb::CreateArtifactResponse>, Status> {
+        self.finish(
+            "CreateArtifact",
+            DataCatalog::create_artifact(self, request).await,
+        )
+    }
+
+    async fn get_artifact(
+        &self,
+        request: Request<pb::GetArtifactRequest>,
+    ) -> Result<Response<pb::GetArtifactResponse>, Status> {
+        self.finish(
+            "GetArtifact",
+            DataCatalog::get_artifact(self, request).await,
+        )
+    }
+
+    async fn add_tag(
+        &self,
+        request: Request<pb::AddTagRequest>,
+    ) -> Result<Response<pb::AddTagResponse>, Status> {
+        self.finish("AddTag", DataCatalog::add_tag(self, request).await)
+    }
+
+    async fn list_artifacts(
+        &self,
+        request: Request<pb::ListArtifactsRequest>,
+    ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
+        let _ = request;
+        self.finish(
+            "ListArtifacts",
+            Err(Status::unimplemented(
+                "ListArtifacts is not served by recalld yet",
+            )),
+        )
+    }
+
+    async fn list_datasets(
+        &self,
+        request: Request<pb::ListDatasetsRequest>,
+    ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
+        let _ = request;
+        self.finish(
+            "ListDatasets",
+            Err(Status::unimplemented(
+                "ListDatasets is not served by recalld yet",
+            )),
+        )
+    }
+
+    async fn update_artifact(
+        &self,
+        request: Request<pb::UpdateArtifactRequest>,
+    ) -> Result<Response<pb::UpdateArtifactResponse>, Status> {
+        self.finish(
+            "UpdateArtifact",
+            DataCatalog::update_artifact(self, request).await,
+        )
+    }
+
+    async fn get_or_extend_reservation(
+        &self,
+        request: Request<pb::GetOrExtendReservationRequest>,
+    ) -> Result<Response<pb::GetOrExtendReservationResponse>, Status> {
+        self.finish(
+            "GetOrExtendReservation",
+            DataCatalog::get_or_extend_reservation(self, request).await,
+        )
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<pb::ReleaseReservationRequest>,
+    ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
+        self.finish(
+            "ReleaseReservation",
+            DataCatalog::release_reservation(self, request).await,
+        )
+    }
+}
+
+fn missing(field: &str) -> Status {
+    Status::invalid_argument(format!("{field} is missing or empty"))
+}
+
+/// A `DatasetID` with every part recall keys on; `field` names it in errors.
+fn dataset_id(id: Option<&pb::DatasetId>, field: &str) -> Result<DatasetId, Status> {
+    let id = id.ok_or_else(|| missing(field))?;
+    for (part, value) in [
+        ("project", &id.project),
+        ("domain", &id.domain),
+        ("name", &id.name),
+        ("version", &id.version),
+    ] {
+        if value.is_empty() {
+            return Err(missing(&format!("{field}.{part}")));
+        }
+    }
+    Ok(DatasetId {
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        name: id.name.clone(),
+        version: id.version.clone(),
+    })
+}
+
+fn reservation_id(id: Option<&pb::ReservationId>) -> Result<(DatasetId, String), Status> {
+    let id = id.ok_or_else(|| missing("reservation_id"))?;
+    let dataset = dataset_id(id.dataset_id.as_ref(), "reservation_id.dataset_id")?;
+    if id.tag_name.is_empty() {
+        return Err(missing("reservation_id.tag_name"));
+    }
+    Ok((dataset, id.tag_name.clone()))
+}
+
+/// The entry a GetArtifact/UpdateArtifact query names, and how to say it in errors.
+fn query<'a>(
+    handle: Option<CatalogItem<'a>>,
+    id: &DatasetId,
+) -> Result<(CatalogItem<'a>, String), Status> {
+    match handle {
+        Some(CatalogItem::Tag(tag)) if !tag.is_empty() => Ok((
+            CatalogItem::Tag(tag),
+            format!("tag {tag:?} of dataset {}", show(id)),
+        )),
+        Some(CatalogItem::Artifact(artifact)) if !artifact.is_empty() => Ok((
+            CatalogItem::Artifact(artifact),
+            format!("artifact {artifact:?} of dataset {}", show(id)),
+        )),
+        _ => Err(missing("artifact_id or tag_name")),
+    }
+}
+
+fn get_query(handle: Option<&pb::get_artifact_request::QueryHandle>) -> Option<CatalogItem<'_>> {
+    use pb::get_artifact_request::QueryHandle;
+    handle.map(|h| match h {
+        QueryHandle::TagName(tag) => CatalogItem::Tag(tag),
+        QueryHandle::ArtifactId(id) => CatalogItem::Artifact(id),
+    })
+}
+
+fn update_query(
+    handle: Option<&pb::update_artifact_request::QueryHandle>,
+) -> Option<CatalogItem<'_>> {
+    use pb::update_artifact_request::QueryHandle;
+    handle.map(|h| match h {
+        QueryHandle::TagName(tag) => CatalogItem::Tag(tag),
+        QueryHandle::ArtifactId(id) => CatalogItem::Artifact(id),
+    })
+}
+
+fn artifact_data(
+    data: Vec<pb::ArtifactData>,
+    field: &str,
+) -> Result<Vec<(String, Vec<u8>)>, Status> {
+    if data.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}: an artifact needs at least one value"
+        )));
+    }
+    data.into_iter()
+        .map(|d| {
+            if d.name.is_empty() {
+                return Err(missing(&format!("{field}.name")));
+            }
+            Ok((
+                d.name,
+                d.value.map(RawLiteral::into_bytes).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn metadata(metadata: Option<pb::Metadata>) -> BTreeMap<String, String> {
+    metadata
+        .map(|m| m.key_map.into_iter().collect())
+        .unwrap_or_default()
+}
+
+fn show(id: &DatasetId) -> String {
+    format!("{}/{}/{}/{}", id.project, id.domain, id.name, id.version)
+}
+
+fn dataset_id_message(id: &DatasetId, uuid: &str) -> pb::DatasetId {
+    pb::DatasetId {
+        project: id.project.clone(),
+        name: id.name.clone(),
+        domain: id.domain.clone(),
+        version: id.version.clone(),
+        uuid: uuid.to_string(),
+        org: String::new(),
+    }
+}
+
+fn dataset_message(record: &DatasetRecord) -> pb::Dataset {
+    pb::Dataset {
+        id: Some(dataset_id_message(&record.id, &record.uuid)),
+        metadata: Some(pb::Metadata {
+            key_map: record.metadata.clone().into_iter().collect(),
+        }),
+        partition_keys: record.partition_keys.clone(),
+    }
+}
+
+fn artifact_message(record: ArtifactRecord) -> pb::Artifact {
+    let dataset = dataset_id_message(&record.dataset, "");
+    pb::Artifact {
+        tags: record
+            .tag
+            .iter()
+            .map(|name| pb::Tag {
+                name: name.clone(),
+                artifact_id: record.id.clone(),
+                dataset: Some(dataset.clone()),
+            })
+            .collect(),
+        id: record.id,
+        dataset: Some(dataset),
+        data: record
+            .data
+            .into_iter()
+            .map(|(name, literal)| pb::ArtifactData {
+                name,
+                value: Some(RawLiteral::from_bytes(literal)),
+            })
+            .collect(),
+        metadata: Some(pb::Metadata {
+            key_map: record.metadata.into_iter().collect(),
+        }),
+        partitions: Vec::new(),
+        created_at: Some(timestamp(record.created_at_ms)),
+    }
+}
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
