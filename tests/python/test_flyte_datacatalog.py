@@ -397,3 +397,28 @@ def test_store_down_fails_open(tmp_path):
         assert "recall_flyte_reservations_failed_open_total 1" in metrics
     finally:
         d.stop()
+
+
+def test_listings(daemon):
+    stub = daemon.stub
+    ds = dataset_id(name="flyte_task-listed", version="2.0-aaaaaaaa-bbbbbbbb")
+    first = populate(stub, ds, tag_of(11), outputs()[:1])
+    second = populate(stub, ds, tag_of(12), outputs()[1:2])
+    listed = stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds)).artifacts
+    assert sorted(a.id for a in listed) == sorted([first, second])
+    assert {a.id: [t.name for t in a.tags] for a in listed} == {first: [tag_of(11)], second: [tag_of(12)]}
+    by_tag = stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds, filter=dc.FilterExpression(
+        filters=[dc.SinglePropertyFilter(tag_filter=dc.TagPropertyFilter(tag_name=tag_of(12)))])))
+    assert [a.id for a in by_tag.artifacts] == [second]
+    paged = stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds, pagination=dc.PaginationOptions(limit=1)))
+    assert len(paged.artifacts) == 1 and paged.next_token
+    rest = stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds, pagination=dc.PaginationOptions(
+        limit=1, token=paged.next_token)))
+    assert len(rest.artifacts) == 1 and not rest.next_token
+    assert {paged.artifacts[0].id, rest.artifacts[0].id} == {first, second}
+    datasets = stub.ListDatasets(dc.ListDatasetsRequest(filter=dc.FilterExpression(filters=[
+        dc.SinglePropertyFilter(dataset_filter=dc.DatasetPropertyFilter(name="flyte_task-listed"))])))
+    assert [(d.id.name, d.id.version) for d in datasets.datasets] == [(ds.name, ds.version)]
+    assert code_of(lambda: stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds, filter=dc.FilterExpression(
+        filters=[dc.SinglePropertyFilter(partition_filter=dc.PartitionPropertyFilter(
+            key_val=dc.KeyValuePair(key="k", value="v")))])))) == grpc.StatusCode.INVALID_ARGUMENT

@@ -20,12 +20,12 @@ use recall_store::catalog::{
 };
 use recall_store::{
     EntryRef, FetchTo, Fetched, LeaseRecord, LeaseStatus, Lookup, Output, PublishMode,
-    PublishOptions, PublishOutcome, system_time_ms,
+    PublishOptions, PublishOutcome, Tenant, system_time_ms,
 };
 use tonic::{Request, Response, Status};
 
 use crate::config::Access;
-use crate::grpc::{authorize, code_name};
+use crate::grpc::{authorize, authorize_level, code_name};
 use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 use crate::state::{AppState, LookupAnswer};
 
@@ -473,6 +473,201 @@ impl DataCatalog {
         })
     }
 
+    /// The live entries of one dataset version (or of every version), as the store's index
+    /// markers name them.
+    async fn entries_of(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<EntryRef>, Status> {
+        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
+        let listed = tokio::time::timeout(
+            limit,
+            self.state.store().list_task_entries(tenant, name, version),
+        )
+        .await
+        .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
+        .map_err(store_unavailable)?;
+        listed
+            .into_iter()
+            .map(|e| {
+                EntryRef::new(tenant.project(), tenant.domain(), e.key)
+                    .map_err(|err| Status::internal(err.to_string()))
+            })
+            .collect()
+    }
+
+    async fn list_artifacts(
+        &self,
+        request: Request<pb::ListArtifactsRequest>,
+    ) -> Result<pb::ListArtifactsResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let request = request.into_inner();
+        let (mut tag_filter, mut id_filter) = (None, None);
+        for filter in request.filter.map(|f| f.filters).unwrap_or_default() {
+            use pb::single_property_filter::PropertyFilter;
+            match filter.property_filter {
+                Some(PropertyFilter::TagFilter(pb::TagPropertyFilter { property: Some(p) })) => {
+                    let pb::tag_property_filter::Property::TagName(tag) = p;
+                    tag_filter = Some(tag);
+                }
+                Some(PropertyFilter::ArtifactFilter(pb::ArtifactPropertyFilter {
+                    property: Some(p),
+                })) => {
+                    let pb::artifact_property_filter::Property::ArtifactId(artifact) = p;
+                    id_filter = Some(artifact);
+                }
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "filter: recalld filters artifacts by tag_name and artifact_id only \
+                         (partitions are not supported)",
+                    ));
+                }
+            }
+        }
+        let tenant = Tenant::new(&id.project, &id.domain)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Untagged and tagged records of each artifact id, with the tags met.
+        let mut artifacts: BTreeMap<String, (ArtifactRecord, Vec<String>)> = BTreeMap::new();
+        for entry in self
+            .entries_of(&tenant, &id.name, Some(&id.version))
+            .await?
+        {
+            let Read::Found(bytes) = self.read(&entry, ARTIFACT_OUTPUT).await else {
+                continue;
+            };
+            let Ok(mut record) = ArtifactRecord::decode(&bytes) else {
+                continue;
+            };
+            let tag = record.tag.take();
+            let slot = artifacts
+                .entry(record.id.clone())
+                .or_insert_with(|| (record.clone(), Vec::new()));
+            if tag.is_none() {
+                slot.0 = record;
+            }
+            slot.1.extend(tag);
+        }
+        let mut found: Vec<pb::Artifact> = artifacts
+            .into_values()
+            .filter(|(record, tags)| {
+                id_filter.as_ref().is_none_or(|want| &record.id == want)
+                    && tag_filter.as_ref().is_none_or(|want| tags.contains(want))
+            })
+            .map(|(record, mut tags)| {
+                tags.sort();
+                let mut message = artifact_message(record);
+                let dataset = message.dataset.clone();
+                message.tags = tags
+                    .into_iter()
+                    .map(|name| pb::Tag {
+                        name,
+                        artifact_id: message.id.clone(),
+                        dataset: dataset.clone(),
+                    })
+                    .collect();
+                message
+            })
+            .collect();
+        let ascending = request
+            .pagination
+            .as_ref()
+            .is_some_and(|p| p.sort_order == pb::pagination_options::SortOrder::Ascending as i32);
+        found.sort_by_key(|a| (a.created_at.map(|t| (t.seconds, t.nanos)), a.id.clone()));
+        if !ascending {
+            found.reverse();
+        }
+        let (artifacts, next_token) = page(found, request.pagination.as_ref())?;
+        Ok(pb::ListArtifactsResponse {
+            artifacts,
+            next_token,
+        })
+    }
+
+    async fn list_datasets(
+        &self,
+        request: Request<pb::ListDatasetsRequest>,
+    ) -> Result<pb::ListDatasetsResponse, Status> {
+        authorize_level(&self.state.auth, request.metadata(), Access::Read)?;
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let request = request.into_inner();
+        let mut want: BTreeMap<&'static str, String> = BTreeMap::new();
+        for filter in request.filter.map(|f| f.filters).unwrap_or_default() {
+            use pb::dataset_property_filter::Property;
+            use pb::single_property_filter::PropertyFilter;
+            let Some(PropertyFilter::DatasetFilter(pb::DatasetPropertyFilter {
+                property: Some(p),
+            })) = filter.property_filter
+            else {
+                return Err(Status::invalid_argument(
+                    "filter: recalld filters datasets by project, domain, name and version only",
+                ));
+            };
+            let (field, value) = match p {
+                Property::Project(v) => ("project", v),
+                Property::Domain(v) => ("domain", v),
+                Property::Name(v) => ("name", v),
+                Property::Version(v) => ("version", v),
+                Property::Org(v) if v.is_empty() => continue,
+                Property::Org(_) => {
+                    return Err(Status::invalid_argument(
+                        "filter: recalld has no orgs; leave org empty",
+                    ));
+                }
+            };
+            want.insert(field, value);
+        }
+        let matches = |field: &str, value: &str| want.get(field).is_none_or(|w| w == value);
+        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
+        let tenants = tokio::time::timeout(limit, self.state.store().tenants())
+            .await
+            .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
+            .map_err(store_unavailable)?;
+        let visible = self
+            .state
+            .auth
+            .visible(
+                header.as_deref(),
+                &tenants,
+                |t| (t.project(), t.domain()),
+                Access::Read,
+            )
+            .map_err(|_| Status::permission_denied("token may not list datasets"))?;
+        let mut found = Vec::new();
+        for tenant in visible {
+            if !matches("project", tenant.project()) || !matches("domain", tenant.domain()) {
+                continue;
+            }
+            let tasks = tokio::time::timeout(limit, self.state.store().tasks(tenant))
+                .await
+                .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
+                .map_err(store_unavailable)?;
+            for task in tasks.iter().filter(|t| matches("name", t)) {
+                let version = want.get("version").map(String::as_str);
+                for entry in self.entries_of(tenant, task, version).await? {
+                    if let Read::Found(bytes) = self.read(&entry, DATASET_OUTPUT).await
+                        && let Ok(record) = DatasetRecord::decode(&bytes)
+                    {
+                        found.push(record);
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let found = found.iter().map(dataset_message).collect();
+        let (datasets, next_token) = page(found, request.pagination.as_ref())?;
+        Ok(pb::ListDatasetsResponse {
+            datasets,
+            next_token,
+        })
+    }
+
     async fn get_or_extend_reservation(
         &self,
         request: Request<pb::GetOrExtendReservationRequest>,
@@ -641,12 +836,9 @@ impl pb::data_catalog_server::DataCatalog for DataCatalog {
         &self,
         request: Request<pb::ListArtifactsRequest>,
     ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
-        let _ = request;
         self.finish(
             "ListArtifacts",
-            Err(Status::unimplemented(
-                "ListArtifacts is not served by recalld yet",
-            )),
+            DataCatalog::list_artifacts(self, request).await,
         )
     }
 
@@ -654,12 +846,9 @@ impl pb::data_catalog_server::DataCatalog for DataCatalog {
         &self,
         request: Request<pb::ListDatasetsRequest>,
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        let _ = request;
         self.finish(
             "ListDatasets",
-            Err(Status::unimplemented(
-                "ListDatasets is not served by recalld yet",
-            )),
+            DataCatalog::list_datasets(self, request).await,
         )
     }
 
@@ -692,6 +881,47 @@ impl pb::data_catalog_server::DataCatalog for DataCatalog {
             DataCatalog::release_reservation(self, request).await,
         )
     }
+}
+
+fn store_unavailable(err: recall_store::StoreError) -> Status {
+    Status::unavailable(format!("store: {err}"))
+}
+
+/// One page of `items`: `pagination.token` is the offset to start at (empty: 0), `limit` the
+/// page size (0: all); the next token is empty on the last page.
+fn page<T>(
+    items: Vec<T>,
+    pagination: Option<&pb::PaginationOptions>,
+) -> Result<(Vec<T>, String), Status> {
+    let (limit, token) = pagination.map_or((0, ""), |p| (p.limit as usize, p.token.as_str()));
+    let start = if token.is_empty() {
+        0
+    } else {
+        token.parse::<usize>().map_err(|_| {
+            Status::invalid_argument(format!(
+                "pagination.token {token:?}: not a token recalld gave"
+            ))
+        })?
+    };
+    let total = items.len();
+    let end = if limit == 0 {
+        total
+    } else {
+        start.saturating_add(limit).min(total)
+    };
+    let next = if end < total {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok((
+        items
+            .into_iter()
+            .skip(start)
+            .take(end.saturating_sub(start))
+            .collect(),
+        next,
+    ))
 }
 
 fn missing(field: &str) -> Status {
