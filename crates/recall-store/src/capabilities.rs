@@ -97,6 +97,9 @@ pub enum ProbeError {
     /// The probe did not finish in time.
     #[error("the capability probe did not finish within {0:?}")]
     Timeout(Duration),
+    /// A readiness round trip read back other bytes than it wrote.
+    #[error("read back different bytes than were written at {0}")]
+    ReadBack(String),
 }
 
 /// A path segment no other probe (of this or another process) uses.
@@ -122,6 +125,32 @@ impl Store {
     /// write (this probe, recalld's readiness check, `recall doctor`).
     pub fn probe_path(&self, name: &str) -> Path {
         self.path(&format!("{PROBE_PREFIX}/{}/{name}", unique_segment()))
+    }
+
+    /// One readiness round trip: writes a scratch object `probe/<random>/ready`, reads it
+    /// back, and deletes it (docs/LAYOUT.md section 2). Succeeds when the bytes read are the
+    /// bytes written. Not bounded in time: the caller sets its own limit.
+    pub async fn check_round_trip(&self) -> Result<(), ProbeError> {
+        let path = self.probe_path("ready");
+        let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+        let body = Bytes::from(nonce.into_bytes());
+        let objects = &self.objects;
+        objects
+            .put(&path, PutPayload::from(body.clone()))
+            .await
+            .map_err(|e| StoreError::backend("put", &path, e))?;
+        let read = match objects.get(&path).await {
+            Ok(got) => got.bytes().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| StoreError::backend("get", &path, e))?;
+        if let Err(err) = objects.delete(&path).await {
+            tracing::debug!(%path, error = %err, "could not remove a readiness object");
+        }
+        if read != body {
+            return Err(ProbeError::ReadBack(path.to_string()));
+        }
+        Ok(())
     }
 
     /// Finds out what the store honours by trying it on two scratch objects under

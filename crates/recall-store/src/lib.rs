@@ -21,13 +21,13 @@ mod manifest;
 mod store;
 
 pub use backend::{Backend, BackendProblem, open_url, open_url_with};
-pub use blob::UploadTuning;
+pub use blob::{BlobStream, UploadTuning};
 pub use capabilities::{Capabilities, CapabilityCheck, PROBE_PREFIX, ProbeError};
 pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
 pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
-pub use maintenance::{EvictReport, GcOptions, GcReport, TaskEntry};
+pub use maintenance::{EvictReport, EvictSelector, GcOptions, GcReport, TaskEntry};
 pub use manifest::{
     DigestChange, MAX_MANIFEST_BYTES, MAX_MANIFEST_OUTPUTS, MAX_NONDETERMINISM_RECORDS, Manifest,
     ManifestError, NondeterminismOutcome, NondeterminismRecord, OutputRecord, push_nondeterminism,

@@ -13,6 +13,7 @@ use tonic::{Code, Status};
 
 use crate::auth::{Auth, Denied};
 use crate::config::Access;
+use crate::error::ApiError;
 
 /// Binds a gRPC front door's listener (`what` names its setting in the error).
 pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -79,6 +80,19 @@ pub fn authorize_level(auth: &Auth, metadata: &MetadataMap, need: Access) -> Res
         .get("authorization")
         .and_then(|value| value.to_str().ok());
     auth.check_level(header, need).map_err(denied)
+}
+
+/// An [`ApiError`] as a gRPC status: the code gRPC has for each HTTP answer.
+pub fn status_of(err: ApiError) -> Status {
+    match err {
+        ApiError::BadRequest(m) => Status::invalid_argument(m),
+        ApiError::NotFound(m) => Status::not_found(m),
+        ApiError::TooLarge(m) => Status::resource_exhausted(m),
+        ApiError::NotImplemented(m) => Status::unimplemented(m),
+        ApiError::Unavailable(m) => Status::unavailable(m),
+        err @ ApiError::PutFailure { .. } => Status::unavailable(err.to_string()),
+        ApiError::Denied(d) => denied(d),
+    }
 }
 
 fn denied(denied: Denied) -> Status {

@@ -9,7 +9,9 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod config;
+pub mod error;
 pub mod flyte;
 pub mod grpc;
 pub mod metrics;

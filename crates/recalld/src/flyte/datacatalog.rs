@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use bytes::Bytes;
 use prost_types::Timestamp;
@@ -19,15 +21,18 @@ use recall_store::catalog::{
     ARTIFACT_OUTPUT, ArtifactRecord, CatalogItem, DATASET_OUTPUT, DatasetId, DatasetRecord,
 };
 use recall_store::{
-    EntryRef, FetchTo, Fetched, LeaseRecord, LeaseStatus, Lookup, Output, PublishMode,
-    PublishOptions, PublishOutcome, Tenant, system_time_ms,
+    EntryRef, EvictSelector, LeaseRecord, LeaseStatus, Output, PublishMode, PublishOptions,
+    StoreError, Tenant, system_time_ms,
 };
 use tonic::{Request, Response, Status};
 
+use crate::cache::LookupAnswer;
 use crate::config::Access;
+use crate::error::ApiError;
+use crate::grpc::status_of;
 use crate::grpc::{authorize, authorize_level, code_name};
 use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
-use crate::state::{AppState, LookupAnswer};
+use crate::state::AppState;
 
 /// The service; cheap to clone.
 #[derive(Clone)]
@@ -111,10 +116,12 @@ impl DataCatalog {
         Ok((key, entry))
     }
 
-    /// Reads the one output of a catalog entry: memory tier, breaker, timeout, store; a blob
-    /// output is fetched and verified (a broken one drops the entry: a miss).
+    /// Reads the one output of a catalog entry through the [`crate::cache::Cache`]: memory
+    /// tier, breaker, timeout, store. A blob output is streamed and verified; a missing or
+    /// corrupt one drops the entry (a miss, so the next publish can replace it).
     async fn read(&self, entry: &EntryRef, output: &str) -> Read {
-        let manifest = match self.state.lookup(entry).await {
+        let cache = &self.state.cache;
+        let manifest = match cache.lookup(entry).await {
             LookupAnswer::Hit { manifest, .. } => manifest,
             LookupAnswer::Miss(_) => return Read::Missing,
             LookupAnswer::Failure(cause) => {
@@ -129,19 +136,33 @@ impl DataCatalog {
             return Read::Found(bytes.clone());
         }
         let limit = Duration::from_millis(self.state.config.timeouts.lookup_ms.max(1000));
-        match tokio::time::timeout(limit, self.state.store().fetch(entry, FetchTo::Memory)).await {
-            Ok(Ok(Lookup::Hit(mut fetched))) => match fetched.outputs.remove(output) {
-                Some(Fetched::Bytes(bytes)) => Read::Found(bytes),
-                _ => Read::Missing,
-            },
-            Ok(Ok(Lookup::Miss(miss))) => {
-                tracing::warn!(?miss, "catalog entry's data is missing or corrupt: a miss");
-                self.state.hot.invalidate(entry).await;
+        // Ok(None): the blob is missing or its bytes do not verify (the entry is broken).
+        let fetch = async {
+            let mut blob = match cache.blob(&entry.tenant, &record.digest).await {
+                Ok(blob) => blob,
+                Err(ApiError::NotFound(_)) => return Ok(None),
+                Err(err) => return Err(err.to_string()),
+            };
+            let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
+            while let Some(chunk) = blob.chunks.next().await {
+                match chunk {
+                    Ok(chunk) => bytes.extend_from_slice(&chunk),
+                    Err(StoreError::BlobMismatch { .. }) => return Ok(None),
+                    Err(err) => return Err(err.to_string()),
+                }
+            }
+            Ok(Some(Bytes::from(bytes)))
+        };
+        match tokio::time::timeout(limit, fetch).await {
+            Ok(Ok(Some(bytes))) => Read::Found(bytes),
+            Ok(Ok(None)) => {
+                self.drop_broken(entry, "its blob is missing or does not verify")
+                    .await;
                 Read::Missing
             }
-            Ok(Err(err)) => {
+            Ok(Err(cause)) => {
                 self.state.metrics.backend_errors.inc();
-                tracing::warn!(error = %err, "catalog fetch failed: answering NotFound (fail open)");
+                tracing::warn!(%cause, "catalog fetch failed: answering NotFound (fail open)");
                 Read::Failed
             }
             Err(_) => {
@@ -152,13 +173,15 @@ impl DataCatalog {
         }
     }
 
-    /// Drops an entry whose record does not decode, so the next publish can replace it.
+    /// Drops an entry whose data is missing, corrupt or does not decode, so the next publish
+    /// can replace it.
     async fn drop_broken(&self, entry: &EntryRef, why: &str) {
-        tracing::warn!(key = %entry.key.to_hex(), %why, "dropping a catalog entry whose record does not decode");
-        if let Err(err) = self.state.store().evict_key(entry).await {
+        tracing::warn!(key = %entry.key.to_hex(), %why,
+            "catalog entry's data is missing or corrupt: a miss, and the entry is dropped");
+        let selector = EvictSelector::Key(entry.clone());
+        if let Err(err) = self.state.cache.evict(&selector, false).await {
             tracing::warn!(error = %err, "could not drop the broken catalog entry");
         }
-        self.state.hot.invalidate(entry).await;
     }
 
     /// Reads an artifact record by tag or id; `Ok(None)` is a miss.
@@ -187,36 +210,23 @@ impl DataCatalog {
         Ok(record)
     }
 
-    /// Publishes one catalog entry. `Ok(false)`: a live entry already existed (create mode).
+    /// Publishes one catalog entry through the cache. `Ok(false)`: a live entry already
+    /// existed (create mode).
     async fn publish(
         &self,
         key: &recall_key::DerivedKey,
-        entry: EntryRef,
         output: &str,
         bytes: Vec<u8>,
         options: PublishOptions,
     ) -> Result<bool, Status> {
-        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
         let outputs = [Output::bytes(output, bytes)];
-        let call = self.state.store().publish(key, &outputs, &options);
-        match tokio::time::timeout(limit, call).await {
-            Ok(Ok(PublishOutcome::Published { manifest, .. })) => {
-                self.state.remember_published(entry, *manifest).await;
-                Ok(true)
-            }
-            Ok(Ok(PublishOutcome::AlreadyExists { .. })) => Ok(false),
-            Ok(Err(err)) => {
-                self.state.metrics.backend_errors.inc();
-                Err(Status::unavailable(format!("store: {err}")))
-            }
-            Err(_) => {
-                self.state.metrics.backend_errors.inc();
-                Err(Status::unavailable(format!(
-                    "store did not finish the publish within {} s",
-                    limit.as_secs()
-                )))
-            }
-        }
+        let outcome = self
+            .state
+            .cache
+            .publish(key, &outputs, &options, Instant::now())
+            .await
+            .map_err(status_of)?;
+        Ok(outcome.is_published())
     }
 
     /// Writes an artifact record as the artifact's entry (and, with `tag`, as the tag's).
@@ -227,7 +237,7 @@ impl DataCatalog {
         mode: PublishMode,
         ttl: Option<Duration>,
     ) -> Result<bool, Status> {
-        let (key, entry) = Self::entry(&record.dataset, item)?;
+        let (key, _) = Self::entry(&record.dataset, item)?;
         let mut record = record.clone();
         record.tag = match item {
             CatalogItem::Tag(tag) => Some(tag.to_string()),
@@ -235,7 +245,6 @@ impl DataCatalog {
         };
         self.publish(
             &key,
-            entry,
             ARTIFACT_OUTPUT,
             record.encode(),
             PublishOptions { mode, ttl },
@@ -260,11 +269,10 @@ impl DataCatalog {
             metadata: metadata(dataset.metadata),
             partition_keys: dataset.partition_keys,
         };
-        let (key, entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        let (key, _) = Self::entry(&id, CatalogItem::Dataset)?;
         if self
             .publish(
                 &key,
-                entry,
                 DATASET_OUTPUT,
                 record.encode(),
                 PublishOptions::default(),
@@ -481,14 +489,12 @@ impl DataCatalog {
         name: &str,
         version: Option<&str>,
     ) -> Result<Vec<EntryRef>, Status> {
-        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
-        let listed = tokio::time::timeout(
-            limit,
-            self.state.store().list_task_entries(tenant, name, version),
-        )
-        .await
-        .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
-        .map_err(store_unavailable)?;
+        let listed = self
+            .state
+            .cache
+            .task_entries(tenant, name, version)
+            .await
+            .map_err(status_of)?;
         listed
             .into_iter()
             .map(|e| {
@@ -624,11 +630,7 @@ impl DataCatalog {
             want.insert(field, value);
         }
         let matches = |field: &str, value: &str| want.get(field).is_none_or(|w| w == value);
-        let limit = Duration::from_secs(self.state.config.timeouts.publish_secs);
-        let tenants = tokio::time::timeout(limit, self.state.store().tenants())
-            .await
-            .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
-            .map_err(store_unavailable)?;
+        let tenants = self.state.cache.tenants().await.map_err(status_of)?;
         let visible = self
             .state
             .auth
@@ -644,10 +646,7 @@ impl DataCatalog {
             if !matches("project", tenant.project()) || !matches("domain", tenant.domain()) {
                 continue;
             }
-            let tasks = tokio::time::timeout(limit, self.state.store().tasks(tenant))
-                .await
-                .map_err(|_| Status::unavailable("the store did not answer the listing in time"))?
-                .map_err(store_unavailable)?;
+            let tasks = self.state.cache.tasks(tenant).await.map_err(status_of)?;
             for task in tasks.iter().filter(|t| matches("name", t)) {
                 let version = want.get("version").map(String::as_str);
                 for entry in self.entries_of(tenant, task, version).await? {
@@ -703,41 +702,21 @@ impl DataCatalog {
                 expires_at_ms: now + heartbeat_ms * i64::from(grace),
             }
         };
-        let record = if let Err((_, why)) = self.state.leases_supported() {
-            granted(&why)
-        } else {
-            let limit = Duration::from_millis(self.state.config.timeouts.lease_ms);
-            let call =
-                self.state
-                    .store()
-                    .get_or_extend_lease(&entry, &request.owner_id, heartbeat, grace);
-            match tokio::time::timeout(limit, call).await {
-                Ok(Ok(LeaseStatus::Acquired(record))) => record,
-                Ok(Ok(LeaseStatus::HeldBy(record))) => {
-                    self.state.metrics.flyte_reservation_waits.inc();
-                    record
-                }
-                Ok(Err(recall_store::StoreError::InvalidLease {
-                    field,
-                    value,
-                    reason,
-                })) => {
-                    return Err(Status::invalid_argument(format!(
-                        "{field} {value}: {reason}"
-                    )));
-                }
-                Ok(Err(err)) => {
-                    self.state.metrics.backend_errors.inc();
-                    granted(&err.to_string())
-                }
-                Err(_) => {
-                    self.state.metrics.backend_errors.inc();
-                    granted(&format!(
-                        "store did not answer within {} ms",
-                        limit.as_millis()
-                    ))
-                }
+        let call = self.state.cache.get_or_extend_lease_with_grace(
+            &entry,
+            &request.owner_id,
+            heartbeat,
+            grace,
+        );
+        let record = match call.await {
+            Ok(LeaseStatus::Acquired(record)) => record,
+            Ok(LeaseStatus::HeldBy(record)) => {
+                self.state.metrics.flyte_reservation_waits.inc();
+                record
             }
+            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
+            // Store down, slow, not ready, or without conditional writes: fail open.
+            Err(err) => granted(&err.to_string()),
         };
         Ok(pb::GetOrExtendReservationResponse {
             reservation: Some(pb::Reservation {
@@ -767,19 +746,11 @@ impl DataCatalog {
             return Err(missing("owner_id"));
         }
         let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
-        if self.state.leases_supported().is_err() {
-            return Ok(pb::ReleaseReservationResponse {});
-        }
-        let limit = Duration::from_millis(self.state.config.timeouts.lease_ms);
-        match tokio::time::timeout(limit, self.state.store().release_lease(&entry, owner)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                self.state.metrics.backend_errors.inc();
-                tracing::warn!(error = %err, "reservation release failed: it lapses on its own");
-            }
-            Err(_) => {
-                self.state.metrics.backend_errors.inc();
-                tracing::warn!("reservation release timed out: it lapses on its own");
+        match self.state.cache.release_lease(&entry, owner).await {
+            Ok(_) => {}
+            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
+            Err(err) => {
+                tracing::warn!(error = %err, "reservation not released: it lapses on its own");
             }
         }
         Ok(pb::ReleaseReservationResponse {})
@@ -881,10 +852,6 @@ impl pb::data_catalog_server::DataCatalog for DataCatalog {
             DataCatalog::release_reservation(self, request).await,
         )
     }
-}
-
-fn store_unavailable(err: recall_store::StoreError) -> Status {
-    Status::unavailable(format!("store: {err}"))
 }
 
 /// One page of `items`: `pagination.token` is the offset to start at (empty: 0), `limit` the
