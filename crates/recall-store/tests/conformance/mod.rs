@@ -15,9 +15,9 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
-    Clock, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, Fetched, GcOptions, LeaseStatus, Lookup,
-    Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store,
-    StoreConfig, Tenant, UploadTuning,
+    Clock, DEFAULT_GRACE, EntryRef, EvictReport, EvictSelector, FetchTo, Fetched, GcOptions,
+    LeaseStatus, Lookup, Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions,
+    PublishOutcome, Store, StoreConfig, Tenant, UploadTuning,
 };
 
 use self::faulty::{Fault, FaultyStore};
@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             evict_by_task_and_cache_version,
             evict_by_project_domain,
             evict_older_than,
+            evict_dry_run_counts_what_eviction_removes,
             gc_sweeps_unreferenced_blobs_after_grace_with_dry_run,
             gc_keeps_blobs_of_an_in_flight_publish,
             nondeterministic_publishes_are_recorded,
@@ -1427,6 +1428,97 @@ pub async fn evict_older_than(h: &Harness) {
     assert_eq!(report.entries, 1);
     assert!(!is_hit(&store, &old_elsewhere).await);
     assert!(is_hit(&store, &new).await);
+}
+
+/// A dry run of every selector reports exactly what the same eviction then removes, and
+/// deletes nothing; the report's total is the number of objects that disappear. Each
+/// selector gets its own project holding two entries of a task (one with a lease), an entry
+/// of another task, an undecodable manifest, and a lease without an entry.
+pub async fn evict_dry_run_counts_what_eviction_removes(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = clocked(h, "writer", &clock).await;
+    let undecodable = Digest::of_content(b"undecodable");
+    let setup = |project: &'static str| {
+        let store = store.clone();
+        async move {
+            let a = [1, 2].map(|n| small_key(project, "development", "wf.dry", "v1", n));
+            let b = small_key(project, "development", "wf.other", "v1", 3);
+            for k in a.iter().chain([&b]) {
+                publish_small(&store, k).await;
+            }
+            let tenant = Tenant::new(project, "development").unwrap();
+            store
+                .get_or_extend_lease(
+                    &EntryRef::of(&a[0]).unwrap(),
+                    "x",
+                    Duration::from_secs(9),
+                    3,
+                )
+                .await
+                .unwrap();
+            let orphan_lease = EntryRef {
+                tenant: tenant.clone(),
+                key: Digest::of_content(project.as_bytes()),
+            };
+            store
+                .get_or_extend_lease(&orphan_lease, "y", Duration::from_secs(9), 3)
+                .await
+                .unwrap();
+            store
+                .object_store()
+                .put(
+                    &raw(&store, &tenant.entry(&undecodable)),
+                    PutPayload::from_static(b"not a manifest"),
+                )
+                .await
+                .unwrap();
+            (tenant, a)
+        }
+    };
+    let cases: Vec<(&str, fn(Tenant, &[DerivedKey; 2]) -> EvictSelector)> = vec![
+        ("dry-key", |t, a| {
+            EvictSelector::Key(EntryRef {
+                tenant: t,
+                key: a[0].key,
+            })
+        }),
+        ("dry-undecodable", |t, _| {
+            EvictSelector::Key(EntryRef {
+                tenant: t,
+                key: Digest::of_content(b"undecodable"),
+            })
+        }),
+        ("dry-task", |t, _| EvictSelector::Task {
+            tenant: t,
+            task: "wf.dry".into(),
+            cache_version: None,
+        }),
+        ("dry-tenant", |t, _| EvictSelector::Tenant(t)),
+        ("dry-old", |t, _| EvictSelector::OlderThan {
+            tenant: Some(t),
+            cutoff_ms: i64::MAX,
+        }),
+    ];
+    for (project, selector) in cases {
+        let (tenant, a) = setup(project).await;
+        let selector = selector(tenant, &a);
+        let before = h.list_all().await;
+        let dry = store.evict(&selector, true).await.unwrap();
+        assert_eq!(
+            h.list_all().await,
+            before,
+            "{project}: a dry run deletes nothing"
+        );
+        let real = store.evict(&selector, false).await.unwrap();
+        assert_eq!(dry, real, "{project}: dry run and eviction disagree");
+        let removed = before.len() - h.list_all().await.len();
+        assert_eq!(
+            (real.entries + real.markers + real.leases + real.blobs) as usize,
+            removed,
+            "{project}: {real:?}"
+        );
+        assert!(removed > 0, "{project}: nothing evicted");
+    }
 }
 
 pub async fn gc_sweeps_unreferenced_blobs_after_grace_with_dry_run(h: &Harness) {
