@@ -1475,7 +1475,8 @@ pub async fn evict_dry_run_counts_what_eviction_removes(h: &Harness) {
             (tenant, a)
         }
     };
-    let cases: Vec<(&str, fn(Tenant, &[DerivedKey; 2]) -> EvictSelector)> = vec![
+    type Selects = fn(Tenant, &[DerivedKey; 2]) -> EvictSelector;
+    let cases: Vec<(&str, Selects)> = vec![
         ("dry-key", |t, a| {
             EvictSelector::Key(EntryRef {
                 tenant: t,
