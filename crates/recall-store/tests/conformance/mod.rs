@@ -277,11 +277,11 @@ fn scratch() -> tempfile::TempDir {
 
 /// The full object path of a layout path under the harness root.
 fn raw(store: &Store, relative: &str) -> Path {
-    store.path(relative)
+    store.raw_path(relative)
 }
 
 async fn raw_get(store: &Store, relative: &str) -> Option<Bytes> {
-    match store.object_store().get(&raw(store, relative)).await {
+    match store.raw_object_store().get(&raw(store, relative)).await {
         Ok(result) => Some(result.bytes().await.unwrap()),
         Err(object_store::Error::NotFound { .. }) => None,
         Err(e) => panic!("get {relative}: {e}"),
@@ -665,10 +665,10 @@ async fn break_blob(store: &Store, entry: &EntryRef, output: &str, n: i64, delet
     let digest = Digest::of_content(&expected(n)[output]);
     let path = raw(store, &entry.tenant.blob(&digest));
     if delete {
-        store.object_store().delete(&path).await.unwrap();
+        store.raw_object_store().delete(&path).await.unwrap();
     } else {
         let mut bytes = store
-            .object_store()
+            .raw_object_store()
             .get(&path)
             .await
             .unwrap()
@@ -679,7 +679,7 @@ async fn break_blob(store: &Store, entry: &EntryRef, output: &str, n: i64, delet
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
         store
-            .object_store()
+            .raw_object_store()
             .put(&path, PutPayload::from(bytes))
             .await
             .unwrap();
@@ -738,7 +738,7 @@ async fn edit_manifest(store: &Store, entry: &EntryRef, edit: impl FnOnce(&mut M
     let mut manifest = Manifest::decode(&body).unwrap();
     edit(&mut manifest);
     store
-        .object_store()
+        .raw_object_store()
         .put(&path, PutPayload::from(manifest.encode()))
         .await
         .unwrap();
@@ -825,7 +825,7 @@ pub async fn broken_entries_are_replaced_by_the_next_publish(h: &Harness) {
         publish(&store, &k, n, dir.path()).await;
         match edit {
             Some(edit) => edit_manifest(&store, &entry, edit).await,
-            None => store.object_store().delete(&medium_blob).await.unwrap(),
+            None => store.raw_object_store().delete(&medium_blob).await.unwrap(),
         }
         // Still a live manifest: a lookup (one GET) reports a hit ...
         assert!(
@@ -877,7 +877,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
     let path = raw(&store, &entry.tenant.entry(&k.key));
     // A recall store (LAYOUT section 1): without a descriptor every lookup is a plain miss.
     store
-        .object_store()
+        .raw_object_store()
         .put(
             &raw(&store, "recall-store.json"),
             PutPayload::from_static(br#"{"layout_version": 1, "key_spec_version": 1}"#),
@@ -886,7 +886,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
         .unwrap();
     for garbage in [&b"\xa1\x61"[..], b"not cbor at all", b""] {
         store
-            .object_store()
+            .raw_object_store()
             .put(&path, PutPayload::from(garbage.to_vec()))
             .await
             .unwrap();
@@ -907,7 +907,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
         .await
         .unwrap();
     store
-        .object_store()
+        .raw_object_store()
         .put(&path, PutPayload::from(other_manifest))
         .await
         .unwrap();
@@ -1068,8 +1068,8 @@ async fn is_hit(store: &Store, k: &DerivedKey) -> bool {
 pub async fn conditional_writes_are_enforced_by_the_backend(h: &Harness) {
     use object_store::{PutMode, UpdateVersion};
     let store = h.store("writer").await;
-    let path = store.path("probe/conditional");
-    let objects = store.object_store();
+    let path = store.raw_path("probe/conditional");
+    let objects = store.raw_object_store();
     let first = objects
         .put_opts(&path, "one".into(), PutMode::Create.into())
         .await
@@ -1213,8 +1213,8 @@ pub async fn lease_two_owners_heartbeat_takeover_release(h: &Harness) {
     };
     assert_eq!(custom.expires_at_ms, clock.now_ms() + 50_000);
     // An undecodable lease object is free and replaced.
-    let path = a.path(&entry.tenant.lease(&entry.key));
-    a.object_store()
+    let path = a.raw_path(&entry.tenant.lease(&entry.key));
+    a.raw_object_store()
         .put(&path, PutPayload::from(&b"junk"[..]))
         .await
         .unwrap();
@@ -1465,7 +1465,7 @@ pub async fn evict_dry_run_counts_what_eviction_removes(h: &Harness) {
                 .await
                 .unwrap();
             store
-                .object_store()
+                .raw_object_store()
                 .put(
                     &raw(&store, &tenant.entry(&undecodable)),
                     PutPayload::from_static(b"not a manifest"),
