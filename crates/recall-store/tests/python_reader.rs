@@ -13,8 +13,6 @@
 //! (only then), 2 on bad input and 3 on any other failure, so a broken Python environment
 //! can never pass for a miss.
 
-mod s3_env;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -24,14 +22,8 @@ use recall_key::{DerivedKey, Digest, KeyMaterial};
 use recall_store::{
     Output, PublishOptions, PublishOutcome, Store, StoreConfig, Tenant, open_url_with,
 };
-use s3_env::S3Env;
-
-fn skipping(part: &str) -> bool {
-    std::env::var("RECALL_TEST_SKIP")
-        .unwrap_or_default()
-        .split(',')
-        .any(|p| p.trim() == part)
-}
+use recall_testkit::s3::S3Env;
+use recall_testkit::skipped;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +34,7 @@ fn workspace_root() -> PathBuf {
 
 /// The Python to run the reader with, or `None` when skipped.
 fn python() -> Option<PathBuf> {
-    if skipping("python") {
+    if skipped("python") {
         // scripts/test.sh then installs no cbor2/blake3, even if moto made target/pyenv.
         eprintln!("SKIPPED (RECALL_TEST_SKIP=python): python reader");
         return None;
@@ -131,21 +123,14 @@ impl Run {
 
 impl Ctx {
     async fn new(name: &str) -> Option<Ctx> {
-        if skipping("s3") {
+        if skipped("s3") {
             eprintln!("SKIPPED (RECALL_TEST_SKIP=s3): python reader against S3");
             return None;
         }
         let env = S3Env::from_env();
         let python = python()?;
         env.ensure_bucket().await;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = s3_env::s3_root(&format!(
-            "python-reader/{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let prefix = recall_testkit::unique_root("python-reader", name);
         let options = env.object_store_options();
         let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let backend = open_url_with(&format!("s3://{}/{prefix}", env.bucket), &options)
@@ -271,16 +256,7 @@ impl Ctx {
 
 /// Deterministic, incompressible-looking bytes.
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    recall_testkit::pseudo_random(len, seed ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Checks a hit: every published output is in the out directory with exactly its bytes, and

@@ -187,7 +187,7 @@ async fn tonic_client_local_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_client_s3() {
-    let Some(backend) = Backend::s3("datacatalog").await else {
+    let Some(backend) = Backend::s3("recalld", "datacatalog").await else {
         return;
     };
     miss_populate_hit(&backend).await;

@@ -7,7 +7,7 @@ pub mod faulty;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -87,21 +87,19 @@ pub struct Harness {
 
 /// A root prefix unique to this test run and case.
 pub fn unique_root(case: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("conformance/{case}-{}-{nanos}", std::process::id())
+    recall_testkit::unique_root("conformance", case)
 }
 
-/// Whether `RECALL_TEST_SKIP` names `backend`; says so on stderr when it does.
-pub fn skipped(backend: &str) -> bool {
-    let list = std::env::var("RECALL_TEST_SKIP").unwrap_or_default();
-    let skip = list.split(',').any(|part| part.trim() == backend);
-    if skip {
-        eprintln!("SKIPPED (RECALL_TEST_SKIP={list}): {backend} backend");
+/// A harness on a fresh root of the store `open_url_with(url, options)` opens.
+pub fn remote_harness(url: &str, options: &[(&str, String)], case: &str) -> Harness {
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let backend = recall_store::open_url_with(url, &options)
+        .unwrap_or_else(|e| panic!("open the store at {url}: {e}"));
+    Harness {
+        objects: backend.objects,
+        root: unique_root(case),
+        _guard: None,
     }
-    skip
 }
 
 /// Small parts so multipart paths are exercised with test-sized data.

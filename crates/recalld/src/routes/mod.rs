@@ -207,6 +207,8 @@ where
 
 pin_project_lite::pin_project! {
     /// A response on its way through [`JsonErrors`].
+    // pin_project_lite takes no doc comments on variant fields.
+    #[allow(missing_docs)]
     #[project = JsonErrorsState]
     pub enum JsonErrorsFuture<F> {
         /// The router is answering.
