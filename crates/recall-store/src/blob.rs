@@ -345,7 +345,7 @@ fn verdict(received: u64, size: u64, actual: Digest, expected: &Digest) -> Downl
     }
 }
 
-/// A blob's bytes on their way out ([`Store::stream_blob`]): hashed as they go, and cut off
+/// A blob's bytes on their way out ([`crate::Store::stream_blob`]): hashed as they go, and cut off
 /// with [`StoreError::BlobMismatch`] before their end when they do not match the digest, so a
 /// reader never receives a complete body that is wrong.
 pub struct BlobStream {

@@ -6,6 +6,20 @@
 //! create-if-absent; reading verifies every byte and treats anything broken as a miss.
 //! Leases (Flyte's cache_serialize), eviction and garbage collection use only the object
 //! store's conditional writes, so no database or coordinating service is needed.
+//!
+//! This crate is the only one that reads or writes the bucket; everything else goes through
+//! [`Store`] methods. Where they live:
+//!
+//! - `store.rs`: opening a store, [`Store::lookup`], [`Store::fetch`], [`Store::publish`]
+//!   (with nondeterminism records), the descriptor.
+//! - `blob.rs`: blob upload and verified download, [`Store::stream_blob`].
+//! - `maintenance.rs`: [`Store::evict`] (one [`EvictSelector`], dry run from the same code),
+//!   [`Store::gc`], listings ([`Store::tenants`], [`Store::tasks`],
+//!   [`Store::list_task_entries`]).
+//! - `lease.rs`: leases. `capabilities.rs`: the capability probe and the readiness round
+//!   trip under `probe/`. `selfcheck.rs`: single requests for `recall doctor`.
+//! - `layout.rs`: the paths of docs/LAYOUT.md section 2; `manifest.rs`: the manifest's CBOR;
+//!   `backend.rs` and `local.rs`: store URLs and the local-disk backend.
 
 mod backend;
 mod blob;

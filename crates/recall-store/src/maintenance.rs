@@ -159,17 +159,8 @@ impl Store {
     }
 
     async fn read_manifest(&self, path: &Path) -> Result<Option<Option<Manifest>>, StoreError> {
-        match self.objects.get(path).await {
-            Ok(result) => {
-                let body = result
-                    .bytes()
-                    .await
-                    .map_err(|e| StoreError::backend("get", path, e))?;
-                Ok(Some(Manifest::decode(&body).ok()))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreError::backend("get", path, e)),
-        }
+        let body = self.get_bytes(path).await?;
+        Ok(body.map(|body| Manifest::decode(&body).ok()))
     }
 
     /// The project/domain pairs that have objects in the store (two delimited LISTs).

@@ -41,16 +41,7 @@ impl Store {
     /// The descriptor object's bytes as stored (`None` when there is none), for a check
     /// that reports what it says; [`Store::check_descriptor`] is the check itself.
     pub async fn read_descriptor_bytes(&self) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path(DESCRIPTOR);
-        match self.objects.get(&path).await {
-            Ok(got) => got
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| StoreError::backend("get", &path, e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreError::backend("get", &path, e)),
-        }
+        self.get_bytes(&self.path(DESCRIPTOR)).await
     }
 }
 
@@ -62,15 +53,7 @@ impl Scratch<'_> {
 
     /// Its bytes, or `None` when it does not exist.
     pub async fn get(&self) -> Result<Option<Bytes>, StoreError> {
-        match self.store.objects.get(&self.path).await {
-            Ok(got) => got
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| StoreError::backend("get", &self.path, e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreError::backend("get", &self.path, e)),
-        }
+        self.store.get_bytes(&self.path).await
     }
 
     /// Writes it with one PUT.

@@ -379,14 +379,8 @@ impl Store {
             return Ok(true);
         }
         let path = self.path(DESCRIPTOR);
-        let body = match self.objects.get(&path).await {
-            Ok(result) => match result.bytes().await {
-                Ok(body) => body,
-                Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => return Err(StoreError::backend("get", &path, e)),
-            },
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        let Some(body) = self.get_bytes(&path).await? else {
+            return Ok(false);
         };
         let unsupported = |reason: String| StoreError::UnsupportedLayout {
             path: path.to_string(),
@@ -447,16 +441,8 @@ impl Store {
             return Ok(Lookup::Miss(Miss::NotFound));
         }
         let path = self.path(&entry.tenant.entry(&entry.key));
-        let body = match self.objects.get(&path).await {
-            Ok(result) => match result.bytes().await {
-                Ok(body) => body,
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Ok(Lookup::Miss(Miss::NotFound));
-                }
-                Err(e) => return Err(StoreError::backend("get", &path, e)),
-            },
-            Err(object_store::Error::NotFound { .. }) => return Ok(Lookup::Miss(Miss::NotFound)),
-            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        let Some(body) = self.get_bytes(&path).await? else {
+            return Ok(Lookup::Miss(Miss::NotFound));
         };
         let manifest = match Manifest::decode(&body).and_then(|m| check_identity(m, entry)) {
             Ok(manifest) => manifest,
@@ -484,14 +470,8 @@ impl Store {
             return Ok(None);
         }
         let path = self.path(&entry.tenant.entry(&entry.key));
-        let body = match self.objects.get(&path).await {
-            Ok(result) => match result.bytes().await {
-                Ok(body) => body,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(StoreError::backend("get", &path, e)),
-            },
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(StoreError::backend("get", &path, e)),
+        let Some(body) = self.get_bytes(&path).await? else {
+            return Ok(None);
         };
         Ok(Manifest::decode(&body)
             .and_then(|m| check_identity(m, entry))
@@ -1020,6 +1000,11 @@ impl Store {
         }
         tracing::warn!(%path, "could not record nondeterminism: the manifest kept changing");
         Ok(last)
+    }
+
+    /// An object's bytes (one GET), or `None` when there is none.
+    pub(crate) async fn get_bytes(&self, path: &Path) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.read_versioned(path).await?.map(|(body, _)| body))
     }
 
     /// An object's bytes and the version a replace-if-version-matches needs, or `None` when

@@ -2,6 +2,16 @@
 //! the object store, accepts outputs, and fails open when storage is slow or down.
 //!
 //! The binary (`src/main.rs`) only parses flags and calls [`serve`].
+//!
+//! - [`cache`]: the [`cache::Cache`] every front door calls: lookup (memory tier, then the
+//!   store behind the breaker and timeout), publish, evict, leases, blobs, GC, listings,
+//!   the store check and readiness.
+//! - [`routes`]: the HTTP front door, one file per group of routes (`entries.rs`: keys,
+//!   lookups, publishes; `admin.rs`: eviction, GC, listings; `leases.rs`, `blobs.rs`,
+//!   `ops.rs`: health, readiness, metrics). Each handler parses, calls the cache, renders.
+//! - [`error`]: [`error::ApiError`], why a request failed, and its HTTP answer.
+//! - [`state`]: what the handlers share; [`auth`], [`config`], [`metrics`], [`server`]
+//!   (connections and worker threads), [`spool`] (uploads on disk), [`status`].
 
 // Handlers return `Result<_, Response>` so an early exit is the HTTP answer itself; a
 // `Response` is large, but it is built once per request and never propagated further.

@@ -4,7 +4,7 @@
 //! why a call failed.
 //!
 //! - [`Cache::lookup`]: memory tier, then the store behind the breaker and the lookup
-//!   timeout ([`guard`]), failing open.
+//!   timeout (`guard.rs`), failing open.
 //! - [`Cache::publish`]: the store's publish within the publish timeout, then the memory tier
 //!   written through (or forgotten), nondeterminism logged, publishes counted.
 //! - [`Cache::evict`]: the store's eviction (or its dry run), forgotten in memory at once.
