@@ -11,8 +11,6 @@ runs (reported as skipped).
 """
 
 import json
-import pathlib
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -31,42 +29,20 @@ from flyteidl2.core import literals_pb2 as lit
 from google.protobuf import duration_pb2
 
 # The datacatalog test's store set-up (local directory or S3 prefix) and helpers.
-from test_flyte_datacatalog import OTHER_TOKEN, RECALLD, SKIP, TOKEN, Backend, free_port
+from test_flyte_datacatalog import OTHER_TOKEN, SKIP, TOKEN, Backend
+from test_flyte_datacatalog import Daemon as DatacatalogDaemon
 
 PROJECT, DOMAIN = "flytesnacks", "development"
 
 
-class Daemon:
+class Daemon(DatacatalogDaemon):
     """A recalld process serving HTTP and the CacheService on free loopback ports."""
 
+    DOOR = ("--cacheservice-listen", "recalld: cacheservice gRPC and Connect on")
+
     def __init__(self, backend, tmp, toml=""):
-        import os
-
-        self.http_port, self.port = free_port(), free_port()
-        config = pathlib.Path(tmp) / f"recalld-{self.port}.toml"
-        config.write_text(f'spool_dir = "{tmp}/spool-{self.port}"\n' + toml)
-        self.log = pathlib.Path(tmp) / f"recalld-{self.port}.log"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("RECALL_", "AWS_"))}
-        environ.update(backend.env)
-        environ["RECALL_LOG"] = "info"
-        self.proc = subprocess.Popen(
-            [RECALLD, "--config", str(config), "--store", backend.url,
-             "--listen", f"127.0.0.1:{self.http_port}",
-             "--cacheservice-listen", f"127.0.0.1:{self.port}"],
-            env=environ, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-        )
-        for line in self.proc.stdout:
-            if line.startswith("recalld: cacheservice gRPC and Connect on"):
-                break
-        else:
-            raise AssertionError(f"recalld exited; log:\n{self.log.read_text()}")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-
-    def stop(self):
-        self.channel.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        super().__init__(backend, tmp, toml=toml)
+        self.url = f"http://127.0.0.1:{self.grpc_port}"
 
 
 class Client:

@@ -22,8 +22,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Read, drop_broken, duration, read_output, timestamp};
 use crate::config::Access;
-use crate::grpc::{authorize, code_name, status_of};
-use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
+use crate::grpc::{authorize, status_of};
 use crate::state::AppState;
 
 /// The service logic both protocol versions share; cheap to clone.
@@ -60,30 +59,11 @@ impl CacheService {
         method: &'static str,
         result: Result<T, Status>,
     ) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        self.state
-            .metrics
-            .flyte_requests
-            .get_or_create(&FlyteRequestLabels {
-                method,
-                code: code_name(code),
-            })
-            .inc();
-        result.map(Response::new)
+        super::finish(&self.state, method, result)
     }
 
     fn count_lookup(&self, result: &'static str) {
-        self.state
-            .metrics
-            .flyte_lookups
-            .get_or_create(&FlyteLookupLabels {
-                method: "CacheService.Get",
-                result,
-            })
-            .inc();
+        super::count_lookup(&self.state, "CacheService.Get", result)
     }
 
     /// The base service's scope: `[flyte] default_project` / `default_domain`.

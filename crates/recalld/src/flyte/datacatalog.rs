@@ -21,8 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::Access;
 use crate::grpc::status_of;
-use crate::grpc::{authorize, authorize_level, code_name};
-use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
+use crate::grpc::{authorize, authorize_level};
 use crate::state::AppState;
 
 use super::{Read, timestamp};
@@ -45,27 +44,11 @@ impl DataCatalog {
         method: &'static str,
         result: Result<T, Status>,
     ) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        self.state
-            .metrics
-            .flyte_requests
-            .get_or_create(&FlyteRequestLabels {
-                method,
-                code: code_name(code),
-            })
-            .inc();
-        result.map(Response::new)
+        super::finish(&self.state, method, result)
     }
 
     fn count_lookup(&self, method: &'static str, result: &'static str) {
-        self.state
-            .metrics
-            .flyte_lookups
-            .get_or_create(&FlyteLookupLabels { method, result })
-            .inc();
+        super::count_lookup(&self.state, method, result)
     }
 
     fn authorize<T>(

@@ -20,7 +20,8 @@ use tonic::Status;
 
 use crate::cache::LookupAnswer;
 use crate::error::ApiError;
-use crate::grpc::status_of;
+use crate::grpc::{code_name, status_of};
+use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 
 use recall_flyteidl::datacatalog::data_catalog_server::DataCatalogServer;
 
@@ -211,6 +212,36 @@ pub(crate) async fn release(state: &AppState, entry: &EntryRef, owner: &str) -> 
             Ok(())
         }
     }
+}
+
+/// Counts a Flyte request by method and status code (`recall_flyte_requests`), and answers it.
+pub(crate) fn finish<T>(
+    state: &AppState,
+    method: &'static str,
+    result: Result<T, Status>,
+) -> Result<tonic::Response<T>, Status> {
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    state
+        .metrics
+        .flyte_requests
+        .get_or_create(&FlyteRequestLabels {
+            method,
+            code: code_name(code),
+        })
+        .inc();
+    result.map(tonic::Response::new)
+}
+
+/// Counts a Flyte lookup's result (`hit`, `miss`, `failure`) by method.
+pub(crate) fn count_lookup(state: &AppState, method: &'static str, result: &'static str) {
+    state
+        .metrics
+        .flyte_lookups
+        .get_or_create(&FlyteLookupLabels { method, result })
+        .inc();
 }
 
 /// Milliseconds since the Unix epoch as a protobuf timestamp.
