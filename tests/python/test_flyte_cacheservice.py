@@ -11,6 +11,7 @@ runs (reported as skipped).
 """
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +30,7 @@ from flyteidl2.core import literals_pb2 as lit
 from google.protobuf import duration_pb2
 
 # The datacatalog test's store set-up (local directory or S3 prefix) and helpers.
-from test_flyte_datacatalog import OTHER_TOKEN, SKIP, TOKEN, Backend
+from test_flyte_datacatalog import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend, free_port
 from test_flyte_datacatalog import Daemon as DatacatalogDaemon
 
 PROJECT, DOMAIN = "flytesnacks", "development"
@@ -295,3 +296,33 @@ def test_corrupt_literal_blob_is_a_miss_then_put_succeeds(daemon, backend):
     assert get(c, "big") == "NOT_FOUND"
     assert put(c, "big", with_literals(m)) == cs.PutCacheResponse()
     assert get(c, "big").output.output_literals == m
+
+
+def test_store_down_fails_open(tmp_path):
+    if "s3" in SKIP:
+        pytest.skip("RECALL_TEST_SKIP=s3")
+    # An S3 endpoint where nothing listens.
+    backend = Backend.__new__(Backend)
+    backend.kind, backend.url = "s3", "s3://nowhere/prefix"
+    backend.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_REGION": "us-east-1",
+                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ALLOW_HTTP": "true"}
+    d = Daemon(backend, tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
+    try:
+        c = Client(d, "connect-proto")
+        assert get(c, "k") == "NOT_FOUND"                            # the task runs
+        assert reserve(c, "k", "owner-a").reservation.owner_id == "owner-a"  # unserialized
+        metrics = urllib.request.urlopen(f"{d.base}/metrics", timeout=10).read().decode()
+        assert 'recall_flyte_lookups_total{method="CacheService.Get",result="failure"}' in metrics
+        assert "recall_flyte_reservations_failed_open_total 1" in metrics
+    finally:
+        d.stop()
+
+
+def test_eviction_through_the_cli_then_a_miss(daemon):
+    c = Client(daemon, "grpc")
+    assert put(c, "evicted", with_uri("s3://b/o")) == cs.PutCacheResponse()
+    subprocess.run([RECALL, "evict", "--daemon", daemon.base, "--project", PROJECT,
+                    "--domain", DOMAIN, "--task", "flyte_cacheservice"], check=True,
+                   stdout=subprocess.DEVNULL)
+    assert get(c, "evicted") == "NOT_FOUND"
+    assert put(c, "evicted", with_uri("s3://b/o")) == cs.PutCacheResponse()
