@@ -234,13 +234,30 @@ def test_miss_populate_hit_byte_identical(daemon):
     assert lookup(stub, ds, tag) is None
     data = outputs()
     before = time.time()
-    artifact_id = populate(stub, ds, tag, data)
+    # Sent with deterministic serialization, so the bytes of each literal on the wire are
+    # known; protobuf's default map order is not stable between two serializations.
+    create_artifact = daemon.channel.unary_unary(
+        "/datacatalog.DataCatalog/CreateArtifact",
+        request_serializer=lambda m: m.SerializeToString(deterministic=True),
+        response_deserializer=dc.CreateArtifactResponse.FromString)
+    stub.CreateDataset(dc.CreateDatasetRequest(dataset=dc.Dataset(id=ds)))
+    artifact_id = str(uuid.uuid4())
+    create_artifact(dc.CreateArtifactRequest(artifact=dc.Artifact(
+        id=artifact_id, dataset=ds, data=data, metadata=execution_metadata())))
+    stub.AddTag(dc.AddTagRequest(tag=dc.Tag(name=tag, artifact_id=artifact_id, dataset=ds)))
     got = lookup(stub, ds, tag)
     assert got is not None and got.id == artifact_id
     assert [d.name for d in got.data] == [d.name for d in data]
     for sent, back in zip(data, got.data):
-        assert back.value.SerializeToString() == sent.value.SerializeToString()
         assert back.value == sent.value
+    # Byte for byte: each literal's encoding is in the raw answer exactly as it was sent.
+    get_raw = daemon.channel.unary_unary(
+        "/datacatalog.DataCatalog/GetArtifact",
+        request_serializer=dc.GetArtifactRequest.SerializeToString,
+        response_deserializer=lambda raw: raw)
+    raw = get_raw(dc.GetArtifactRequest(dataset=ds, tag_name=tag))
+    for sent in data:
+        assert sent.value.SerializeToString(deterministic=True) in raw
     assert got.metadata.key_map["execution-name"] == "abc123"
     assert got.created_at.ToSeconds() >= int(before) - 1
     assert [t.name for t in got.tags] == [tag]
@@ -425,3 +442,38 @@ def test_listings(daemon):
     assert code_of(lambda: stub.ListArtifacts(dc.ListArtifactsRequest(dataset=ds, filter=dc.FilterExpression(
         filters=[dc.SinglePropertyFilter(partition_filter=dc.PartitionPropertyFilter(
             key_val=dc.KeyValuePair(key="k", value="v")))])))) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_untagged_artifact_expires_and_gc_removes_it(backend, tmp_path):
+    d = Daemon(backend, tmp_path, toml="[flyte]\nuntagged_artifact_ttl_secs = 1\n")
+    try:
+        import json
+        import urllib.request
+
+        stub, ds = d.stub, dataset_id(name="flyte_task-untagged")
+        stub.CreateDataset(dc.CreateDatasetRequest(dataset=dc.Dataset(id=ds)))
+        big = [dc.ArtifactData(name="o0", value=str_lit("y" * 10000))]   # a blob
+        stub.CreateArtifact(dc.CreateArtifactRequest(artifact=dc.Artifact(id="never-tagged", dataset=ds, data=big)))
+        tagged = populate(stub, ds, tag_of(13), outputs()[:1])
+        assert stub.GetArtifact(dc.GetArtifactRequest(dataset=ds, artifact_id="never-tagged")).artifact.id
+        time.sleep(1.3)
+        # Expired: a miss, while the tagged artifact's own entry no longer expires.
+        assert code_of(lambda: stub.GetArtifact(dc.GetArtifactRequest(dataset=ds, artifact_id="never-tagged"))) \
+            == grpc.StatusCode.NOT_FOUND
+        assert stub.GetArtifact(dc.GetArtifactRequest(dataset=ds, artifact_id=tagged)).artifact.id == tagged
+
+        def gc(dry_run):
+            body = json.dumps({"project": "flytesnacks", "domain": "development",
+                               "grace_seconds": 0, "dry_run": dry_run}).encode()
+            request = urllib.request.Request(f"{d.base}/v1/gc", data=body,
+                                             headers={"content-type": "application/json"})
+            return json.loads(urllib.request.urlopen(request).read())
+
+        time.sleep(1.1)   # GC's cut-off is whole milliseconds before now; be clear of it
+        assert gc(True)["expired_entries"] == 1
+        report = gc(False)
+        assert report["expired_entries"] == 1 and report["deleted_blobs"] >= 1, report
+        assert gc(True)["expired_entries"] == 0
+        assert lookup(stub, ds, tag_of(13)) is not None
+    finally:
+        d.stop()

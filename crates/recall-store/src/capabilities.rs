@@ -123,7 +123,7 @@ fn unique_segment() -> String {
 impl Store {
     /// A fresh scratch path `probe/<random>/<name>` under the store root, for checks that
     /// write (this probe, recalld's readiness check, `recall doctor`).
-    pub fn probe_path(&self, name: &str) -> Path {
+    pub(crate) fn probe_path(&self, name: &str) -> Path {
         self.path(&format!("{PROBE_PREFIX}/{}/{name}", unique_segment()))
     }
 
@@ -161,7 +161,7 @@ impl Store {
         let base = self.path(&format!("{PROBE_PREFIX}/{}", unique_segment()));
         let conditional = Path::from(format!("{base}/conditional"));
         let ranged = Path::from(format!("{base}/ranged"));
-        let objects = self.object_store();
+        let objects = &self.objects;
         let result = tokio::time::timeout(timeout, async {
             let create_if_absent = check_create(objects.as_ref(), &conditional).await?;
             let replace_if_version_matches = check_replace(objects.as_ref(), &conditional).await?;

@@ -18,6 +18,7 @@ mod lease;
 pub mod local;
 mod maintenance;
 mod manifest;
+mod selfcheck;
 mod store;
 
 pub use backend::{Backend, BackendProblem, open_url, open_url_with};
@@ -32,6 +33,7 @@ pub use manifest::{
     DigestChange, MAX_MANIFEST_BYTES, MAX_MANIFEST_OUTPUTS, MAX_NONDETERMINISM_RECORDS, Manifest,
     ManifestError, NondeterminismOutcome, NondeterminismRecord, OutputRecord, push_nondeterminism,
 };
+pub use selfcheck::Scratch;
 pub use store::{
     Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,
     PublishOptions, PublishOutcome, Store, StoreConfig,

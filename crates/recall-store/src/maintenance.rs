@@ -126,6 +126,10 @@ pub struct GcReport {
     pub deleted_blobs: u64,
     /// Markers without a manifest past the grace period: deleted, or would be on a dry run.
     pub orphan_markers: u64,
+    /// Entries whose `expires_at_ms` lies more than the grace period in the past (a miss for
+    /// every reader; e.g. a Flyte artifact that was never tagged): deleted, or would be on a
+    /// dry run. Their blobs are not marked, their markers become orphans.
+    pub expired_entries: u64,
 }
 
 impl Store {
@@ -458,12 +462,19 @@ impl Store {
             // Mark.
             let mut referenced = BTreeSet::new();
             let mut live_keys = BTreeSet::new();
+            let mut expired = Vec::new();
             for meta in self.list_prefix(&tenant.entries_prefix()).await? {
-                if let Some(key) = last_segment_digest(&meta.location) {
-                    live_keys.insert(key);
-                }
+                let key = last_segment_digest(&meta.location);
                 match self.read_manifest(&meta.location).await? {
                     None => {}
+                    Some(Some(manifest))
+                        if manifest.expires_at_ms.is_some_and(|at| at < cutoff) =>
+                    {
+                        report.manifests += 1;
+                        report.expired_entries += 1;
+                        expired.push(meta.location);
+                        continue;
+                    }
                     Some(Some(manifest)) => {
                         report.manifests += 1;
                         referenced.extend(
@@ -478,6 +489,9 @@ impl Store {
                         report.manifests += 1;
                         report.undecodable_manifests += 1;
                     }
+                }
+                if let Some(key) = key {
+                    live_keys.insert(key);
                 }
             }
             // Sweep blobs.
@@ -506,6 +520,8 @@ impl Store {
                 }
             }
             if !options.dry_run {
+                // Expired manifests first: their blobs and markers are unreferenced already.
+                self.delete_all(expired).await?;
                 report.deleted_blobs += self.delete_all(doomed).await?;
                 self.delete_all(orphans).await?;
             }

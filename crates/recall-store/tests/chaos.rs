@@ -216,9 +216,9 @@ struct Audit {
 
 async fn audit(store: &Store) -> Audit {
     let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
-    let objects = store.object_store();
+    let objects = store.raw_object_store();
     let listed: Vec<_> = objects
-        .list(Some(&store.path(&tenant.entries_prefix())))
+        .list(Some(&store.raw_path(&tenant.entries_prefix())))
         .try_collect()
         .await
         .unwrap();
@@ -240,7 +240,10 @@ async fn audit(store: &Store) -> Audit {
             audit.outputs_checked += 1;
             let data = match &record.inline {
                 Some(inline) => inline.clone(),
-                None => match objects.get(&store.path(&tenant.blob(&record.digest))).await {
+                None => match objects
+                    .get(&store.raw_path(&tenant.blob(&record.digest)))
+                    .await
+                {
                     Ok(got) => got.bytes().await.unwrap(),
                     Err(_) => {
                         audit.missing_blobs += 1;
@@ -377,7 +380,7 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             originals.push((n, data));
         }
         let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
-        let objects = store.object_store();
+        let objects = store.raw_object_store();
         let mut flipped = 0;
         // About half the entries, and at least one damaged and one intact.
         let damaged: Vec<bool> = (0..originals.len())
@@ -389,7 +392,7 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             .filter(|(_, d)| **d)
             .map(|(o, _)| o)
         {
-            let path = store.path(&tenant.blob(&Digest::of_content(data)));
+            let path = store.raw_path(&tenant.blob(&Digest::of_content(data)));
             let mut bytes = objects
                 .get(&path)
                 .await

@@ -392,8 +392,10 @@ async fn inline_small_output() {
 
     // LAYOUT 4.2: the reader checks inline bytes too. Change the inline byte string h'09'
     // (`66 "inline" 41 09`) to h'08' in the stored manifest: still valid CBOR, wrong digest.
-    let manifest = ctx.store.path(&ctx.tenant(&derived).entry(&derived.key));
-    let objects = ctx.store.object_store();
+    let manifest = ctx
+        .store
+        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
+    let objects = ctx.store.raw_object_store();
     let mut bytes = objects
         .get(&manifest)
         .await
@@ -547,9 +549,12 @@ async fn never_published_is_a_miss() {
 
     // LAYOUT 4.1: a manifest read from another key's path is a miss (key.key differs).
     let tenant = ctx.tenant(&ctx.derive(&published));
-    let objects = ctx.store.object_store();
+    let objects = ctx.store.raw_object_store();
     let bytes = objects
-        .get(&ctx.store.path(&tenant.entry(&ctx.derive(&published).key)))
+        .get(
+            &ctx.store
+                .raw_path(&tenant.entry(&ctx.derive(&published).key)),
+        )
         .await
         .unwrap()
         .bytes()
@@ -557,7 +562,7 @@ async fn never_published_is_a_miss() {
         .unwrap();
     objects
         .put(
-            &ctx.store.path(&tenant.entry(&ctx.derive(&other).key)),
+            &ctx.store.raw_path(&tenant.entry(&ctx.derive(&other).key)),
             PutPayload::from(bytes),
         )
         .await
@@ -589,8 +594,8 @@ async fn corrupt_blob_is_a_miss() {
     // Flip one byte of the blob, keeping its size.
     let blob = ctx
         .store
-        .path(&ctx.tenant(&derived).blob(&Digest::of_content(&model)));
-    let objects = ctx.store.object_store();
+        .raw_path(&ctx.tenant(&derived).blob(&Digest::of_content(&model)));
+    let objects = ctx.store.raw_object_store();
     let mut bytes = objects
         .get(&blob)
         .await
@@ -663,9 +668,11 @@ async fn expired_and_undecodable_entries_are_misses() {
         .assert_miss("old");
 
     // 4.4 case 1: a manifest that does not decode.
-    let manifest = ctx.store.path(&ctx.tenant(&derived).entry(&derived.key));
+    let manifest = ctx
+        .store
+        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
     ctx.store
-        .object_store()
+        .raw_object_store()
         .put(&manifest, PutPayload::from_static(b"\xff\x00 not cbor"))
         .await
         .unwrap();
@@ -673,8 +680,8 @@ async fn expired_and_undecodable_entries_are_misses() {
 
     // LAYOUT 1: the reader checks the descriptor; without one, nothing is cached here.
     ctx.store
-        .object_store()
-        .delete(&ctx.store.path(recall_store::DESCRIPTOR))
+        .raw_object_store()
+        .delete(&ctx.store.raw_path(recall_store::DESCRIPTOR))
         .await
         .unwrap();
     ctx.read(&material, &[]).assert_miss("no descriptor");

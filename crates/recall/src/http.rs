@@ -678,6 +678,7 @@ impl CacheClient for HttpClient {
             collectable_bytes: count(&a, "collectable_bytes"),
             deleted_blobs: count(&a, "deleted_blobs"),
             orphan_markers: count(&a, "orphan_markers"),
+            expired_entries: count(&a, "expired_entries"),
         })
     }
 }

@@ -623,101 +623,37 @@ impl DataCatalog {
     }
 }
 
-#[tonic::async_trait]
-impl pb::data_catalog_server::DataCatalog for DataCatalog {
-    async fn create_dataset(
-        &self,
-        request: Request<pb::CreateDatasetRequest>,
-    ) -> Result<Response<pb::CreateDatasetResponse>, Status> {
-        self.finish(
-            "CreateDataset",
-            DataCatalog::create_dataset(self, request).await,
-        )
-    }
+/// The gRPC trait: each method calls the inherent method of the same name and counts the
+/// answer by method and code ([`DataCatalog::finish`]).
+macro_rules! grpc_methods {
+    ($($method:ident($request:ident) -> $response:ident as $name:literal;)*) => {
+        #[tonic::async_trait]
+        impl pb::data_catalog_server::DataCatalog for DataCatalog {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<pb::$request>,
+                ) -> Result<Response<pb::$response>, Status> {
+                    self.finish($name, DataCatalog::$method(self, request).await)
+                }
+            )*
+        }
+    };
+}
 
-    async fn get_dataset(
-        &self,
-        request: Request<pb::GetDatasetRequest>,
-    ) -> Result<Response<pb::GetDatasetResponse>, Status> {
-        self.finish("GetDataset", DataCatalog::get_dataset(self, request).await)
-    }
-
-    async fn create_artifact(
-        &self,
-        request: Request<pb::CreateArtifactRequest>,
-    ) -> Result<Response<pb::CreateArtifactResponse>, Status> {
-        self.finish(
-            "CreateArtifact",
-            DataCatalog::create_artifact(self, request).await,
-        )
-    }
-
-    async fn get_artifact(
-        &self,
-        request: Request<pb::GetArtifactRequest>,
-    ) -> Result<Response<pb::GetArtifactResponse>, Status> {
-        self.finish(
-            "GetArtifact",
-            DataCatalog::get_artifact(self, request).await,
-        )
-    }
-
-    async fn add_tag(
-        &self,
-        request: Request<pb::AddTagRequest>,
-    ) -> Result<Response<pb::AddTagResponse>, Status> {
-        self.finish("AddTag", DataCatalog::add_tag(self, request).await)
-    }
-
-    async fn list_artifacts(
-        &self,
-        request: Request<pb::ListArtifactsRequest>,
-    ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
-        self.finish(
-            "ListArtifacts",
-            DataCatalog::list_artifacts(self, request).await,
-        )
-    }
-
-    async fn list_datasets(
-        &self,
-        request: Request<pb::ListDatasetsRequest>,
-    ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        self.finish(
-            "ListDatasets",
-            DataCatalog::list_datasets(self, request).await,
-        )
-    }
-
-    async fn update_artifact(
-        &self,
-        request: Request<pb::UpdateArtifactRequest>,
-    ) -> Result<Response<pb::UpdateArtifactResponse>, Status> {
-        self.finish(
-            "UpdateArtifact",
-            DataCatalog::update_artifact(self, request).await,
-        )
-    }
-
-    async fn get_or_extend_reservation(
-        &self,
-        request: Request<pb::GetOrExtendReservationRequest>,
-    ) -> Result<Response<pb::GetOrExtendReservationResponse>, Status> {
-        self.finish(
-            "GetOrExtendReservation",
-            DataCatalog::get_or_extend_reservation(self, request).await,
-        )
-    }
-
-    async fn release_reservation(
-        &self,
-        request: Request<pb::ReleaseReservationRequest>,
-    ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
-        self.finish(
-            "ReleaseReservation",
-            DataCatalog::release_reservation(self, request).await,
-        )
-    }
+grpc_methods! {
+    create_dataset(CreateDatasetRequest) -> CreateDatasetResponse as "CreateDataset";
+    get_dataset(GetDatasetRequest) -> GetDatasetResponse as "GetDataset";
+    create_artifact(CreateArtifactRequest) -> CreateArtifactResponse as "CreateArtifact";
+    get_artifact(GetArtifactRequest) -> GetArtifactResponse as "GetArtifact";
+    add_tag(AddTagRequest) -> AddTagResponse as "AddTag";
+    list_artifacts(ListArtifactsRequest) -> ListArtifactsResponse as "ListArtifacts";
+    list_datasets(ListDatasetsRequest) -> ListDatasetsResponse as "ListDatasets";
+    update_artifact(UpdateArtifactRequest) -> UpdateArtifactResponse as "UpdateArtifact";
+    get_or_extend_reservation(GetOrExtendReservationRequest) -> GetOrExtendReservationResponse
+        as "GetOrExtendReservation";
+    release_reservation(ReleaseReservationRequest) -> ReleaseReservationResponse
+        as "ReleaseReservation";
 }
 
 /// One page of `items`: `pagination.token` is the offset to start at (empty: 0), `limit` the

@@ -192,6 +192,7 @@ pub async fn gc(
         "collectable_bytes": r.collectable_bytes,
         "deleted_blobs": r.deleted_blobs,
         "orphan_markers": r.orphan_markers,
+        "expired_entries": r.expired_entries,
     })))
 }
 
