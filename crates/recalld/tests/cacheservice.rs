@@ -111,7 +111,7 @@ async fn tonic_client_local_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_client_s3() {
-    let Some(backend) = Backend::s3("cacheservice").await else {
+    let Some(backend) = Backend::s3("recalld", "cacheservice").await else {
         return;
     };
     miss_put_hit(&backend).await;
