@@ -19,6 +19,7 @@ import uuid
 
 import grpc
 import pytest
+from connectrpc.codec import proto_binary_codec, proto_json_codec
 from connectrpc.errors import ConnectError
 from flyteidl2.cacheservice import cacheservice_pb2 as cs
 from flyteidl2.cacheservice import cacheservice_pb2_grpc as cs_grpc
@@ -54,8 +55,8 @@ class Client:
         if transport == "grpc":
             self.stub = v2_grpc.CacheServiceStub(daemon.channel)
         else:
-            self.stub = v2_connect.CacheServiceClientSync(
-                daemon.url, proto_json=transport == "connect-json")
+            codec = proto_json_codec() if transport == "connect-json" else proto_binary_codec()
+            self.stub = v2_connect.CacheServiceClientSync(daemon.url, codec=codec)
         self.transport = transport
 
     def call(self, method, request):
