@@ -66,6 +66,9 @@ if ! skipped python; then
   # the S3 server started above (the recalld and recall binaries cargo test built).
   echo "== Flyte datacatalog with flyteidl's stubs (tests/python/test_flyte_datacatalog.py)"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python/test_flyte_datacatalog.py
+  # recalld as Flyte 2's CacheService, driven by flyteidl2's gRPC and Connect stubs.
+  echo "== Flyte 2 CacheService with flyteidl2's stubs (tests/python/test_flyte_cacheservice.py)"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python/test_flyte_cacheservice.py
 fi
 
 if ! skipped chaos; then

@@ -107,6 +107,9 @@ class Backend:
 class Daemon:
     """A recalld process serving HTTP and the datacatalog on free loopback ports."""
 
+    # The flag that serves the door, and the line recalld prints once it listens.
+    DOOR = ("--datacatalog-listen", "recalld: datacatalog gRPC on")
+
     def __init__(self, backend, tmp, toml="", env=None):
         self.backend = backend
         self.http_port, self.grpc_port = free_port(), free_port()
@@ -120,11 +123,11 @@ class Daemon:
         self.proc = subprocess.Popen(
             [RECALLD, "--config", str(config), "--store", backend.url,
              "--listen", f"127.0.0.1:{self.http_port}",
-             "--datacatalog-listen", f"127.0.0.1:{self.grpc_port}"],
+             self.DOOR[0], f"127.0.0.1:{self.grpc_port}"],
             env=environ, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
         )
         for line in self.proc.stdout:
-            if line.startswith("recalld: datacatalog gRPC on"):
+            if line.startswith(self.DOOR[1]):
                 break
         else:
             raise AssertionError(f"recalld exited; log:\n{self.log.read_text()}")

@@ -3,10 +3,14 @@
 //!
 //! - [`datacatalog`]: Flyte 1's `datacatalog.DataCatalog` service, which flytepropeller calls
 //!   to memoize task outputs; recalld serves it (`--datacatalog-listen`).
+//! - [`cacheservice`] and [`cacheservice::v2`]: Flyte 2's `flyteidl2.cacheservice`
+//!   services, which Flyte 2's executor calls to cache task outputs; recalld serves them
+//!   (`--cacheservice-listen`).
 //! - [`flyteidl::core`]: the literal messages the catalog names (a subset of Flyte's).
 //!
 //! Names and field numbers are Flyte's; the text is recall's. A literal inside a catalog
-//! message is a [`RawLiteral`]: its encoded bytes, kept as they arrived.
+//! message (and a cached output's `LiteralMap` and source `Identifier`) is a [`RawLiteral`]:
+//! its encoded bytes, kept as they arrived.
 //!
 //! The protos are compiled by **protox**, a protobuf compiler written in Rust, at build time:
 //! no system `protoc` is needed on a developer's machine or in CI. It is kept by the author of
@@ -31,6 +35,18 @@ pub mod flyteidl {
 #[allow(missing_docs, clippy::all)]
 pub mod datacatalog {
     include!(concat!(env!("OUT_DIR"), "/datacatalog.rs"));
+}
+
+/// `flyteidl2.cacheservice`: Flyte 2's cache service, its messages, client and server.
+#[allow(missing_docs, clippy::all)]
+pub mod cacheservice {
+    include!(concat!(env!("OUT_DIR"), "/flyteidl2.cacheservice.rs"));
+
+    /// `flyteidl2.cacheservice.v2`: the service scoped by project and domain.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v2 {
+        include!(concat!(env!("OUT_DIR"), "/flyteidl2.cacheservice.v2.rs"));
+    }
 }
 
 /// The encoded `FileDescriptorSet` of every proto in this crate (imports included), for gRPC

@@ -3,6 +3,10 @@
 //! = dataset name and cache_version = dataset version, so lookup, verification, expiry,
 //! eviction, GC and leases cover them as they cover every entry. This module owns the key
 //! material of those entries and the records stored as their one output.
+//!
+//! Flyte 2's CacheService keys (docs/LAYOUT.md section 13) are ordinary entries too: task
+//! [`CACHE_TASK`], cache_version [`CACHE_VERSION`], the client's key as one string input, and a
+//! [`CachedOutputRecord`] as the one output.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +24,109 @@ pub const ARTIFACT_OUTPUT: &str = "flyte_artifact";
 pub const ARTIFACT_ID_INPUT: &str = "flyte_artifact_id";
 /// Input of a tag entry (a `string`): the tag name.
 pub const TAG_INPUT: &str = "flyte_tag";
+
+/// Task of a CacheService entry.
+pub const CACHE_TASK: &str = "flyte_cacheservice";
+/// Cache version of a CacheService entry.
+pub const CACHE_VERSION: &str = "1";
+/// Input of a CacheService entry (a `string`): the client's key.
+pub const CACHE_KEY_INPUT: &str = "flyte_cache_key";
+/// Output of a CacheService entry: its [`CachedOutputRecord`].
+pub const CACHED_OUTPUT: &str = "flyte_cached_output";
+
+/// The key of the CacheService entry for the client's `key` in `project`/`domain`.
+pub fn cache_entry_key(project: &str, domain: &str, key: &str) -> Result<DerivedKey, StoreError> {
+    let mut material = KeyMaterial::new(project, domain, CACHE_TASK, CACHE_VERSION)?;
+    material
+        .add_input(
+            CACHE_KEY_INPUT,
+            ValueType::String,
+            InputSource::Value(Value::String(key.to_string())),
+        )?
+        .add_output(CACHED_OUTPUT, ValueType::File)?;
+    Ok(material.derive()?)
+}
+
+/// A CacheService output: the literals themselves or the URI of the object holding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CachedValue {
+    /// An encoded `flyteidl2.core.LiteralMap`, as the client sent it.
+    Literals(Vec<u8>),
+    /// The URI of an object the client wrote (recall stores the URI, not the object).
+    Uri(String),
+}
+
+/// What a CacheService entry stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedOutputRecord {
+    /// The client's key (the entry's key holds only its digest).
+    pub key: String,
+    /// The output.
+    pub value: CachedValue,
+    /// The encoded `flyteidl2.core.Identifier` of the task that produced it, if sent.
+    pub source_identifier: Option<Vec<u8>>,
+    /// Free metadata.
+    pub key_map: BTreeMap<String, String>,
+    /// When the key was first stored, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When this output was stored, milliseconds since the Unix epoch.
+    pub last_updated_at_ms: i64,
+}
+
+impl CachedOutputRecord {
+    /// The deterministic CBOR stored as the entry's output.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, value) = match &self.value {
+            CachedValue::Literals(bytes) => ("literals", Item::bytes(bytes.clone())),
+            CachedValue::Uri(uri) => ("uri", Item::text(uri)),
+        };
+        let item = Item::Map(vec![
+            ("key".into(), Item::text(&self.key)),
+            (kind.into(), value),
+            (
+                "source_identifier".into(),
+                self.source_identifier
+                    .as_ref()
+                    .map_or(Item::Null, |b| Item::bytes(b.clone())),
+            ),
+            ("key_map".into(), string_map(&self.key_map)),
+            ("created_at_ms".into(), Item::Int(self.created_at_ms.into())),
+            (
+                "last_updated_at_ms".into(),
+                Item::Int(self.last_updated_at_ms.into()),
+            ),
+        ]);
+        encode(&item).unwrap_or_default()
+    }
+
+    /// Reads a stored record.
+    pub fn decode(bytes: &[u8]) -> Result<CachedOutputRecord, RecordError> {
+        let value: Cbor = ciborium::from_reader(bytes).map_err(|_| RecordError("not CBOR"))?;
+        let output = match (field(&value, "literals"), field(&value, "uri")) {
+            (Some(Cbor::Bytes(b)), None) => CachedValue::Literals(b.clone()),
+            (None, Some(Cbor::Text(uri))) => CachedValue::Uri(uri.clone()),
+            _ => return Err(RecordError("literals or uri")),
+        };
+        let ms = |name: &'static str| {
+            field(&value, name)
+                .and_then(Cbor::as_integer)
+                .and_then(|i| i64::try_from(i).ok())
+                .ok_or(RecordError(name))
+        };
+        Ok(CachedOutputRecord {
+            key: text(&value, "key").ok_or(RecordError("key"))?,
+            value: output,
+            source_identifier: match field(&value, "source_identifier") {
+                None | Some(Cbor::Null) => None,
+                Some(Cbor::Bytes(b)) => Some(b.clone()),
+                Some(_) => return Err(RecordError("source_identifier")),
+            },
+            key_map: decode_string_map(field(&value, "key_map")).ok_or(RecordError("key_map"))?,
+            created_at_ms: ms("created_at_ms")?,
+            last_updated_at_ms: ms("last_updated_at_ms")?,
+        })
+    }
+}
 
 /// A dataset's identity: Flyte's `DatasetID` without its informative UUID and org.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -279,6 +386,27 @@ mod tests {
         };
         assert_eq!(DatasetRecord::decode(&record.encode()), Ok(record));
         assert!(ArtifactRecord::decode(b"\xff\x00").is_err());
+    }
+
+    #[test]
+    fn cached_output_records_round_trip_and_keys_are_opaque_strings() {
+        for value in [
+            CachedValue::Literals(vec![0x0a, 0x00]),
+            CachedValue::Uri("s3://bucket/outputs.pb".into()),
+        ] {
+            let record = CachedOutputRecord {
+                key: "any key: spaces/slashes é".into(),
+                value,
+                source_identifier: Some(vec![0x12, 0x01, 0x70]),
+                key_map: [("k".to_string(), "v".to_string())].into(),
+                created_at_ms: 1,
+                last_updated_at_ms: 2,
+            };
+            assert_eq!(CachedOutputRecord::decode(&record.encode()), Ok(record));
+        }
+        let a = cache_entry_key("p", "d", "k 1").unwrap().key;
+        assert_ne!(a, cache_entry_key("p", "d", "k 2").unwrap().key);
+        assert_ne!(a, cache_entry_key("p", "e", "k 1").unwrap().key);
     }
 
     #[test]

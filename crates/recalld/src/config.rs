@@ -50,12 +50,19 @@ pub struct Config {
     pub flyte: FlyteSettings,
 }
 
-/// `[flyte]`: the datacatalog gRPC service for flytepropeller.
+/// `[flyte]`: the datacatalog gRPC service for flytepropeller and Flyte 2's CacheService.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlyteSettings {
     /// Where to serve Flyte 1's datacatalog gRPC service; unset: not served.
     pub datacatalog_listen: Option<SocketAddr>,
+    /// Where to serve Flyte 2's CacheService (gRPC and Connect on one port); unset: not
+    /// served.
+    pub cacheservice_listen: Option<SocketAddr>,
+    /// Project of the base (unscoped) CacheService's keys; unset: the base service refuses.
+    pub default_project: Option<String>,
+    /// Domain of the base (unscoped) CacheService's keys; unset: the base service refuses.
+    pub default_domain: Option<String>,
     /// Longest heartbeat a reservation is granted for, in seconds (default 10, never 0).
     pub reservation_max_heartbeat_secs: u64,
     /// A reservation expires after this many heartbeats without renewal (default 3, never 0).
@@ -68,6 +75,9 @@ impl Default for FlyteSettings {
     fn default() -> Self {
         FlyteSettings {
             datacatalog_listen: None,
+            cacheservice_listen: None,
+            default_project: None,
+            default_domain: None,
             reservation_max_heartbeat_secs: 10,
             reservation_grace: 3,
             untagged_artifact_ttl_secs: 3600,
@@ -500,6 +510,12 @@ impl Config {
                     self.flyte.datacatalog_listen =
                         Some(value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?)
                 }
+                "RECALL_FLYTE_CACHESERVICE_LISTEN" => {
+                    self.flyte.cacheservice_listen =
+                        Some(value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?)
+                }
+                "RECALL_FLYTE_DEFAULT_PROJECT" => self.flyte.default_project = Some(value),
+                "RECALL_FLYTE_DEFAULT_DOMAIN" => self.flyte.default_domain = Some(value),
                 "RECALL_FLYTE_RESERVATION_MAX_HEARTBEAT_SECS" => {
                     self.flyte.reservation_max_heartbeat_secs = num()?
                 }
@@ -535,16 +551,21 @@ impl Config {
                 "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
             ));
         }
-        if let Some(address) = self.flyte.datacatalog_listen
-            && !address.ip().is_loopback()
-            && self.tokens.is_empty()
-            && !self.insecure_no_auth
-        {
-            return Err(invalid(
-                "flyte.datacatalog_listen",
-                address.to_string(),
-                "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
-            ));
+        for (field, listen) in [
+            ("flyte.datacatalog_listen", self.flyte.datacatalog_listen),
+            ("flyte.cacheservice_listen", self.flyte.cacheservice_listen),
+        ] {
+            if let Some(address) = listen
+                && !address.ip().is_loopback()
+                && self.tokens.is_empty()
+                && !self.insecure_no_auth
+            {
+                return Err(invalid(
+                    field,
+                    address.to_string(),
+                    "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
+                ));
+            }
         }
         if self.worker_threads > MAX_WORKER_THREADS {
             return Err(invalid(

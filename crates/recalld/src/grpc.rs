@@ -1,4 +1,4 @@
-//! Plumbing shared by recalld's gRPC front doors (Flyte's datacatalog; later Flyte 2's
+//! Plumbing shared by recalld's gRPC front doors (Flyte's datacatalog, Flyte 2's
 //! CacheService): each is served by tonic on its own listener, with gRPC health checking and
 //! server reflection beside it, and checks the same bearer tokens as HTTP, taken from the
 //! `authorization` metadata.
@@ -47,6 +47,8 @@ pub async fn serve(
     }
     let reflection = reflection.build_v1()?;
     tonic::transport::Server::builder()
+        // HTTP/1.1 too: Connect clients (Flyte 2's executor) call over it.
+        .accept_http1(true)
         .add_routes(routes.add_service(health).add_service(reflection))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

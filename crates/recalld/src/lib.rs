@@ -21,6 +21,7 @@ pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod flyte;
 pub mod grpc;
@@ -57,6 +58,10 @@ pub async fn serve(
         Some(address) => Some(grpc::bind("flyte.datacatalog_listen", address).await?),
         None => None,
     };
+    let cacheservice = match config.flyte.cacheservice_listen {
+        Some(address) => Some(grpc::bind("flyte.cacheservice_listen", address).await?),
+        None => None,
+    };
     let state = Arc::new(AppState::new(config).await?);
     state.keep_checking_store();
     let shutdown = futures::FutureExt::shared(shutdown);
@@ -67,6 +72,16 @@ pub async fn serve(
         println!("recalld: datacatalog gRPC on {grpc_address}");
         tracing::info!(address = %grpc_address, "serving Flyte's datacatalog (gRPC)");
         grpc_doors.push(tokio::spawn(flyte::serve_datacatalog(
+            state.clone(),
+            listener,
+            shutdown.clone(),
+        )));
+    }
+    if let Some(listener) = cacheservice {
+        let door_address = listener.local_addr()?;
+        println!("recalld: cacheservice gRPC and Connect on {door_address}");
+        tracing::info!(address = %door_address, "serving Flyte 2's CacheService (gRPC, Connect)");
+        grpc_doors.push(tokio::spawn(flyte::serve_cacheservice(
             state.clone(),
             listener,
             shutdown.clone(),

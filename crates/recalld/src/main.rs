@@ -28,6 +28,10 @@ struct Flags {
     /// Also serve Flyte's datacatalog gRPC service here (ADDRESS:PORT), for flytepropeller.
     #[arg(long)]
     datacatalog_listen: Option<SocketAddr>,
+    /// Also serve Flyte 2's CacheService here (ADDRESS:PORT; gRPC and Connect), for its
+    /// executor.
+    #[arg(long)]
+    cacheservice_listen: Option<SocketAddr>,
     /// Allow a non-loopback --listen address without tokens.
     #[arg(long)]
     insecure_no_auth: bool,
@@ -57,6 +61,9 @@ async fn run() -> anyhow::Result<()> {
     }
     if let Some(address) = flags.datacatalog_listen {
         config.flyte.datacatalog_listen = Some(address);
+    }
+    if let Some(address) = flags.cacheservice_listen {
+        config.flyte.cacheservice_listen = Some(address);
     }
     if let Some(store) = flags.store {
         config.store = store;

@@ -11,43 +11,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-
-use bytes::Bytes;
-use prost_types::Timestamp;
 use recall_flyteidl::RawLiteral;
 use recall_flyteidl::datacatalog as pb;
 use recall_store::catalog::{
     ARTIFACT_OUTPUT, ArtifactRecord, CatalogItem, DATASET_OUTPUT, DatasetId, DatasetRecord,
 };
-use recall_store::{
-    EntryRef, EvictSelector, LeaseRecord, LeaseStatus, Output, PublishMode, PublishOptions,
-    StoreError, Tenant, system_time_ms,
-};
+use recall_store::{EntryRef, Output, PublishMode, PublishOptions, Tenant, system_time_ms};
 use tonic::{Request, Response, Status};
 
-use crate::cache::LookupAnswer;
 use crate::config::Access;
-use crate::error::ApiError;
 use crate::grpc::status_of;
-use crate::grpc::{authorize, authorize_level, code_name};
-use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
+use crate::grpc::{authorize, authorize_level};
 use crate::state::AppState;
+
+use super::{Read, timestamp};
 
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct DataCatalog {
     state: Arc<AppState>,
-}
-
-/// What reading one catalog entry gave.
-enum Read {
-    /// The entry's one output.
-    Found(Bytes),
-    /// No usable entry.
-    Missing,
-    /// The store could not be asked in time (already logged and counted).
-    Failed,
 }
 
 impl DataCatalog {
@@ -62,27 +44,11 @@ impl DataCatalog {
         method: &'static str,
         result: Result<T, Status>,
     ) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        self.state
-            .metrics
-            .flyte_requests
-            .get_or_create(&FlyteRequestLabels {
-                method,
-                code: code_name(code),
-            })
-            .inc();
-        result.map(Response::new)
+        super::finish(&self.state, method, result)
     }
 
     fn count_lookup(&self, method: &'static str, result: &'static str) {
-        self.state
-            .metrics
-            .flyte_lookups
-            .get_or_create(&FlyteLookupLabels { method, result })
-            .inc();
+        super::count_lookup(&self.state, method, result)
     }
 
     fn authorize<T>(
@@ -116,72 +82,14 @@ impl DataCatalog {
         Ok((key, entry))
     }
 
-    /// Reads the one output of a catalog entry through the [`crate::cache::Cache`]: memory
-    /// tier, breaker, timeout, store. A blob output is streamed and verified; a missing or
-    /// corrupt one drops the entry (a miss, so the next publish can replace it).
+    /// Reads the one output of a catalog entry (see [`super::read_output`]).
     async fn read(&self, entry: &EntryRef, output: &str) -> Read {
-        let cache = &self.state.cache;
-        let manifest = match cache.lookup(entry).await {
-            LookupAnswer::Hit { manifest, .. } => manifest,
-            LookupAnswer::Miss(_) => return Read::Missing,
-            LookupAnswer::Failure(cause) => {
-                tracing::warn!(%cause, "catalog lookup failed: answering NotFound (fail open)");
-                return Read::Failed;
-            }
-        };
-        let Some(record) = manifest.outputs.get(output) else {
-            return Read::Missing;
-        };
-        if let Some(bytes) = &record.inline {
-            return Read::Found(bytes.clone());
-        }
-        let limit = Duration::from_millis(self.state.config.timeouts.lookup_ms.max(1000));
-        // Ok(None): the blob is missing or its bytes do not verify (the entry is broken).
-        let fetch = async {
-            let mut blob = match cache.blob(&entry.tenant, &record.digest).await {
-                Ok(blob) => blob,
-                Err(ApiError::NotFound(_)) => return Ok(None),
-                Err(err) => return Err(err.to_string()),
-            };
-            let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
-            while let Some(chunk) = blob.chunks.next().await {
-                match chunk {
-                    Ok(chunk) => bytes.extend_from_slice(&chunk),
-                    Err(StoreError::BlobMismatch { .. }) => return Ok(None),
-                    Err(err) => return Err(err.to_string()),
-                }
-            }
-            Ok(Some(Bytes::from(bytes)))
-        };
-        match tokio::time::timeout(limit, fetch).await {
-            Ok(Ok(Some(bytes))) => Read::Found(bytes),
-            Ok(Ok(None)) => {
-                self.drop_broken(entry, "its blob is missing or does not verify")
-                    .await;
-                Read::Missing
-            }
-            Ok(Err(cause)) => {
-                self.state.metrics.backend_errors.inc();
-                tracing::warn!(%cause, "catalog fetch failed: answering NotFound (fail open)");
-                Read::Failed
-            }
-            Err(_) => {
-                self.state.metrics.backend_errors.inc();
-                tracing::warn!("catalog fetch timed out: answering NotFound (fail open)");
-                Read::Failed
-            }
-        }
+        super::read_output(&self.state, entry, output).await
     }
 
-    /// Drops an entry whose data is missing, corrupt or does not decode, so the next publish
-    /// can replace it.
+    /// Drops a broken catalog entry (see [`super::drop_broken`]).
     async fn drop_broken(&self, entry: &EntryRef, why: &str) {
-        tracing::warn!(key = %entry.key.to_hex(), %why,
-            "catalog entry's data is missing or corrupt: a miss, and the entry is dropped");
-        let selector = EvictSelector::Key(entry.clone());
-        if let Err(err) = self.state.cache.evict(&selector, false).await {
-            tracing::warn!(error = %err, "could not drop the broken catalog entry");
-        }
+        super::drop_broken(&self.state, entry, why).await
     }
 
     /// Reads an artifact record by tag or id; `Ok(None)` is a miss.
@@ -677,47 +585,14 @@ impl DataCatalog {
         if request.owner_id.is_empty() {
             return Err(missing("owner_id"));
         }
-        let settings = &self.state.config.flyte;
-        let max = Duration::from_secs(settings.reservation_max_heartbeat_secs);
-        let asked = request
-            .heartbeat_interval
-            .and_then(|d| Duration::try_from(d).ok())
-            .filter(|d| !d.is_zero())
-            .unwrap_or(max);
-        let heartbeat = asked.min(max).max(Duration::from_millis(1));
-        let grace = settings.reservation_grace.max(1);
         let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
-        let granted = |why: &str| {
-            self.state.metrics.flyte_reservations_failed_open.inc();
-            tracing::warn!(owner = %request.owner_id, %why,
-                "reservation granted without the store (fail open): the task runs unserialized");
-            let now = system_time_ms(std::time::SystemTime::now());
-            let heartbeat_ms = heartbeat.as_millis() as i64;
-            LeaseRecord {
-                owner: request.owner_id.clone(),
-                released: false,
-                acquired_at_ms: now,
-                renewed_at_ms: now,
-                heartbeat_ms,
-                expires_at_ms: now + heartbeat_ms * i64::from(grace),
-            }
-        };
-        let call = self.state.cache.get_or_extend_lease_with_grace(
+        let record = super::reserve(
+            &self.state,
             &entry,
             &request.owner_id,
-            heartbeat,
-            grace,
-        );
-        let record = match call.await {
-            Ok(LeaseStatus::Acquired(record)) => record,
-            Ok(LeaseStatus::HeldBy(record)) => {
-                self.state.metrics.flyte_reservation_waits.inc();
-                record
-            }
-            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
-            // Store down, slow, not ready, or without conditional writes: fail open.
-            Err(err) => granted(&err.to_string()),
-        };
+            request.heartbeat_interval,
+        )
+        .await?;
         Ok(pb::GetOrExtendReservationResponse {
             reservation: Some(pb::Reservation {
                 reservation_id: Some(pb::ReservationId {
@@ -725,10 +600,7 @@ impl DataCatalog {
                     tag_name: tag,
                 }),
                 owner_id: record.owner,
-                heartbeat_interval: Some(prost_types::Duration {
-                    seconds: record.heartbeat_ms / 1000,
-                    nanos: ((record.heartbeat_ms % 1000) * 1_000_000) as i32,
-                }),
+                heartbeat_interval: Some(super::duration(record.heartbeat_ms)),
                 expires_at: Some(timestamp(record.expires_at_ms)),
                 metadata: None,
             }),
@@ -746,13 +618,7 @@ impl DataCatalog {
             return Err(missing("owner_id"));
         }
         let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
-        match self.state.cache.release_lease(&entry, owner).await {
-            Ok(_) => {}
-            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
-            Err(err) => {
-                tracing::warn!(error = %err, "reservation not released: it lapses on its own");
-            }
-        }
+        super::release(&self.state, &entry, owner).await?;
         Ok(pb::ReleaseReservationResponse {})
     }
 }
@@ -977,12 +843,5 @@ fn artifact_message(record: ArtifactRecord) -> pb::Artifact {
         }),
         partitions: Vec::new(),
         created_at: Some(timestamp(record.created_at_ms)),
-    }
-}
-
-fn timestamp(ms: i64) -> Timestamp {
-    Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     }
 }

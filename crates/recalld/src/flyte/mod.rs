@@ -1,12 +1,27 @@
 //! Flyte's catalog protocols as recalld front doors: [`datacatalog`] (Flyte 1's
-//! `datacatalog.DataCatalog`, for flytepropeller). Each maps Flyte's objects onto ordinary
+//! `datacatalog.DataCatalog`, for flytepropeller) and [`cacheservice`] (Flyte 2's
+//! `flyteidl2.cacheservice` services, for its executor, over gRPC and Connect). Each maps Flyte's objects onto ordinary
 //! recall entries (recall_store::catalog, docs/LAYOUT.md section 12) and serves them through
-//! the same lookup, publish and lease paths as the HTTP API.
+//! the same lookup, publish and lease paths as the HTTP API; this module holds what they share
+//! (reading an entry's one output, dropping a broken entry, reservations as leases).
 
+pub mod cacheservice;
 pub mod datacatalog;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use prost_types::Timestamp;
+use recall_store::{EntryRef, EvictSelector, LeaseRecord, LeaseStatus, StoreError, system_time_ms};
+use tonic::Status;
+
+use crate::cache::LookupAnswer;
+use crate::error::ApiError;
+use crate::grpc::{code_name, status_of};
+use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 
 use recall_flyteidl::datacatalog::data_catalog_server::DataCatalogServer;
 
@@ -27,4 +42,220 @@ pub async fn serve_datacatalog(
         shutdown,
     )
     .await
+}
+
+/// Serves Flyte 2's CacheService (the base and v2 services) on `listener` until `shutdown`
+/// completes: gRPC and Connect unary (binary and JSON) on the one port.
+pub async fn serve_cacheservice(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use recall_flyteidl::cacheservice::cache_service_server::CacheServiceServer;
+    use recall_flyteidl::cacheservice::v2::cache_service_server::CacheServiceServer as V2Server;
+
+    let service = cacheservice::CacheService::new(state);
+    let grpc = tonic::service::Routes::new(CacheServiceServer::new(cacheservice::BaseService(
+        service.clone(),
+    )))
+    .add_service(V2Server::new(cacheservice::V2Service(service)))
+    .into_axum_router();
+    let connect = crate::connect::Connect::new(grpc, recall_flyteidl::FILE_DESCRIPTOR_SET)?;
+    let router = axum::Router::new()
+        .fallback(move |request: axum::extract::Request| connect.clone().route(request));
+    crate::grpc::serve(
+        listener,
+        tonic::service::Routes::from(router),
+        &[
+            "flyteidl2.cacheservice.CacheService",
+            "flyteidl2.cacheservice.v2.CacheService",
+        ],
+        &[recall_flyteidl::FILE_DESCRIPTOR_SET],
+        shutdown,
+    )
+    .await
+}
+
+/// What reading one Flyte entry gave.
+pub(crate) enum Read {
+    /// The entry's one output.
+    Found(Bytes),
+    /// No usable entry.
+    Missing,
+    /// The store could not be asked in time (already logged and counted).
+    Failed,
+}
+
+/// Reads the one output of a Flyte entry through the [`crate::cache::Cache`]: memory
+/// tier, breaker, timeout, store. A blob output is streamed and verified; a missing or
+/// corrupt one drops the entry (a miss, so the next publish can replace it).
+pub(crate) async fn read_output(state: &AppState, entry: &EntryRef, output: &str) -> Read {
+    let cache = &state.cache;
+    let manifest = match cache.lookup(entry).await {
+        LookupAnswer::Hit { manifest, .. } => manifest,
+        LookupAnswer::Miss(_) => return Read::Missing,
+        LookupAnswer::Failure(cause) => {
+            tracing::warn!(%cause, "Flyte lookup failed: answering NotFound (fail open)");
+            return Read::Failed;
+        }
+    };
+    let Some(record) = manifest.outputs.get(output) else {
+        return Read::Missing;
+    };
+    if let Some(bytes) = &record.inline {
+        return Read::Found(bytes.clone());
+    }
+    let limit = Duration::from_millis(state.config.timeouts.lookup_ms.max(1000));
+    // Ok(None): the blob is missing or its bytes do not verify (the entry is broken).
+    let fetch = async {
+        let mut blob = match cache.blob(&entry.tenant, &record.digest).await {
+            Ok(blob) => blob,
+            Err(ApiError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(err.to_string()),
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
+        while let Some(chunk) = blob.chunks.next().await {
+            match chunk {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StoreError::BlobMismatch { .. }) => return Ok(None),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Ok(Some(Bytes::from(bytes)))
+    };
+    match tokio::time::timeout(limit, fetch).await {
+        Ok(Ok(Some(bytes))) => Read::Found(bytes),
+        Ok(Ok(None)) => {
+            drop_broken(state, entry, "its blob is missing or does not verify").await;
+            Read::Missing
+        }
+        Ok(Err(cause)) => {
+            state.metrics.backend_errors.inc();
+            tracing::warn!(%cause, "Flyte fetch failed: answering NotFound (fail open)");
+            Read::Failed
+        }
+        Err(_) => {
+            state.metrics.backend_errors.inc();
+            tracing::warn!("Flyte fetch timed out: answering NotFound (fail open)");
+            Read::Failed
+        }
+    }
+}
+
+/// Drops an entry whose data is missing, corrupt or does not decode, so the next publish
+/// can replace it.
+pub(crate) async fn drop_broken(state: &AppState, entry: &EntryRef, why: &str) {
+    tracing::warn!(key = %entry.key.to_hex(), %why,
+        "Flyte entry's data is missing or corrupt: a miss, and the entry is dropped");
+    let selector = EvictSelector::Key(entry.clone());
+    if let Err(err) = state.cache.evict(&selector, false).await {
+        tracing::warn!(error = %err, "could not drop the broken Flyte entry");
+    }
+}
+
+/// Grants `owner` the lease of `entry` (a Flyte reservation) or extends it, or answers who
+/// holds it. The heartbeat asked for (unset or zero: the maximum) is clamped to `[flyte]
+/// reservation_max_heartbeat_secs`, the expiry is heartbeat × `reservation_grace` (neither is
+/// ever 0). Fail open: when the store is down, slow, not ready or without conditional writes,
+/// the caller is granted a reservation that lives nowhere (logged and counted).
+pub(crate) async fn reserve(
+    state: &AppState,
+    entry: &EntryRef,
+    owner: &str,
+    asked: Option<prost_types::Duration>,
+) -> Result<LeaseRecord, Status> {
+    let settings = &state.config.flyte;
+    let max = Duration::from_secs(settings.reservation_max_heartbeat_secs);
+    let asked = asked
+        .and_then(|d| Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(max);
+    let heartbeat = asked.min(max).max(Duration::from_millis(1));
+    let grace = settings.reservation_grace.max(1);
+    let call = state
+        .cache
+        .get_or_extend_lease_with_grace(entry, owner, heartbeat, grace);
+    match call.await {
+        Ok(LeaseStatus::Acquired(record)) => Ok(record),
+        Ok(LeaseStatus::HeldBy(record)) => {
+            state.metrics.flyte_reservation_waits.inc();
+            Ok(record)
+        }
+        Err(err @ ApiError::BadRequest(_)) => Err(status_of(err)),
+        // Store down, slow, not ready, or without conditional writes: fail open.
+        Err(err) => {
+            state.metrics.flyte_reservations_failed_open.inc();
+            tracing::warn!(%owner, why = %err,
+                "reservation granted without the store (fail open): the task runs unserialized");
+            let now = system_time_ms(std::time::SystemTime::now());
+            let heartbeat_ms = i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX);
+            Ok(LeaseRecord {
+                owner: owner.to_string(),
+                released: false,
+                acquired_at_ms: now,
+                renewed_at_ms: now,
+                heartbeat_ms,
+                expires_at_ms: now.saturating_add(heartbeat_ms.saturating_mul(i64::from(grace))),
+            })
+        }
+    }
+}
+
+/// Releases `owner`'s reservation of `entry`; a missing or foreign one is left alone, and a
+/// store failure only logged (the reservation lapses on its own).
+pub(crate) async fn release(state: &AppState, entry: &EntryRef, owner: &str) -> Result<(), Status> {
+    match state.cache.release_lease(entry, owner).await {
+        Ok(_) => Ok(()),
+        Err(err @ ApiError::BadRequest(_)) => Err(status_of(err)),
+        Err(err) => {
+            tracing::warn!(error = %err, "reservation not released: it lapses on its own");
+            Ok(())
+        }
+    }
+}
+
+/// Counts a Flyte request by method and status code (`recall_flyte_requests`), and answers it.
+pub(crate) fn finish<T>(
+    state: &AppState,
+    method: &'static str,
+    result: Result<T, Status>,
+) -> Result<tonic::Response<T>, Status> {
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    state
+        .metrics
+        .flyte_requests
+        .get_or_create(&FlyteRequestLabels {
+            method,
+            code: code_name(code),
+        })
+        .inc();
+    result.map(tonic::Response::new)
+}
+
+/// Counts a Flyte lookup's result (`hit`, `miss`, `failure`) by method.
+pub(crate) fn count_lookup(state: &AppState, method: &'static str, result: &'static str) {
+    state
+        .metrics
+        .flyte_lookups
+        .get_or_create(&FlyteLookupLabels { method, result })
+        .inc();
+}
+
+/// Milliseconds since the Unix epoch as a protobuf timestamp.
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Milliseconds as a protobuf duration.
+pub(crate) fn duration(ms: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: ms / 1000,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
 }

@@ -1,0 +1,285 @@
+//! Connect's unary protocol (connectrpc.com/docs/protocol) in front of recalld's gRPC
+//! services, on the same port: a `POST /<package>.<Service>/<Method>` with `Content-Type:
+//! application/proto` or `application/json` is turned into a gRPC call to the same tonic
+//! service in-process, and its answer back into Connect's (the message, or Connect's JSON
+//! error body with the HTTP status Connect assigns to the code). JSON is transcoded to and from
+//! protobuf with prost-reflect over the services' descriptors, so each method is written once,
+//! for tonic. Request bodies may be gzip-compressed; answers are not compressed. Streaming
+//! calls are not served (Flyte's executor makes unary calls).
+//!
+//! No Connect server crate fits: connectrpc's Rust implementations are young and would bring a
+//! second protobuf code generator; Connect unary is this small file.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use hyper::{HeaderMap, Request, StatusCode, header};
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
+use tonic::Code;
+use tower::ServiceExt;
+
+/// Largest Connect request body accepted.
+const MAX_BODY: usize = 64 << 20;
+
+/// The Connect side of one listener.
+#[derive(Clone)]
+pub struct Connect {
+    grpc: axum::Router,
+    pool: Arc<DescriptorPool>,
+}
+
+/// How a request's messages are encoded.
+#[derive(Clone, Copy, PartialEq)]
+enum Codec {
+    Proto,
+    Json,
+}
+
+impl Codec {
+    fn content_type(self) -> &'static str {
+        match self {
+            Codec::Proto => "application/proto",
+            Codec::Json => "application/json",
+        }
+    }
+}
+
+impl Connect {
+    /// Connect in front of `grpc` (tonic's routes as a router), whose messages
+    /// `descriptor_set` (an encoded `FileDescriptorSet`) describes.
+    pub fn new(grpc: axum::Router, descriptor_set: &[u8]) -> anyhow::Result<Connect> {
+        Ok(Connect {
+            grpc,
+            pool: Arc::new(DescriptorPool::decode(descriptor_set)?),
+        })
+    }
+
+    /// Answers one request: gRPC ones (`Content-Type: application/grpc...`) go to tonic as
+    /// they are, everything else is treated as Connect.
+    pub async fn route(self, request: Request<Body>) -> Response {
+        let grpc = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        if grpc {
+            return match self.grpc.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        match self.unary(request).await {
+            Ok(response) => response,
+            Err((code, message)) => error(code, &message),
+        }
+    }
+
+    async fn unary(&self, request: Request<Body>) -> Result<Response, (Code, String)> {
+        let (parts, body) = request.into_parts();
+        if parts.method != hyper::Method::POST {
+            return Err((Code::Unimplemented, "Connect unary calls are POSTs".into()));
+        }
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let codec = match content_type.split(';').next().unwrap_or("").trim() {
+            "application/proto" => Codec::Proto,
+            "application/json" => Codec::Json,
+            other => {
+                return Err((
+                    Code::Unimplemented,
+                    format!(
+                        "Content-Type {other:?}: recalld answers application/proto, \
+                         application/json (Connect unary) and application/grpc"
+                    ),
+                ));
+            }
+        };
+        let gzip = match parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes())
+        {
+            None | Some(b"identity") => false,
+            Some(b"gzip") => true,
+            Some(other) => {
+                return Err((
+                    Code::Unimplemented,
+                    format!(
+                        "Content-Encoding {:?}: recalld accepts gzip or identity",
+                        String::from_utf8_lossy(other)
+                    ),
+                ));
+            }
+        };
+        let method = self.method(parts.uri.path())?;
+        let body = axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|e| (Code::InvalidArgument, format!("request body: {e}")))?;
+        let body = if gzip { gunzip(&body)? } else { body.to_vec() };
+        let message = match codec {
+            Codec::Proto => body,
+            Codec::Json => {
+                let mut json = serde_json::Deserializer::from_slice(&body);
+                let message = DynamicMessage::deserialize(method.input(), &mut json)
+                    .map_err(|e| (Code::InvalidArgument, format!("request JSON: {e}")))?;
+                prost_reflect::prost::Message::encode_to_vec(&message)
+            }
+        };
+
+        // The same call as gRPC: one length-prefixed message, the caller's metadata.
+        let mut framed = Vec::with_capacity(message.len() + 5);
+        framed.push(0);
+        framed.extend_from_slice(
+            &u32::try_from(message.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        framed.extend_from_slice(&message);
+        let mut grpc = Request::post(parts.uri.clone())
+            .body(Body::from(framed))
+            .map_err(|e| (Code::Internal, e.to_string()))?;
+        for (name, value) in &parts.headers {
+            if !matches!(
+                name.as_str(),
+                "content-type" | "content-length" | "content-encoding" | "accept-encoding"
+            ) && !name.as_str().starts_with("connect-")
+            {
+                grpc.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        let headers = grpc.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/grpc".parse().expect("static"),
+        );
+        headers.insert(header::TE, "trailers".parse().expect("static"));
+        let response = match self.grpc.clone().oneshot(grpc).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let (head, body) = response.into_parts();
+        let collected = body
+            .collect()
+            .await
+            .map_err(|e| (Code::Internal, format!("gRPC answer: {e}")))?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let bytes = collected.to_bytes();
+        let (code, message) = grpc_status(&trailers)
+            .or_else(|| grpc_status(&head.headers))
+            .unwrap_or((Code::Unknown, "the gRPC answer has no grpc-status".into()));
+        if code != Code::Ok {
+            return Err((code, message));
+        }
+        let payload = bytes.get(5..).unwrap_or_default();
+        let body = match codec {
+            Codec::Proto => payload.to_vec(),
+            Codec::Json => {
+                let message = DynamicMessage::decode(method.output(), payload)
+                    .map_err(|e| (Code::Internal, format!("answer: {e}")))?;
+                let mut out = serde_json::Serializer::new(Vec::new());
+                message
+                    .serialize_with_options(&mut out, &SerializeOptions::new())
+                    .map_err(|e| (Code::Internal, format!("answer JSON: {e}")))?;
+                out.into_inner()
+            }
+        };
+        Ok(([(header::CONTENT_TYPE, codec.content_type())], body).into_response())
+    }
+
+    /// The method a path names (`/<package>.<Service>/<Method>`).
+    fn method(&self, path: &str) -> Result<MethodDescriptor, (Code, String)> {
+        let unknown = || (Code::Unimplemented, format!("no method {path:?}"));
+        let (service, method) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .ok_or_else(unknown)?;
+        self.pool
+            .get_service_by_name(service)
+            .and_then(|s| s.methods().find(|m| m.name() == method))
+            .ok_or_else(unknown)
+    }
+}
+
+/// The bytes a gzip body holds, at most [`MAX_BODY`] of them.
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, (Code, String)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| (Code::InvalidArgument, format!("gzip request body: {e}")))?;
+    if out.len() > MAX_BODY {
+        return Err((
+            Code::ResourceExhausted,
+            format!("request body: more than {MAX_BODY} bytes uncompressed"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `grpc-status` and the percent-decoded `grpc-message` of `headers`, if present.
+fn grpc_status(headers: &HeaderMap) -> Option<(Code, String)> {
+    let code = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    let message = headers
+        .get("grpc-message")
+        .map(|m| {
+            percent_encoding::percent_decode(m.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    Some((Code::from_i32(code), message))
+}
+
+/// Connect's error answer: its JSON body and the HTTP status its protocol assigns to `code`.
+fn error(code: Code, message: &str) -> Response {
+    let (status, name) = match code {
+        Code::Cancelled => (499, "canceled"),
+        Code::Unknown => (500, "unknown"),
+        Code::InvalidArgument => (400, "invalid_argument"),
+        Code::DeadlineExceeded => (504, "deadline_exceeded"),
+        Code::NotFound => (404, "not_found"),
+        Code::AlreadyExists => (409, "already_exists"),
+        Code::PermissionDenied => (403, "permission_denied"),
+        Code::ResourceExhausted => (429, "resource_exhausted"),
+        Code::FailedPrecondition => (400, "failed_precondition"),
+        Code::Aborted => (409, "aborted"),
+        Code::OutOfRange => (400, "out_of_range"),
+        Code::Unimplemented => (501, "unimplemented"),
+        Code::Internal => (500, "internal"),
+        Code::Unavailable => (503, "unavailable"),
+        Code::DataLoss => (500, "data_loss"),
+        Code::Unauthenticated => (401, "unauthenticated"),
+        Code::Ok => (200, "ok"),
+    };
+    let body = serde_json::json!({ "code": name, "message": message });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_connects_http_statuses() {
+        assert_eq!(error(Code::NotFound, "x").status(), 404);
+        assert_eq!(error(Code::AlreadyExists, "x").status(), 409);
+        assert_eq!(error(Code::Unauthenticated, "x").status(), 401);
+        assert_eq!(error(Code::FailedPrecondition, "x").status(), 400);
+    }
+}
