@@ -620,7 +620,7 @@ old = {}
 if os.path.exists(out):
     text = open(out).read()
     found = re.search(r"from one run on (\d{4}-\d{2}-\d{2})", text)
-    machine = re.search(r"Machine: (\d+ cores \([^)]*\))", text)
+    machine = re.search(r"Machine: (\d+ cores \(.*?\)), \d+ GiB", text)
     for chunk in re.split(r"(?m)^(?=## )", text)[1:]:
         name = next((n for n, h in headings.items() if chunk.startswith(h)), None)
         if name is None:
