@@ -7,7 +7,21 @@
 #   BENCH_PUBLISH_MIB=512 scripts/bench.sh  smaller publish (default 2048 MiB)
 #   BENCH_ENTRIES=100000 scripts/bench.sh   smaller "large store" (default 1000000 entries)
 #   BENCH_SKIP=s3 scripts/bench.sh          no moto rows
-#   BENCH_ROUNDS=5 BENCH_ROUND_SECS=20      more / longer nginx-recalld rounds (default 3 × 10 s)
+#   BENCH_ROUNDS=5 BENCH_ROUND_SECS=20      more / longer alternating rounds of the nginx/recalld
+#                                           and Flyte front-door runs (default 3 × 10 s)
+#   BENCH_ONLY=flyte,lookups scripts/bench.sh   only these sections (comma-separated), of:
+#       keys     file hashing vs b3sum and key derivation (issue 2)
+#       python   the Python package vs the same calls in Rust (issue 17)
+#       publish  a large publish vs a plain copy, peak RSS (issue 3; moto only for this one)
+#       lookups  lookup latency in a small and a large store (issue 6)
+#       recalld  cold/hot hits, nginx, RSS (issue 4; fills the large store as lookups does)
+#       flyte    HTTP vs datacatalog gRPC vs CacheService Connect hot hits (issues 15, 16)
+#
+# The document. docs/BENCHMARKS.md has one "## " section per name above, and each section
+# says which run measured it (date and BENCH_ONLY). A full run rewrites the whole file. A
+# partial run rewrites only the sections it ran and keeps every other section of the existing
+# file as it was, with its own "Measured" line, so no figure is ever shown as coming from a
+# run that did not measure it. The machine line is the latest run's.
 #
 # Builds into $CARGO_TARGET_DIR (default target/). Installs what it needs: b3sum and oha
 # from crates.io under target/bench-tools; wrk, nginx-light
@@ -27,25 +41,40 @@ rounds=${BENCH_ROUNDS:-3}          # alternating nginx/recalld rounds of the hot
 round_secs=${BENCH_ROUND_SECS:-10}
 fixed_rates=${BENCH_FIXED_RATES:-5000 20000}  # offered req/s of the fixed-rate (oha) runs
 bench_skipped() { [[ ",${BENCH_SKIP:-}," == *",$1,"* ]]; }
+all_sections="keys python publish lookups recalld flyte"
+bench_only=${BENCH_ONLY:-}
+for section in ${bench_only//,/ }; do
+  [[ " $all_sections " == *" $section "* ]] \
+    || { echo "BENCH_ONLY: unknown section \"$section\" (known: ${all_sections// /, })" >&2; exit 2; }
+done
+runs() { [ -z "$bench_only" ] || [[ ",$bench_only," == *",$1,"* ]]; }
 
 need_debs=()
+if runs recalld; then
+  command -v wrk >/dev/null || need_debs+=(wrk)
+  [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
+fi
 command -v bc >/dev/null || need_debs+=(bc)
-command -v wrk >/dev/null || need_debs+=(wrk)
-[ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "== installing ${need_debs[*]} (Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}" >/dev/null
   # The package starts nginx on port 80; this script runs its own.
   systemctl stop nginx 2>/dev/null || service nginx stop 2>/dev/null || true
 fi
-echo "== installing b3sum and oha into $tools (crates.io)"
-cargo install --quiet --locked --root "$tools" b3sum
-cargo install --quiet --locked --root "$tools" oha
+if runs keys; then
+  echo "== installing b3sum into $tools (crates.io)"
+  cargo install --quiet --locked --root "$tools" b3sum
+fi
+if runs recalld; then
+  echo "== installing oha into $tools (crates.io)"
+  cargo install --quiet --locked --root "$tools" oha
+fi
 b3sum="$tools/bin/b3sum"
 oha="$tools/bin/oha"
-echo "== building recall, recalld, recall-bench and publish_bench (release)"
-cargo build --quiet --release -p recall -p recalld -p recall-bench
-cargo build --quiet --release -p recall-store --example publish_bench
+echo "== building recalld, recall-bench (and recall for keys, publish_bench for publish) (release)"
+cargo build --quiet --release -p recalld -p recall-bench
+if runs keys; then cargo build --quiet --release -p recall; fi
+if runs publish; then cargo build --quiet --release -p recall-store --example publish_bench; fi
 recall="$target_dir/release/recall"
 recalld="$target_dir/release/recalld"
 rbench="$target_dir/release/recall-bench"
@@ -62,6 +91,8 @@ cleanup() {
 trap cleanup EXIT
 export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 bench_skipped s3 && RECALL_TEST_SKIP="$RECALL_TEST_SKIP,s3"
+# Only the publish section uses the S3 servers.
+runs publish || RECALL_TEST_SKIP="$RECALL_TEST_SKIP,s3,s3nocas"
 source scripts/test-servers.sh
 trap 'cleanup; recall_stop_test_servers' EXIT
 
@@ -132,6 +163,12 @@ PY
 }
 # Waits (up to 3 minutes) until the kernel has written back what earlier steps wrote, so
 # that writeback does not compete with the next measurement for the same 2 cores.
+# CPU time (µs, user + system) process $1 has used so far.
+cpu_us() { awk -v tck="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1000000 / tck}' "/proc/$1/stat"; }
+# recalld's count of store requests behind its memory tier (recall_hot_store_requests).
+hot_store_requests() {
+  curl -fs "$daemon_url/metrics" | awk '/^recall_hot_store_requests / {printf "%d", $2}'
+}
 settle_writeback() {
   sync
   local dirty
@@ -142,10 +179,12 @@ settle_writeback() {
   done
   sleep 2
 }
+recalld_args=()  # extra flags for the next start_recalld
 start_recalld() {  # start_recalld STORE_URL [ENV=VALUE...]; sets recalld_pid and daemon_url
   local url=$1 port; shift
   port=$(free_port)
-  env "$@" RECALL_LOG=warn "$recalld" --listen "127.0.0.1:$port" --store "$url" >"$work/recalld.log" 2>&1 &
+  env "$@" RECALL_LOG=warn "$recalld" --listen "127.0.0.1:$port" --store "$url" "${recalld_args[@]}" \
+    >"$work/recalld.log" 2>&1 &
   recalld_pid=$!
   pids+=("$recalld_pid")
   daemon_url="http://127.0.0.1:$port"
@@ -154,9 +193,12 @@ start_recalld() {  # start_recalld STORE_URL [ENV=VALUE...]; sets recalld_pid an
 }
 
 # --- 1. file-input hashing vs b3sum -------------------------------------------------------
+if runs keys || runs python; then
+  head -c "$((file_mib * 1048576))" /dev/urandom > "$work/big"
+  cat "$work/big" > /dev/null
+fi
+if runs keys; then
 echo "== file hashing: ${file_mib} MiB, recall key vs b3sum (median of $runs, page cache warm)"
-head -c "$((file_mib * 1048576))" /dev/urandom > "$work/big"
-cat "$work/big" > /dev/null
 key_cmd=("$recall" key --project p --domain d --task t --cache-version 1 --input "f:file=@$work/big")
 "${key_cmd[@]}" >/dev/null
 t_b3=$(median_seconds "$b3sum" --no-names "$work/big")
@@ -165,8 +207,10 @@ gib=$(calc "$file_mib / 1024")
 tp_b3=$(calc "$gib / $t_b3")
 tp_recall=$(calc "$gib / $t_recall")
 ratio_hash=$(calc "$tp_recall / $tp_b3")
+fi
 
 # --- 1b. the Python package vs the same calls in Rust -------------------------------------
+if runs python; then
 echo "== Python package (release, own venv) vs Rust: recall.key, Store.lookup, ${file_mib} MiB file key"
 pyvenv="$root/target/bench-pyenv"
 [ -x "$pyvenv/bin/python" ] || python3 -m venv "$pyvenv"
@@ -179,15 +223,19 @@ py() { python3 -c "import json,sys; d=json.load(open('$work/python.json')); prin
 py_key_us=$(calc "$(py '["python"]["key_ns"]') / 1000"); rs_key_us=$(calc "$(py '["rust"]["key_ns"]') / 1000")
 py_look_us=$(calc "$(py '["python"]["lookup_ns"]') / 1000"); rs_look_us=$(calc "$(py '["rust"]["lookup_ns"]') / 1000")
 py_file_s=$(calc "$(py '["python"]["file_ns"]') / 1000000000"); rs_file_s=$(calc "$(py '["rust"]["file_ns"]') / 1000000000")
+fi
 rm -f "$work/big"
 
 # --- 2. key derivation --------------------------------------------------------------------
+if runs keys; then
 echo "== key derivation, 10 scalar inputs (criterion)"
 cargo bench --quiet -p recall-key --bench derive -- --noplot >/dev/null
 derive_ns=$(json '["mean"]["point_estimate"]' < "$target_dir"/criterion/derive_10_scalar_inputs/new/estimates.json)
 derive_us=$(calc "$derive_ns / 1000")
+fi
 
 # --- 3. publishing a large output vs a plain copy -----------------------------------------
+if runs publish; then
 echo "== publish ${publish_mib} MiB vs plain copy, peak RSS"
 head -c "$((publish_mib * 1048576))" /dev/urandom > "$work/output"
 cat "$work/output" > /dev/null
@@ -223,22 +271,30 @@ if [ -n "${RECALL_TEST_S3_BUCKET:-}" ]; then
   [ -s "$work/s3-publish-rows" ] && mapfile -t -O "${#publish_rows[@]}" publish_rows < "$work/s3-publish-rows"
 fi
 rm -rf "$work/output" "$work/pub-publish" "$work/pub-copy"
+fi
 
 # --- 4. lookup latency with 1k and with 1M entries -----------------------------------------
-echo "== lookup latency: 1000 vs $large_entries entries (local disk)"
 small_store="file://$work/store-1k"
 large_store="file://$work/store-large"
-mkdir -p "$work/store-1k" "$work/store-large"
-"$rbench" populate "$small_store" 1000 > "$work/populate-1k.json"
+if runs lookups || runs recalld; then
+echo "== filling a store of $large_entries entries (local disk)"
+mkdir -p "$work/store-large"
 "$rbench" populate "$large_store" "$large_entries" > "$work/populate-large.json"
 populate_rate=$(json '["per_second"]' < "$work/populate-large.json")
+fi
+if runs lookups; then
+echo "== lookup latency: 1000 vs $large_entries entries (local disk)"
+mkdir -p "$work/store-1k"
+"$rbench" populate "$small_store" 1000 > "$work/populate-1k.json"
 "$rbench" lookups "$small_store" 1000 20000 > "$work/lookups-1k.json"
 "$rbench" lookups "$large_store" "$large_entries" 20000 > "$work/lookups-large.json"
 l1k_p50=$(json '["p50_us"]' < "$work/lookups-1k.json"); l1k_p99=$(json '["p99_us"]' < "$work/lookups-1k.json")
 lbig_p50=$(json '["p50_us"]' < "$work/lookups-large.json"); lbig_p99=$(json '["p99_us"]' < "$work/lookups-large.json")
 ratio_flat=$(calc "$lbig_p50 / $l1k_p50")
+fi
 
 # --- 5. recalld ---------------------------------------------------------------------------
+if runs recalld; then
 echo "== waiting for the page cache to be written back"
 settle_writeback
 echo "== recalld: cold hits vs direct GETs, coalescing"
@@ -346,20 +402,70 @@ hot_bytes=$(curl -fs "$daemon_url/metrics" | awk '/^recall_hot_bytes / {print $2
 kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
 hot_rss=$(calc "$hot_rss_kib / 1024"); load_rss=$(calc "$load_rss_kib / 1024")
 hot_mib=$(calc "${hot_bytes:-0} / 1048576")
+fi
+
+# --- 6. Flyte's front doors: datacatalog (gRPC) and CacheService (Connect) vs HTTP ---------
+if runs flyte; then
+echo "== Flyte front doors: hot hits over HTTP, datacatalog gRPC, CacheService Connect;" \
+  "$rounds rounds of 50 connections × ${round_secs}s each, alternating (recall-bench load)"
+mkdir -p "$work/store-flyte"
+dc_port=$(free_port); cs_port=$(free_port)
+recalld_args=(--datacatalog-listen "127.0.0.1:$dc_port" --cacheservice-listen "127.0.0.1:$cs_port")
+start_recalld "file://$work/store-flyte"
+recalld_args=()
+declare -A flyte_urls
+flyte_urls=([http]="$daemon_url" [datacatalog]="http://127.0.0.1:$dc_port" [connect]="http://127.0.0.1:$cs_port")
+flyte_load() {  # flyte_load PROTOCOL SECONDS: one run's JSON on stdout
+  "$rbench" load --protocol "$1" --url "${flyte_urls[$1]}" --connections 50 --seconds "$2"
+}
+# Populate through each protocol, and warm each path (the entry then sits in the memory tier).
+for protocol in http datacatalog connect; do flyte_load "$protocol" 2 >/dev/null; done
+store_before=$(hot_store_requests)
+for protocol in http datacatalog connect; do : > "$work/flyte-rounds-$protocol"; done
+for round in $(seq "$rounds"); do
+  for protocol in http datacatalog connect; do
+    cpu0=$(cpu_us "$recalld_pid")
+    flyte_load "$protocol" "$round_secs" > "$work/flyte-$protocol-$round.json"
+    cpu1=$(cpu_us "$recalld_pid")
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["rps"], d["p50_us"], d["p99_us"], d["errors"], round(float(sys.argv[1]) / d["requests"], 1), d["requests"])' \
+      "$((cpu1 - cpu0))" < "$work/flyte-$protocol-$round.json" >> "$work/flyte-rounds-$protocol"
+  done
+  echo "   round $round: http $(tail -1 "$work/flyte-rounds-http" | cut -d' ' -f1) req/s," \
+    "datacatalog $(tail -1 "$work/flyte-rounds-datacatalog" | cut -d' ' -f1) req/s," \
+    "connect $(tail -1 "$work/flyte-rounds-connect" | cut -d' ' -f1) req/s"
+done
+flyte_store_requests=$(( $(hot_store_requests) - store_before ))
+kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
+read -r fh_rps fh_p50 fh_p99 fh_errors fh_cpu _ < <(column_medians "$work/flyte-rounds-http")
+read -r fd_rps fd_p50 fd_p99 fd_errors fd_cpu _ < <(column_medians "$work/flyte-rounds-datacatalog")
+read -r fc_rps fc_p50 fc_p99 fc_errors fc_cpu _ < <(column_medians "$work/flyte-rounds-connect")
+flyte_hits=$(cat "$work"/flyte-rounds-* | awk '{s += $6} END {print s}')
+ratio_dc=$(calc "$fd_rps / $fh_rps"); ratio_cs=$(calc "$fc_rps / $fh_rps")
+round_ratios_of() {  # per-round PROTOCOL / http ratios
+  paste -d' ' "$work/flyte-rounds-$1" "$work/flyte-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $7}'
+}
+fi
 
 # --- the document -------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+if [ -n "$bench_only" ]; then run_desc="BENCH_ONLY=$bench_only"; else run_desc="a full run"; fi
+measured="Measured on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), by \`scripts/bench.sh\` ($run_desc)."
+mkdir -p "$work/doc"
 {
   echo "# Benchmarks"
   echo
-  echo "Written by \`scripts/bench.sh\` from one run on $(date -u +%Y-%m-%d); every figure below comes"
-  echo "from that run. Re-run the script to refresh the whole file."
+  echo "Written by \`scripts/bench.sh\`. Each section says which run measured it: a full run"
+  echo "rewrites every section, a run with \`BENCH_ONLY=section,...\` only the sections it names."
   echo
-  echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(df -T "$root" | awk 'NR==2 {print $2}') disk,"
+  echo "Machine of the latest run: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(df -T "$root" | awk 'NR==2 {print $2}') disk,"
   echo "$(uname -sr), $(rustc --version). Load generator, servers and recall share the"
   echo "same $(nproc) cores, so every req/s figure is lower than on a machine with a separate client."
   echo
+} > "$work/doc/header.md"
+if runs keys; then {
   echo "## Key derivation (issue 2)"
+  echo
+  echo "$measured"
   echo
   echo "| what | measured | reference | ratio | target | verdict |"
   echo "|---|---|---|---|---|---|"
@@ -371,8 +477,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   echo "File hashing: median of $runs runs each, the file in the page cache; both tools memory-map"
   echo "the file and hash on all cores. The recall figure includes process start and the key"
   echo "derivation around the file digest."
-  echo
+} > "$work/doc/keys.md"; fi
+if runs python; then {
   echo "## The Python package (issue 17)"
+  echo
+  echo "$measured"
   echo
   echo "The same three calls from Python (\`python/\`, built with \`maturin develop --release\`) and"
   echo "from Rust (\`crates/recall-py/examples/rust_baseline.rs\`, release), in this run:"
@@ -386,8 +495,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
     "$py_look_us" "$rs_look_us" "$(calc "$py_look_us / $rs_look_us")" "$(verdict "$py_look_us <= 3 * $rs_look_us")"
   printf '| key with one %s MiB file input, hashed by content | %.3f s | %.3f s | %.2f× | ≤ 1.2× | %s |\n' \
     "$file_mib" "$py_file_s" "$rs_file_s" "$(calc "$py_file_s / $rs_file_s")" "$(verdict "$py_file_s <= 1.2 * $rs_file_s")"
-  echo
+} > "$work/doc/python.md"; fi
+if runs publish; then {
   echo "## Publishing a ${publish_mib} MiB output (issue 3)"
+  echo
+  echo "$measured"
   echo
   echo "\`Store::publish\` of one file output into a fresh store (hash pass, HEAD of the blob,"
   echo "streamed multipart upload hashed again on the way, marker, manifest with create-if-absent)"
@@ -403,8 +515,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   echo "is not uploaded at all) and hashes the upload again; that is the gap to the plain copy. On"
   echo "moto, the Python server is the bottleneck: that row shows the S3 code path and its memory,"
   echo "not S3 throughput."
-  echo
+} > "$work/doc/publish.md"; fi
+if runs lookups; then {
   echo "## Lookups in a small and a large store (issue 6)"
+  echo
+  echo "$measured"
   echo
   echo "\`Store::lookup\` (one GET of the manifest, decode, expiry check) of random existing keys,"
   echo "20000 samples each, local disk, page cache warm. The large store was filled by"
@@ -418,8 +533,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   printf 'p50 ratio large / small: %.2f×. A lookup is one GET at a computed path, never a LIST, so\n' "$ratio_flat"
   echo "recall does no more work in a larger store; what grows is the file system's cost of"
   echo "opening one file among ~4000 per fan-out directory (256 of them) instead of ~4."
-  echo
+} > "$work/doc/lookups.md"; fi
+if runs recalld; then {
   echo "## recalld (issue 4)"
+  echo
+  echo "$measured"
   echo
   echo "| what | measured | reference | ratio | target | verdict |"
   echo "|---|---|---|---|---|---|"
@@ -459,6 +577,71 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   echo "the memory-tier insert. Store GETs in the coalescing row are recalld's own count"
   echo "(\`recall_hot_store_requests\` in /metrics, before and after). Before the recalld section the"
   echo "script waits until the kernel has written back the large store (sync, dirty pages under 16 MiB)."
-} > "$out"
+} > "$work/doc/recalld.md"; fi
+if runs flyte; then {
+  echo "## Flyte front doors (issues 15, 16)"
+  echo
+  echo "$measured"
+  echo
+  echo "One recalld (release) with its HTTP, datacatalog and CacheService listeners over a local-disk"
+  echo "store; \`recall-bench load\` writes one entry through each protocol's own calls (HTTP: POST"
+  echo "/v1/keys and /v1/entries; datacatalog: CreateDataset, CreateArtifact, AddTag; CacheService:"
+  echo "Connect Put), then 50 concurrent clients repeat the hit for $round_secs s: HTTP GET"
+  echo "/v1/entries/…, datacatalog GetArtifact by tag (tonic, one HTTP/2 connection per client),"
+  echo "CacheService v2 Get as Connect unary (POST, \`application/proto\`). HTTP and Connect use the"
+  echo "same client (reqwest, HTTP/1.1, one connection per client). $rounds rounds, the three"
+  echo "protocols alternating within each round; the figures are per-column medians."
+  echo
+  echo "| what | measured | reference (HTTP hot hits, same driver, same run) | ratio | target | verdict |"
+  echo "|---|---|---|---|---|---|"
+  printf '| datacatalog GetArtifact hits over gRPC, 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | ≥ 0.7× HTTP | %s |\n' \
+    "$fd_rps" "$fd_p50" "$fd_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_dc" "$(round_ratios_of datacatalog)" "$(verdict "$ratio_dc >= 0.7")"
+  printf '| CacheService Get hits over Connect unary, 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | ≥ 0.7× HTTP | %s |\n' \
+    "$fc_rps" "$fc_p50" "$fc_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_cs" "$(round_ratios_of connect)" "$(verdict "$ratio_cs >= 0.7")"
+  echo
+  echo "recalld's CPU time per hit (user + system, from /proc, median of the rounds): HTTP $fh_cpu µs,"
+  echo "datacatalog gRPC $fd_cpu µs, Connect $fc_cpu µs. Errors (median per round): HTTP $fh_errors,"
+  echo "datacatalog $fd_errors, Connect $fc_errors. Store requests behind the memory tier during the"
+  echo "measured rounds (\`recall_hot_store_requests\`): $flyte_store_requests for $flyte_hits hits (the tier"
+  echo "fetches an entry again once its \`[hot] ttl_secs\`, 60 s by default, has passed). The load generator shares the"
+  echo "$(nproc) cores with recalld; recall-bench costs more CPU per request than wrk, so its HTTP"
+  echo "figure is below the wrk row of the recalld section, and the ratios compare the protocols"
+  echo "under the same driver."
+} > "$work/doc/flyte.md"; fi
+
+# A full run writes every section; a partial run keeps the sections it did not run from the
+# existing file (see the header of this script).
+python3 - "$out" "$work/doc" "$all_sections" <<'PY'
+import os, re, sys
+out, frags, names = sys.argv[1], sys.argv[2], sys.argv[3].split()
+headings = {"keys": "## Key derivation", "python": "## The Python package", "publish": "## Publishing",
+            "lookups": "## Lookups", "recalld": "## recalld", "flyte": "## Flyte front doors"}
+old = {}
+if os.path.exists(out):
+    text = open(out).read()
+    found = re.search(r"from one run on (\d{4}-\d{2}-\d{2})", text)
+    machine = re.search(r"Machine: (\d+ cores \(.*?\)), \d+ GiB", text)
+    for chunk in re.split(r"(?m)^(?=## )", text)[1:]:
+        name = next((n for n, h in headings.items() if chunk.startswith(h)), None)
+        if name is None:
+            continue
+        chunk = chunk.rstrip() + "\n"
+        if "\nMeasured on " not in chunk:  # a file from before sections said which run
+            head, _, rest = chunk.partition("\n\n")
+            when = found.group(1) if found else "an unknown date"
+            where = f", {machine.group(1)}," if machine else ""
+            chunk = f"{head}\n\nMeasured on {when}{where} by `scripts/bench.sh` (a full run).\n\n{rest}"
+        old[name] = chunk
+sections = []
+for name in names:
+    path = os.path.join(frags, name + ".md")
+    if os.path.exists(path):
+        sections.append(open(path).read().rstrip("\n") + "\n")
+    elif name in old:
+        sections.append(old[name])
+with open(out, "w") as f:
+    f.write(open(os.path.join(frags, "header.md")).read())
+    f.write("\n".join(sections))
+PY
 echo "== wrote $out"
 cat "$out"

@@ -5,9 +5,14 @@
 //!     recall-bench cold URL DAEMON M         cold hits through recalld vs direct manifest GETs
 //!     recall-bench coalesce URL DAEMON       64 concurrent cold lookups of one key via recalld
 //!     recall-bench keys N                    the keys `populate` wrote, one hex key per line
+//!     recall-bench load --protocol http|datacatalog|connect --url URL [--connections 50] [--seconds 10]
+//!                                            hot hits of one entry through one of recalld's front
+//!                                            doors (src/load.rs): {requests, errors, rps, p50_us, p99_us}
 //!
 //! URL is a store URL (`file:///...`, `s3://...` with the AWS variables); DAEMON is recalld's
 //! base URL over the same store. Entries use project `bench`, domain `perf`, task `wf.bench`.
+
+mod load;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         }
         ["cold", url, daemon, m] => cold(url, daemon, number(m, "M")?).await,
         ["coalesce", url, daemon] => coalesce(url, daemon).await,
+        ["load", ref rest @ ..] => load::run(rest).await,
         ["keys", n] => {
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
