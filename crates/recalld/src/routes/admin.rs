@@ -9,36 +9,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStoreExt};
+use recall_api::{
+    EvictReport as EvictAnswer, EvictRequest, GcReport as GcAnswer, GcRequest, TaskEntries,
+    TaskEntryView, Tasks, TenantView, Tenants,
+};
 use recall_key::{Digest, validate_name};
 use recall_store::{EntryRef, EvictReport, GcOptions, Manifest, Store, StoreError, Tenant};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{Shared, authorize, authorized_tenant, error, parse_json, query_error, with_status};
 use crate::config::Access;
 use crate::status::CacheStatus;
-
-/// Body of `POST /v1/evict`. At most one selector among `key`, `task` (optionally with
-/// `cache_version`) and `older_than_seconds`; none evicts the whole project/domain.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvictRequest {
-    /// The tenant's project.
-    project: String,
-    /// The tenant's domain.
-    domain: String,
-    /// One entry, by its 64-hex key.
-    key: Option<String>,
-    /// Every entry of this task.
-    task: Option<String>,
-    /// With `task`: only entries of this cache_version.
-    cache_version: Option<String>,
-    /// Entries published more than this many seconds ago.
-    older_than_seconds: Option<u64>,
-    /// Count what would be evicted; delete nothing.
-    #[serde(default)]
-    dry_run: bool,
-}
 
 /// Which entries an eviction removes.
 #[derive(Debug, Clone)]
@@ -191,16 +172,13 @@ pub async fn evict(State(state): State<Shared>, headers: HeaderMap, body: String
             with_status(
                 StatusCode::OK,
                 CacheStatus::CacheEvicted,
-                json!({
-                    "project": request.project,
-                    "domain": request.domain,
-                    "selector": selector.name(),
-                    "dry_run": request.dry_run,
-                    "entries": report.entries,
-                    "markers": report.markers,
-                    "leases": report.leases,
-                    "blobs": report.blobs,
-                }),
+                &EvictAnswer::new(
+                    &request.project,
+                    &request.domain,
+                    selector.name(),
+                    request.dry_run,
+                    &report,
+                ),
             )
         }
         Err(err) => store_failure(&state, err),
@@ -354,21 +332,6 @@ async fn count_key(
     Ok(())
 }
 
-/// Body of `POST /v1/gc`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GcRequest {
-    /// Unreferenced blobs younger than this are kept (default 3600).
-    grace_seconds: Option<u64>,
-    /// Count, delete nothing.
-    #[serde(default)]
-    dry_run: bool,
-    /// Only this project (with `domain`); default every tenant.
-    project: Option<String>,
-    /// Only this domain (with `project`).
-    domain: Option<String>,
-}
-
 /// `POST /v1/gc` (admin): mark-and-sweep of unreferenced blobs and orphan markers, in every
 /// tenant (needs an admin token for all projects and domains) or in one project/domain.
 pub async fn gc(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
@@ -401,23 +364,7 @@ pub async fn gc(State(state): State<Shared>, headers: HeaderMap, body: String) -
         dry_run: request.dry_run,
     };
     match state.store().gc(tenant.as_ref(), &options).await {
-        Ok(r) => (
-            StatusCode::OK,
-            Json(json!({
-                "dry_run": options.dry_run,
-                "grace_seconds": options.grace.as_secs(),
-                "manifests": r.manifests,
-                "undecodable_manifests": r.undecodable_manifests,
-                "blobs": r.blobs,
-                "referenced_blobs": r.referenced_blobs,
-                "blobs_in_grace": r.blobs_in_grace,
-                "collectable_blobs": r.collectable_blobs,
-                "collectable_bytes": r.collectable_bytes,
-                "deleted_blobs": r.deleted_blobs,
-                "orphan_markers": r.orphan_markers,
-            })),
-        )
-            .into_response(),
+        Ok(r) => (StatusCode::OK, Json(GcAnswer::new(&options, &r))).into_response(),
         Err(err) => store_failure(&state, err),
     }
 }
@@ -459,23 +406,16 @@ pub async fn list_task(
         .list_task_entries(&tenant, &task, query.cache_version.as_deref())
         .await
     {
-        Ok(entries) => {
-            let entries: Vec<_> = entries
-                .iter()
-                .map(|e| {
-                    json!({
-                        "cache_version": e.cache_version,
-                        "key": e.key.to_hex(),
-                        "marked_at_ms": e.marked_at_ms,
-                    })
-                })
-                .collect();
-            (
-                StatusCode::OK,
-                Json(json!({ "project": project, "domain": domain, "task": task, "entries": entries })),
-            )
-                .into_response()
-        }
+        Ok(entries) => (
+            StatusCode::OK,
+            Json(TaskEntries {
+                domain,
+                entries: entries.iter().map(TaskEntryView::from).collect(),
+                project,
+                task,
+            }),
+        )
+            .into_response(),
         Err(err) => store_failure(&state, err),
     }
 }
@@ -504,11 +444,10 @@ pub async fn list_tenants(State(state): State<Shared>, headers: HeaderMap) -> Re
         Ok(visible) => visible,
         Err(denied) => return super::denied_response(denied),
     };
-    let tenants: Vec<_> = visible
-        .iter()
-        .map(|t| json!({ "project": t.project(), "domain": t.domain() }))
-        .collect();
-    (StatusCode::OK, Json(json!({ "tenants": tenants }))).into_response()
+    let tenants = Tenants {
+        tenants: visible.iter().map(|t| TenantView::from(*t)).collect(),
+    };
+    (StatusCode::OK, Json(tenants)).into_response()
 }
 
 fn tenant_scope(tenant: &Tenant) -> (&str, &str) {
@@ -529,7 +468,11 @@ pub async fn list_tasks(
     match state.store().tasks(&tenant).await {
         Ok(tasks) => (
             StatusCode::OK,
-            Json(json!({ "project": project, "domain": domain, "tasks": tasks })),
+            Json(Tasks {
+                domain,
+                project,
+                tasks,
+            }),
         )
             .into_response(),
         Err(err) => store_failure(&state, err),

@@ -9,6 +9,7 @@ use axum::extract::{Multipart, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use recall_api::{FailureAnswer, MissAnswer, PublishAnswer};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
 use recall_store::{
     EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, NondeterminismRecord, Output, OutputData,
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::view::{hit_response, manifest_json, miss_json};
+use super::view::hit_response;
 use super::{Shared, authorize, authorize_level, error, query_error, with_status};
 use crate::config::Access;
 use crate::metrics::PublishLabels;
@@ -197,12 +198,11 @@ pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<Entr
 
 async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
     if overwrite {
-        let key = entry.key.to_hex();
         // Flyte's overwrite_cache: the caller runs the task and publishes with overwrite.
         return with_status(
             StatusCode::NOT_FOUND,
             CacheStatus::CacheSkipped,
-            json!({ "key": key, "reason": "overwrite_requested" }),
+            &MissAnswer::skipped(entry.key),
         );
     }
     match state.lookup(entry).await {
@@ -210,15 +210,19 @@ async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
             manifest,
             from_hot_tier,
         } => hit_response(&entry.key, from_hot_tier, &manifest),
-        LookupAnswer::Miss(miss) => {
-            let mut body = miss_json(&miss);
-            body["key"] = json!(entry.key.to_hex());
-            with_status(StatusCode::NOT_FOUND, CacheStatus::CacheMiss, body)
-        }
+        LookupAnswer::Miss(miss) => with_status(
+            StatusCode::NOT_FOUND,
+            CacheStatus::CacheMiss,
+            &MissAnswer::new(entry.key, &miss),
+        ),
         LookupAnswer::Failure(cause) => with_status(
             StatusCode::SERVICE_UNAVAILABLE,
             CacheStatus::CacheLookupFailure,
-            json!({ "key": entry.key.to_hex(), "cause": cause }),
+            &FailureAnswer {
+                cause,
+                key: entry.key,
+                status: CacheStatus::CacheLookupFailure,
+            },
         ),
     }
 }
@@ -398,31 +402,20 @@ pub async fn publish(
         Ok(Ok(PublishOutcome::Published { manifest, observed })) => {
             count_publish(&state, "populated");
             warn_nondeterminism(&derived, observed.as_ref());
-            let body = json!({
-                "key": derived.key.to_hex(),
-                "manifest": manifest_json(&manifest),
-                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
-            });
+            let body = PublishAnswer::populated(derived.key, &manifest, observed.as_ref());
             state.remember_published(entry, *manifest).await;
-            with_status(StatusCode::CREATED, CacheStatus::CachePopulated, body)
+            with_status(StatusCode::CREATED, CacheStatus::CachePopulated, &body)
         }
         Ok(Ok(PublishOutcome::AlreadyExists { existing, observed })) => {
             count_publish(&state, "existed");
             warn_nondeterminism(&derived, observed.as_ref());
-            let mut body = json!({
-                "key": derived.key.to_hex(),
-                "already_existed": true,
-                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
-            });
+            // The kept entry may have gained a record: serve it as it now stands.
+            let body = PublishAnswer::existed(derived.key, existing.as_deref(), observed.as_ref());
             match existing {
-                // The kept entry may have gained a record: serve it as it now stands.
-                Some(existing) => {
-                    body["manifest"] = manifest_json(&existing);
-                    state.remember_published(entry, *existing).await;
-                }
+                Some(existing) => state.remember_published(entry, *existing).await,
                 None => state.hot.invalidate(&entry).await,
             }
-            with_status(StatusCode::OK, CacheStatus::CacheHit, body)
+            with_status(StatusCode::OK, CacheStatus::CacheHit, &body)
         }
         Ok(Err(err @ (StoreError::OutputMismatch { .. } | StoreError::InvalidName(_)))) => {
             error(StatusCode::BAD_REQUEST, err.to_string())
@@ -524,6 +517,10 @@ fn put_failure(state: &Shared, derived: &DerivedKey, cause: String) -> Response 
     with_status(
         StatusCode::SERVICE_UNAVAILABLE,
         CacheStatus::CachePutFailure,
-        json!({ "key": derived.key.to_hex(), "cause": cause }),
+        &FailureAnswer {
+            cause,
+            key: derived.key,
+            status: CacheStatus::CachePutFailure,
+        },
     )
 }

@@ -9,23 +9,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use recall_store::{DEFAULT_GRACE, LeaseRecord, LeaseStatus, StoreError};
+use recall_api::{LeaseAnswer, LeaseRequest, ReleaseAnswer};
+use recall_store::{DEFAULT_GRACE, LeaseStatus, StoreError};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::entries::authorized_entry;
 use super::{Shared, error, parse_json, query_error};
 use crate::config::Access;
-
-/// Body of `POST /v1/leases/{project}/{domain}/{key}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    /// Who asks: an execution id or `<hostname>/<pid>`.
-    owner: String,
-    /// How often the owner will ask again; the lease lapses after three missed heartbeats.
-    heartbeat_seconds: u64,
-}
 
 /// Query of `DELETE /v1/leases/{project}/{domain}/{key}`.
 #[derive(Debug, Deserialize)]
@@ -33,17 +23,6 @@ pub struct LeaseRequest {
 pub struct ReleaseQuery {
     /// The owner releasing its lease.
     owner: String,
-}
-
-fn lease_json(granted: bool, record: &LeaseRecord) -> serde_json::Value {
-    json!({
-        "granted": granted,
-        "owner": record.owner,
-        "acquired_at_ms": record.acquired_at_ms,
-        "renewed_at_ms": record.renewed_at_ms,
-        "heartbeat_ms": record.heartbeat_ms,
-        "expires_at_ms": record.expires_at_ms,
-    })
 }
 
 /// Maps a store error of a lease call: bad arguments are the caller's, the rest the store's.
@@ -120,11 +99,11 @@ pub async fn acquire(
     );
     match tokio::time::timeout(limit, call).await {
         Ok(Ok(LeaseStatus::Acquired(record))) => {
-            (StatusCode::OK, Json(lease_json(true, &record))).into_response()
+            (StatusCode::OK, Json(LeaseAnswer::new(true, &record))).into_response()
         }
         Ok(Ok(LeaseStatus::HeldBy(record))) => {
             state.metrics.lease_waits.inc();
-            (StatusCode::OK, Json(lease_json(false, &record))).into_response()
+            (StatusCode::OK, Json(LeaseAnswer::new(false, &record))).into_response()
         }
         Ok(Err(err)) => lease_failure(&state, err),
         Err(_) => lease_timeout(&state),
@@ -152,7 +131,7 @@ pub async fn release(
     }
     let limit = Duration::from_millis(state.config.timeouts.lease_ms);
     match tokio::time::timeout(limit, state.store().release_lease(&entry, &query.owner)).await {
-        Ok(Ok(released)) => (StatusCode::OK, Json(json!({ "released": released }))).into_response(),
+        Ok(Ok(released)) => (StatusCode::OK, Json(ReleaseAnswer { released })).into_response(),
         Ok(Err(err)) => lease_failure(&state, err),
         Err(_) => lease_timeout(&state),
     }

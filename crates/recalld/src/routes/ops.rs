@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Shared;
 
 /// The OpenAPI description of this API.
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = recall_api::OPENAPI_JSON;
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> Response {
