@@ -11,7 +11,8 @@
 #
 # Builds into $CARGO_TARGET_DIR (default target/). Installs what it needs: b3sum and oha
 # from crates.io under target/bench-tools; wrk, nginx-light
-# and bc from Debian; moto from PyPI (scripts/test-servers.sh). Servers bind 127.0.0.1.
+# and bc from Debian; moto from PyPI (scripts/test-servers.sh); maturin and the Python package
+# (release) into target/bench-pyenv. Servers bind 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -164,6 +165,20 @@ gib=$(calc "$file_mib / 1024")
 tp_b3=$(calc "$gib / $t_b3")
 tp_recall=$(calc "$gib / $t_recall")
 ratio_hash=$(calc "$tp_recall / $tp_b3")
+
+# --- 1b. the Python package vs the same calls in Rust -------------------------------------
+echo "== Python package (release, own venv) vs Rust: recall.key, Store.lookup, ${file_mib} MiB file key"
+pyvenv="$root/target/bench-pyenv"
+[ -x "$pyvenv/bin/python" ] || python3 -m venv "$pyvenv"
+"$pyvenv/bin/pip" install --quiet --disable-pip-version-check -r python/tests/requirements.txt
+(cd python && VIRTUAL_ENV="$pyvenv" "$pyvenv/bin/maturin" develop --quiet --release)
+cargo build --quiet --release -p recall-py --example rust_baseline
+"$pyvenv/bin/python" python/bench/compare.py --json "$target_dir/release/examples/rust_baseline" \
+  "$work/big" > "$work/python.json"
+py() { python3 -c "import json,sys; d=json.load(open('$work/python.json')); print(d$1)"; }
+py_key_us=$(calc "$(py '["python"]["key_ns"]') / 1000"); rs_key_us=$(calc "$(py '["rust"]["key_ns"]') / 1000")
+py_look_us=$(calc "$(py '["python"]["lookup_ns"]') / 1000"); rs_look_us=$(calc "$(py '["rust"]["lookup_ns"]') / 1000")
+py_file_s=$(calc "$(py '["python"]["file_ns"]') / 1000000000"); rs_file_s=$(calc "$(py '["rust"]["file_ns"]') / 1000000000")
 rm -f "$work/big"
 
 # --- 2. key derivation --------------------------------------------------------------------
@@ -356,6 +371,21 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
   echo "File hashing: median of $runs runs each, the file in the page cache; both tools memory-map"
   echo "the file and hash on all cores. The recall figure includes process start and the key"
   echo "derivation around the file digest."
+  echo
+  echo "## The Python package (issue 17)"
+  echo
+  echo "The same three calls from Python (\`python/\`, built with \`maturin develop --release\`) and"
+  echo "from Rust (\`crates/recall-py/examples/rust_baseline.rs\`, release), in this run:"
+  echo "best of five rounds each (\`python/bench/compare.py\`), local-disk store, page cache warm."
+  echo
+  echo "| what | Python | Rust | Python / Rust | target | verdict |"
+  echo "|---|---|---|---|---|---|"
+  printf '| `recall.key`, 10 scalar inputs | %.2f µs | %.2f µs | %.2f× | ≤ 3× | %s |\n' \
+    "$py_key_us" "$rs_key_us" "$(calc "$py_key_us / $rs_key_us")" "$(verdict "$py_key_us <= 3 * $rs_key_us")"
+  printf '| `Store.lookup` hit, `file://` | %.1f µs | %.1f µs | %.2f× | ≤ 3× | %s |\n' \
+    "$py_look_us" "$rs_look_us" "$(calc "$py_look_us / $rs_look_us")" "$(verdict "$py_look_us <= 3 * $rs_look_us")"
+  printf '| key with one %s MiB file input, hashed by content | %.3f s | %.3f s | %.2f× | ≤ 1.2× | %s |\n' \
+    "$file_mib" "$py_file_s" "$rs_file_s" "$(calc "$py_file_s / $rs_file_s")" "$(verdict "$py_file_s <= 1.2 * $rs_file_s")"
   echo
   echo "## Publishing a ${publish_mib} MiB output (issue 3)"
   echo

@@ -6,6 +6,11 @@
 #                              from the s3s project) into target/s3-compat-tools, starts it on
 #                              a free 127.0.0.1 port with SigV4 auth and a temporary data
 #                              directory, and runs the tests against it
+#   RECALL_S3_COMPAT_SERVER=garage scripts/s3-compat.sh
+#                              the same with Garage 2.5 (crates.io `garage`, built by this
+#                              script into target/s3-compat-tools on first use: about 20 minutes
+#                              on 2 cores), run as a single node (sqlite metadata, replication
+#                              factor 1) on free 127.0.0.1 ports with its own access key and bucket
 #   RECALL_TEST_S3_ENDPOINT=http://127.0.0.1:9000 RECALL_TEST_S3_BUCKET=recall-test \
 #   RECALL_TEST_S3_ACCESS_KEY_ID=... RECALL_TEST_S3_SECRET_ACCESS_KEY=... scripts/s3-compat.sh
 #                              starts no server: runs the same tests against that endpoint
@@ -35,6 +40,7 @@ root=$(pwd)
 read -r -a cargo_cmd <<<"${RECALL_CARGO:-cargo}"
 tools="$root/target/s3-compat-tools"
 s3s_version=0.14.1
+garage_version=2.5.0
 started=$(date +%s)
 compat_skipped() { [[ ",${RECALL_S3_COMPAT_SKIP:-}," == *",$1,"* ]]; }
 
@@ -58,6 +64,57 @@ known_gaps=()  # "binary|test name|reason", applied with --skip
 if [ -n "${RECALL_TEST_S3_ENDPOINT:-}" ]; then
   : "${RECALL_TEST_S3_BUCKET:?RECALL_TEST_S3_BUCKET must be set with RECALL_TEST_S3_ENDPOINT}"
   server="$RECALL_TEST_S3_ENDPOINT (given; no server started)"
+elif [ "${RECALL_S3_COMPAT_SERVER:-s3s-fs}" = garage ]; then
+  echo "== installing garage $garage_version into $tools if missing (crates.io; long the first time)"
+  # sqlite alone as metadata engine (lmdb and k2v left out: fewer C builds); bundled C libs.
+  "${cargo_cmd[@]}" install --quiet --locked --root "$tools" --no-default-features \
+    --features bundled-libs,sqlite "garage@$garage_version"
+  port=$(free_port)
+  rpc_port=$(free_port)
+  mkdir -p "$work/garage/meta" "$work/garage/data"
+  chmod 700 "$work/garage"
+  hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+  cat >"$work/garage/garage.toml" <<GARAGE_TOML
+metadata_dir = "$work/garage/meta"
+data_dir = "$work/garage/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(hex 32)"
+
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:$port"
+GARAGE_TOML
+  chmod 600 "$work/garage/garage.toml"
+  # --single-node lays out this one node; --default-bucket creates the bucket and the key
+  # below and gives the key read, write and owner rights on it.
+  garage_key=GK$(hex 12)
+  garage_secret=$(hex 32)
+  GARAGE_DEFAULT_ACCESS_KEY=$garage_key GARAGE_DEFAULT_SECRET_KEY=$garage_secret \
+    GARAGE_DEFAULT_BUCKET=rcc RUST_LOG=warn \
+    "$tools/bin/garage" -c "$work/garage/garage.toml" server --single-node --default-bucket \
+    >"$work/garage.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "== garage exited during start-up; its log:" >&2
+      cat "$work/garage.log" >&2
+      exit 1
+    fi
+    # Ready once the default bucket answers a signed HEAD.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -I --aws-sigv4 'aws:amz:us-east-1:s3' \
+      --user "$garage_key:$garage_secret" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+      "http://127.0.0.1:$port/rcc")" = 200 ] && break
+    sleep 0.2
+  done
+  export RECALL_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  export RECALL_TEST_S3_BUCKET=rcc
+  export RECALL_TEST_S3_REGION=us-east-1
+  export RECALL_TEST_S3_ACCESS_KEY_ID=$garage_key
+  export RECALL_TEST_S3_SECRET_ACCESS_KEY=$garage_secret
+  server="garage $garage_version (single node) on $RECALL_TEST_S3_ENDPOINT"
 else
   if [ ! -x "$tools/bin/s3s-fs" ] || ! "$tools/bin/s3s-fs" --version | grep -qF "$s3s_version"; then
     echo "== installing s3s-fs $s3s_version into $tools (crates.io)"
@@ -191,6 +248,14 @@ for line in open(sys.argv[1]):
         print(f'{package}/{m["target"]["name"]} {m["executable"]} {package_dir}')
 PY
 
+# What `recall doctor` makes of the server (0: every guarantee, 1: weaker ones, named).
+doctor_rc=0
+AWS_ENDPOINT_URL=$RECALL_TEST_S3_ENDPOINT AWS_ALLOW_HTTP=true AWS_REGION=$RECALL_TEST_S3_REGION \
+  AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key \
+  "${CARGO_TARGET_DIR:-$root/target}/debug/recall" doctor \
+  --store "s3://$RECALL_TEST_S3_BUCKET/s3-compat-doctor-$$" || doctor_rc=$?
+echo "== recall doctor exited $doctor_rc"
+
 executable_of() { awk -v want="$1" '$1 == want { print $2 }' "$work/executables"; }
 dir_of() { awk -v want="$1" '$1 == want { print $3 }' "$work/executables"; }
 
@@ -241,6 +306,7 @@ run_tests recalld/s3
 
 echo
 echo "== s3-compat summary: $server ($(($(date +%s) - started))s in all)"
+echo "   recall doctor exit $doctor_rc (0: every guarantee; 1: runs with weaker ones)"
 for line in "${summary[@]}"; do
   echo "   $line"
 done

@@ -6,7 +6,7 @@
 # S3:    moto[server] from PyPI, installed into target/pyenv. Exports RECALL_TEST_S3_ENDPOINT,
 #        RECALL_TEST_S3_BUCKET, RECALL_TEST_S3_REGION, RECALL_TEST_S3_ACCESS_KEY_ID and
 #        RECALL_TEST_S3_SECRET_ACCESS_KEY. If RECALL_TEST_S3_BUCKET is already set (MinIO or
-#        AWS, see crates/recall-store/tests/s3_env/mod.rs), moto is not started.
+#        AWS, see crates/recall-testkit/src/s3.rs), moto is not started.
 # Azure: Azurite from npm, installed into target/node. Exports RECALL_TEST_AZURE_ENDPOINT,
 #        RECALL_TEST_AZURE_ACCOUNT, RECALL_TEST_AZURE_KEY and RECALL_TEST_AZURE_CONTAINER. If
 #        RECALL_TEST_AZURE_CONTAINER is already set, Azurite is not started.

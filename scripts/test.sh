@@ -35,7 +35,7 @@ if ! skipped python; then
     python3 -m venv "$venv"
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
-    -r python/tests/requirements.txt
+    -r python/tests/requirements.txt -r tests/python/requirements-flyte.txt
 fi
 
 # Object-store servers for recall-store's conformance suite (moto, Azurite, and s3rver for
@@ -59,6 +59,13 @@ if ! skipped python; then
   (cd python && VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --quiet)
   echo "== Python package tests (python/tests)"
   (cd python && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+fi
+
+if ! skipped python; then
+  # recalld as Flyte's datacatalog, driven by flyteidl's own gRPC stubs, over local disk and
+  # the S3 server started above (the recalld and recall binaries cargo test built).
+  echo "== Flyte datacatalog with flyteidl's stubs (tests/python/test_flyte_datacatalog.py)"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python/test_flyte_datacatalog.py
 fi
 
 if ! skipped chaos; then

@@ -8,7 +8,8 @@ prints both and their ratio. Build both in release mode first:
     cargo build --release -p recall-py --example rust_baseline
     target/pyenv/bin/python python/bench/compare.py target/release/examples/rust_baseline [FILE]
 
-With FILE (e.g. a 1 GiB file) it also times a key with that file as its one input, hashed
+`--json` as the first argument prints {"python": {...}, "rust": {...}} (nanoseconds per call)
+instead of the table; scripts/bench.sh reads that. With FILE (e.g. a 1 GiB file) it also times a key with that file as its one input, hashed
 by content (best of five, the file in the page cache after the first read).
 """
 
@@ -50,6 +51,9 @@ def best(n: int, f: Callable[[], object]) -> float:
 
 
 def main() -> None:
+    as_json = sys.argv[1:2] == ["--json"]
+    if as_json:
+        del sys.argv[1]
     baseline = sys.argv[1]
     with tempfile.TemporaryDirectory() as rust_dir, tempfile.TemporaryDirectory() as py_dir:
         rust = json.loads(subprocess.run([baseline, rust_dir, *sys.argv[2:3]], check=True,
@@ -63,6 +67,9 @@ def main() -> None:
             path = pathlib.Path(sys.argv[2])
             python["file_ns"] = best(1, lambda: recall.key("p", "d", "t", "1",
                                                            inputs={"data": path}))
+    if as_json:
+        print(json.dumps({"python": python, "rust": rust}))
+        return
     print(f"{'operation':<28}{'Python':>12}{'Rust':>12}{'ratio':>8}")
     for name, label in (("key_ns", "recall.key, 10 scalars"),
                         ("lookup_ns", "Store.lookup hit (file://)"),

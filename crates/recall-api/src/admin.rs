@@ -123,6 +123,9 @@ pub struct GcReport {
     pub deleted_blobs: u64,
     /// Whether nothing was deleted.
     pub dry_run: bool,
+    /// Manifests expired longer than the grace period: deleted with their markers, or
+    /// would be on a dry run.
+    pub expired_entries: u64,
     /// The grace period, in seconds.
     pub grace_seconds: u64,
     /// Manifests read in the mark phase.
@@ -145,6 +148,7 @@ impl GcReport {
             collectable_bytes: report.collectable_bytes,
             deleted_blobs: report.deleted_blobs,
             dry_run: options.dry_run,
+            expired_entries: report.expired_entries,
             grace_seconds: options.grace.as_secs(),
             manifests: report.manifests,
             orphan_markers: report.orphan_markers,
@@ -166,6 +170,7 @@ impl From<&GcReport> for recall_store::GcReport {
             collectable_bytes: r.collectable_bytes,
             deleted_blobs: r.deleted_blobs,
             orphan_markers: r.orphan_markers,
+            expired_entries: r.expired_entries,
         }
     }
 }

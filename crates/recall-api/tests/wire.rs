@@ -282,6 +282,7 @@ fn gc_report() -> recall_store::GcReport {
         collectable_bytes: 7,
         deleted_blobs: 8,
         orphan_markers: 9,
+        expired_entries: 10,
     }
 }
 
@@ -422,6 +423,7 @@ fn answers_are_the_former_json() {
             "dry_run": true, "grace_seconds": 60, "manifests": 1, "undecodable_manifests": 2,
             "blobs": 3, "referenced_blobs": 4, "blobs_in_grace": 5, "collectable_blobs": 6,
             "collectable_bytes": 7, "deleted_blobs": 8, "orphan_markers": 9,
+            "expired_entries": 10,
         }),
     );
     assert_eq!(

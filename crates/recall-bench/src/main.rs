@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use recall_key::{DerivedKey, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{EntryRef, Lookup, Output, PublishOptions, Store, Tenant};
 
@@ -161,15 +160,15 @@ async fn cold(url: &str, daemon: &str, m: u64) -> anyhow::Result<()> {
             bail!("recalld answered {status} for a published key: {body:?}");
         }
         let started = Instant::now();
-        let bytes = store
-            .object_store()
-            .get(&store.path(&tenant.entry(&key)))
-            .await?
-            .bytes()
+        let found = store
+            .lookup(&EntryRef {
+                tenant: tenant.clone(),
+                key,
+            })
             .await?;
         direct.push(started.elapsed());
-        if bytes.is_empty() {
-            bail!("empty manifest");
+        if found.is_miss() {
+            bail!("the store misses a published key: {found:?}");
         }
     }
     println!(

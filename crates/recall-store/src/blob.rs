@@ -344,3 +344,62 @@ fn verdict(received: u64, size: u64, actual: Digest, expected: &Digest) -> Downl
         Downloaded::Verified
     }
 }
+
+/// A blob's bytes on their way out ([`Store::stream_blob`]): hashed as they go, and cut off
+/// with [`StoreError::BlobMismatch`] before their end when they do not match the digest, so a
+/// reader never receives a complete body that is wrong.
+pub struct BlobStream {
+    /// The blob's size in bytes, as the store reports it.
+    pub size: u64,
+    /// The bytes, in the order stored.
+    pub chunks: futures::stream::BoxStream<'static, Result<Bytes, StoreError>>,
+}
+
+impl std::fmt::Debug for BlobStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStream")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::store::Store {
+    /// Streams the blob `digest` of `tenant`, verifying it on the way (see [`BlobStream`]);
+    /// `None` when there is no such blob.
+    pub async fn stream_blob(
+        &self,
+        tenant: &crate::layout::Tenant,
+        digest: &Digest,
+    ) -> Result<Option<BlobStream>, StoreError> {
+        let location = self.path(&tenant.blob(digest));
+        let got = match self.objects.get(&location).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::backend("get", &location, e)),
+        };
+        let size = got.meta.size;
+        let expected = *digest;
+        let mut hasher = Some(blake3::Hasher::new());
+        let chunks = got.into_stream().map(move |chunk| {
+            let chunk = chunk.map_err(|e| StoreError::backend("get", &location, e))?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+                if h.count() >= size {
+                    let whole = h.count() == size;
+                    let done = hasher.take().map(|h| Digest::from(h.finalize()));
+                    if !whole || done != Some(expected) {
+                        tracing::error!(path = %location, "stored blob does not match its digest");
+                        return Err(StoreError::BlobMismatch {
+                            path: location.to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(chunk)
+        });
+        Ok(Some(BlobStream {
+            size,
+            chunks: chunks.boxed(),
+        }))
+    }
+}

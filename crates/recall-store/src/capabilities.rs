@@ -97,6 +97,9 @@ pub enum ProbeError {
     /// The probe did not finish in time.
     #[error("the capability probe did not finish within {0:?}")]
     Timeout(Duration),
+    /// A readiness round trip read back other bytes than it wrote.
+    #[error("read back different bytes than were written at {0}")]
+    ReadBack(String),
 }
 
 /// A path segment no other probe (of this or another process) uses.
@@ -120,8 +123,34 @@ fn unique_segment() -> String {
 impl Store {
     /// A fresh scratch path `probe/<random>/<name>` under the store root, for checks that
     /// write (this probe, recalld's readiness check, `recall doctor`).
-    pub fn probe_path(&self, name: &str) -> Path {
+    pub(crate) fn probe_path(&self, name: &str) -> Path {
         self.path(&format!("{PROBE_PREFIX}/{}/{name}", unique_segment()))
+    }
+
+    /// One readiness round trip: writes a scratch object `probe/<random>/ready`, reads it
+    /// back, and deletes it (docs/LAYOUT.md section 2). Succeeds when the bytes read are the
+    /// bytes written. Not bounded in time: the caller sets its own limit.
+    pub async fn check_round_trip(&self) -> Result<(), ProbeError> {
+        let path = self.probe_path("ready");
+        let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+        let body = Bytes::from(nonce.into_bytes());
+        let objects = &self.objects;
+        objects
+            .put(&path, PutPayload::from(body.clone()))
+            .await
+            .map_err(|e| StoreError::backend("put", &path, e))?;
+        let read = match objects.get(&path).await {
+            Ok(got) => got.bytes().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| StoreError::backend("get", &path, e))?;
+        if let Err(err) = objects.delete(&path).await {
+            tracing::debug!(%path, error = %err, "could not remove a readiness object");
+        }
+        if read != body {
+            return Err(ProbeError::ReadBack(path.to_string()));
+        }
+        Ok(())
     }
 
     /// Finds out what the store honours by trying it on two scratch objects under
@@ -132,7 +161,7 @@ impl Store {
         let base = self.path(&format!("{PROBE_PREFIX}/{}", unique_segment()));
         let conditional = Path::from(format!("{base}/conditional"));
         let ranged = Path::from(format!("{base}/ranged"));
-        let objects = self.object_store();
+        let objects = &self.objects;
         let result = tokio::time::timeout(timeout, async {
             let create_if_absent = check_create(objects.as_ref(), &conditional).await?;
             let replace_if_version_matches = check_replace(objects.as_ref(), &conditional).await?;

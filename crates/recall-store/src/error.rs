@@ -64,6 +64,12 @@ pub enum StoreError {
     /// in the store's settings, not in any one object.
     #[error(transparent)]
     Unusable(#[from] BackendProblem),
+    /// A blob's stored bytes do not match the digest it is named by.
+    #[error("stored blob {path} does not match its digest")]
+    BlobMismatch {
+        /// The blob's object path.
+        path: String,
+    },
     /// A lease argument is out of range.
     #[error("lease {field} {value}: {reason}")]
     InvalidLease {

@@ -10,6 +10,7 @@
 mod backend;
 mod blob;
 mod capabilities;
+pub mod catalog;
 mod clock;
 mod error;
 mod layout;
@@ -17,20 +18,22 @@ mod lease;
 pub mod local;
 mod maintenance;
 mod manifest;
+mod selfcheck;
 mod store;
 
 pub use backend::{Backend, BackendProblem, open_url, open_url_with};
-pub use blob::UploadTuning;
+pub use blob::{BlobStream, UploadTuning};
 pub use capabilities::{Capabilities, CapabilityCheck, PROBE_PREFIX, ProbeError};
 pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
 pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};
-pub use maintenance::{EvictReport, GcOptions, GcReport, TaskEntry};
+pub use maintenance::{EvictReport, EvictSelector, GcOptions, GcReport, TaskEntry};
 pub use manifest::{
     DigestChange, MAX_MANIFEST_BYTES, MAX_MANIFEST_OUTPUTS, MAX_NONDETERMINISM_RECORDS, Manifest,
     ManifestError, NondeterminismOutcome, NondeterminismRecord, OutputRecord, push_nondeterminism,
 };
+pub use selfcheck::Scratch;
 pub use store::{
     Entry, EntryRef, FetchTo, Fetched, Lookup, Miss, Output, OutputData, PublishMode,
     PublishOptions, PublishOutcome, Store, StoreConfig,

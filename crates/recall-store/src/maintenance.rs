@@ -14,7 +14,7 @@ use crate::layout::Tenant;
 use crate::manifest::Manifest;
 use crate::store::{EntryRef, Store};
 
-/// What an eviction removed.
+/// What an eviction removed (or, on a dry run, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvictReport {
     /// Manifests deleted: entries that no longer exist.
@@ -25,6 +25,54 @@ pub struct EvictReport {
     pub leases: u64,
     /// Blobs deleted (only eviction of a whole project/domain deletes blobs; GC does the rest).
     pub blobs: u64,
+}
+
+/// Which entries an eviction removes ([`Store::evict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvictSelector {
+    /// One entry: its manifest, the index marker its manifest names, and its lease.
+    Key(EntryRef),
+    /// Every entry of a task in a tenant (of one cache_version, or all): the manifests its
+    /// index markers name, and the markers.
+    Task {
+        /// The tenant.
+        tenant: Tenant,
+        /// The task name.
+        task: String,
+        /// Only entries of this cache_version.
+        cache_version: Option<String>,
+    },
+    /// Everything under a project/domain: manifests, markers, leases and blobs.
+    Tenant(Tenant),
+    /// Entries published before `cutoff_ms` (undecodable manifests: last modified before
+    /// it), each as [`EvictSelector::Key`] removes it; in one tenant or every tenant.
+    OlderThan {
+        /// The tenant, or `None` for every tenant.
+        tenant: Option<Tenant>,
+        /// Milliseconds since the Unix epoch.
+        cutoff_ms: i64,
+    },
+}
+
+impl EvictSelector {
+    /// The selector's name in reports and logs: `key`, `task`, `tenant` or
+    /// `older_than_seconds`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EvictSelector::Key(_) => "key",
+            EvictSelector::Task { .. } => "task",
+            EvictSelector::Tenant(_) => "tenant",
+            EvictSelector::OlderThan { .. } => "older_than_seconds",
+        }
+    }
+}
+
+/// The objects an eviction deletes, manifests first, with what it reports.
+#[derive(Default)]
+struct EvictionPlan {
+    report: EvictReport,
+    manifests: Vec<Path>,
+    rest: Vec<Path>,
 }
 
 /// One entry of a task, as its index marker names it (see [`Store::list_task_entries`]).
@@ -78,6 +126,10 @@ pub struct GcReport {
     pub deleted_blobs: u64,
     /// Markers without a manifest past the grace period: deleted, or would be on a dry run.
     pub orphan_markers: u64,
+    /// Entries whose `expires_at_ms` lies more than the grace period in the past (a miss for
+    /// every reader; e.g. a Flyte artifact that was never tagged): deleted, or would be on a
+    /// dry run. Their blobs are not marked, their markers become orphans.
+    pub expired_entries: u64,
 }
 
 impl Store {
@@ -206,138 +258,188 @@ impl Store {
         Ok(entries)
     }
 
-    /// Evicts one entry: its manifest, index marker and lease.
-    pub async fn evict_key(&self, entry: &EntryRef) -> Result<EvictReport, StoreError> {
-        let manifest_path = self.path(&entry.tenant.entry(&entry.key));
-        let mut report = EvictReport::default();
-        let mut doomed = Vec::new();
-        match self.read_manifest(&manifest_path).await? {
-            None => {}
-            Some(manifest) => {
-                report.entries = 1;
-                if let Some(m) = manifest {
-                    let marker = entry
-                        .tenant
-                        .marker(&m.key.task, &m.key.cache_version, &entry.key);
-                    doomed.push(self.path(&marker));
-                    report.markers = 1;
-                }
-            }
+    /// Evicts what `selector` names, or with `dry_run` counts what it would evict and deletes
+    /// nothing. Both walk the store the same way, so a dry run reports what the eviction
+    /// itself would then remove (docs/LAYOUT.md section 8). Manifests go first, so a reader
+    /// never finds an entry whose marker or lease is already gone. Blobs are deleted only when
+    /// a whole project/domain is evicted; GC collects the rest.
+    pub async fn evict(
+        &self,
+        selector: &EvictSelector,
+        dry_run: bool,
+    ) -> Result<EvictReport, StoreError> {
+        let plan = self.plan_eviction(selector).await?;
+        if !dry_run {
+            self.delete_all(plan.manifests).await?;
+            self.delete_all(plan.rest).await?;
         }
-        // The manifest goes first so a reader never sees an entry without its marker's peers.
-        self.delete_quietly(&manifest_path).await?;
-        let lease = self.path(&entry.tenant.lease(&entry.key));
-        if self.objects.head(&lease).await.is_ok() {
-            report.leases = 1;
-            doomed.push(lease);
-        }
-        self.delete_all(doomed).await?;
-        Ok(report)
+        Ok(plan.report)
     }
 
-    /// Evicts every entry of `task` in the tenant, or only those of one `cache_version`.
+    /// Evicts one entry: its manifest, index marker and lease (`evict` with
+    /// [`EvictSelector::Key`]).
+    pub async fn evict_key(&self, entry: &EntryRef) -> Result<EvictReport, StoreError> {
+        self.evict(&EvictSelector::Key(entry.clone()), false).await
+    }
+
+    /// Evicts every entry of `task` in the tenant, or only those of one `cache_version`
+    /// (`evict` with [`EvictSelector::Task`]).
     pub async fn evict_task(
         &self,
         tenant: &Tenant,
         task: &str,
         cache_version: Option<&str>,
     ) -> Result<EvictReport, StoreError> {
-        validate_name("task", task)?;
-        if let Some(version) = cache_version {
-            validate_name("cache_version", version)?;
-        }
-        let markers = self
-            .list_prefix(&tenant.task_prefix(task, cache_version))
-            .await?;
-        let mut report = EvictReport::default();
-        let mut manifests = Vec::new();
-        let mut marker_paths = Vec::new();
-        for marker in markers {
-            if let Some(key) = last_segment_digest(&marker.location) {
-                manifests.push(self.path(&tenant.entry(&key)));
-            }
-            marker_paths.push(marker.location);
-        }
-        for manifest in &manifests {
-            if self.objects.head(manifest).await.is_ok() {
-                report.entries += 1;
-            }
-        }
-        self.delete_all(manifests).await?;
-        report.markers = self.delete_all(marker_paths).await?;
-        Ok(report)
+        let selector = EvictSelector::Task {
+            tenant: tenant.clone(),
+            task: task.to_string(),
+            cache_version: cache_version.map(str::to_string),
+        };
+        self.evict(&selector, false).await
     }
 
-    /// Evicts a whole project/domain: every manifest first, then everything else under its
-    /// prefix, blobs and leases included.
+    /// Evicts a whole project/domain, blobs and leases included (`evict` with
+    /// [`EvictSelector::Tenant`]).
     pub async fn evict_tenant(&self, tenant: &Tenant) -> Result<EvictReport, StoreError> {
-        let mut report = EvictReport::default();
-        let entries: Vec<Path> = self
-            .list_prefix(&tenant.entries_prefix())
-            .await?
-            .into_iter()
-            .map(|m| m.location)
-            .collect();
-        report.entries = self.delete_all(entries).await?;
-        let rest = self.list_prefix(&tenant.prefix()).await?;
-        let (mut markers, mut leases, mut blobs) = (0, 0, 0);
-        let tasks = self.path(&tenant.tasks_prefix());
-        let lease_prefix = self.path(&tenant.leases_prefix());
-        let blob_prefix = self.path(&tenant.blobs_prefix());
-        for meta in &rest {
-            if meta.location.prefix_matches(&tasks) {
-                markers += 1;
-            } else if meta.location.prefix_matches(&lease_prefix) {
-                leases += 1;
-            } else if meta.location.prefix_matches(&blob_prefix) {
-                blobs += 1;
-            }
-        }
-        self.delete_all(rest.into_iter().map(|m| m.location).collect())
-            .await?;
-        report.markers = markers;
-        report.leases = leases;
-        report.blobs = blobs;
-        Ok(report)
+        self.evict(&EvictSelector::Tenant(tenant.clone()), false)
+            .await
     }
 
-    /// Evicts entries published before `cutoff_ms` (milliseconds since the Unix epoch) in one
-    /// tenant, or in every tenant when `tenant` is `None`. Undecodable manifests last modified
-    /// before the cutoff are removed too.
+    /// Evicts entries published before `cutoff_ms` in one tenant or every tenant (`evict`
+    /// with [`EvictSelector::OlderThan`]).
     pub async fn evict_older_than(
         &self,
         tenant: Option<&Tenant>,
         cutoff_ms: i64,
     ) -> Result<EvictReport, StoreError> {
-        let tenants = match tenant {
-            Some(t) => vec![t.clone()],
-            None => self.tenants().await?,
+        let selector = EvictSelector::OlderThan {
+            tenant: tenant.cloned(),
+            cutoff_ms,
         };
-        let mut report = EvictReport::default();
-        for tenant in tenants {
-            for meta in self.list_prefix(&tenant.entries_prefix()).await? {
-                let Some(key) = last_segment_digest(&meta.location) else {
-                    continue;
+        self.evict(&selector, false).await
+    }
+
+    /// What an eviction with `selector` deletes, and its report.
+    async fn plan_eviction(&self, selector: &EvictSelector) -> Result<EvictionPlan, StoreError> {
+        let mut plan = EvictionPlan::default();
+        match selector {
+            EvictSelector::Key(entry) => {
+                let path = self.path(&entry.tenant.entry(&entry.key));
+                let manifest = self.read_manifest(&path).await?;
+                self.plan_key(entry, manifest, &mut plan).await?;
+            }
+            EvictSelector::Task {
+                tenant,
+                task,
+                cache_version,
+            } => {
+                validate_name("task", task)?;
+                if let Some(version) = cache_version {
+                    validate_name("cache_version", version)?;
+                }
+                let markers = self
+                    .list_prefix(&tenant.task_prefix(task, cache_version.as_deref()))
+                    .await?;
+                for marker in markers {
+                    if let Some(key) = last_segment_digest(&marker.location) {
+                        let manifest = self.path(&tenant.entry(&key));
+                        if self.exists(&manifest).await? {
+                            plan.report.entries += 1;
+                            plan.manifests.push(manifest);
+                        }
+                    }
+                    plan.report.markers += 1;
+                    plan.rest.push(marker.location);
+                }
+            }
+            EvictSelector::Tenant(tenant) => {
+                let entries = self.path(&tenant.entries_prefix());
+                let tasks = self.path(&tenant.tasks_prefix());
+                let leases = self.path(&tenant.leases_prefix());
+                let blobs = self.path(&tenant.blobs_prefix());
+                for meta in self.list_prefix(&tenant.prefix()).await? {
+                    let at = &meta.location;
+                    if at.prefix_matches(&entries) {
+                        plan.report.entries += 1;
+                        plan.manifests.push(meta.location);
+                        continue;
+                    }
+                    if at.prefix_matches(&tasks) {
+                        plan.report.markers += 1;
+                    } else if at.prefix_matches(&leases) {
+                        plan.report.leases += 1;
+                    } else if at.prefix_matches(&blobs) {
+                        plan.report.blobs += 1;
+                    }
+                    plan.rest.push(meta.location);
+                }
+            }
+            EvictSelector::OlderThan { tenant, cutoff_ms } => {
+                let tenants = match tenant {
+                    Some(t) => vec![t.clone()],
+                    None => self.tenants().await?,
                 };
-                let old = match self.read_manifest(&meta.location).await? {
-                    None => false,
-                    Some(Some(m)) => m.created_at_ms < cutoff_ms,
-                    Some(None) => meta.last_modified.timestamp_millis() < cutoff_ms,
-                };
-                if old {
-                    let evicted = self
-                        .evict_key(&EntryRef {
-                            tenant: tenant.clone(),
-                            key,
-                        })
-                        .await?;
-                    report.entries += evicted.entries;
-                    report.markers += evicted.markers;
-                    report.leases += evicted.leases;
+                for tenant in tenants {
+                    for meta in self.list_prefix(&tenant.entries_prefix()).await? {
+                        let Some(key) = last_segment_digest(&meta.location) else {
+                            continue;
+                        };
+                        let manifest = self.read_manifest(&meta.location).await?;
+                        let old = match &manifest {
+                            None => false,
+                            Some(Some(m)) => m.created_at_ms < *cutoff_ms,
+                            Some(None) => meta.last_modified.timestamp_millis() < *cutoff_ms,
+                        };
+                        if old {
+                            let entry = EntryRef {
+                                tenant: tenant.clone(),
+                                key,
+                            };
+                            self.plan_key(&entry, manifest, &mut plan).await?;
+                        }
+                    }
                 }
             }
         }
-        Ok(report)
+        Ok(plan)
+    }
+
+    /// Adds one entry to `plan`: its manifest (as read: absent, undecodable or decoded), the
+    /// index marker the manifest names, and its lease.
+    async fn plan_key(
+        &self,
+        entry: &EntryRef,
+        manifest: Option<Option<Manifest>>,
+        plan: &mut EvictionPlan,
+    ) -> Result<(), StoreError> {
+        if let Some(manifest) = manifest {
+            plan.report.entries += 1;
+            plan.manifests
+                .push(self.path(&entry.tenant.entry(&entry.key)));
+            // An undecodable manifest does not say where its marker is; GC removes it later.
+            if let Some(m) = manifest {
+                let marker = entry
+                    .tenant
+                    .marker(&m.key.task, &m.key.cache_version, &entry.key);
+                plan.report.markers += 1;
+                plan.rest.push(self.path(&marker));
+            }
+        }
+        let lease = self.path(&entry.tenant.lease(&entry.key));
+        if self.exists(&lease).await? {
+            plan.report.leases += 1;
+            plan.rest.push(lease);
+        }
+        Ok(())
+    }
+
+    /// Whether an object exists (one HEAD).
+    async fn exists(&self, path: &Path) -> Result<bool, StoreError> {
+        match self.objects.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(StoreError::backend("head", path, e)),
+        }
     }
 
     /// Mark-and-sweep of blobs no manifest references, in one tenant or all of them.
@@ -360,12 +462,19 @@ impl Store {
             // Mark.
             let mut referenced = BTreeSet::new();
             let mut live_keys = BTreeSet::new();
+            let mut expired = Vec::new();
             for meta in self.list_prefix(&tenant.entries_prefix()).await? {
-                if let Some(key) = last_segment_digest(&meta.location) {
-                    live_keys.insert(key);
-                }
+                let key = last_segment_digest(&meta.location);
                 match self.read_manifest(&meta.location).await? {
                     None => {}
+                    Some(Some(manifest))
+                        if manifest.expires_at_ms.is_some_and(|at| at < cutoff) =>
+                    {
+                        report.manifests += 1;
+                        report.expired_entries += 1;
+                        expired.push(meta.location);
+                        continue;
+                    }
                     Some(Some(manifest)) => {
                         report.manifests += 1;
                         referenced.extend(
@@ -380,6 +489,9 @@ impl Store {
                         report.manifests += 1;
                         report.undecodable_manifests += 1;
                     }
+                }
+                if let Some(key) = key {
+                    live_keys.insert(key);
                 }
             }
             // Sweep blobs.
@@ -408,6 +520,8 @@ impl Store {
                 }
             }
             if !options.dry_run {
+                // Expired manifests first: their blobs and markers are unreferenced already.
+                self.delete_all(expired).await?;
                 report.deleted_blobs += self.delete_all(doomed).await?;
                 self.delete_all(orphans).await?;
             }

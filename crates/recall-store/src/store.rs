@@ -335,9 +335,20 @@ impl Store {
         Ok(store)
     }
 
-    /// The underlying object store.
-    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+    /// The underlying object store, for recall-store's own tests (feature `test-access`):
+    /// not API. Everything visible in the bucket is a `Store` method (docs/LAYOUT.md).
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub fn raw_object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
+    }
+
+    /// The full object path of a layout path, for recall-store's own tests (feature
+    /// `test-access`): not API.
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub fn raw_path(&self, relative: &str) -> Path {
+        self.path(relative)
     }
 
     /// The settings this store was opened with.
@@ -346,7 +357,7 @@ impl Store {
     }
 
     /// The full object path of a layout path (relative to the store root).
-    pub fn path(&self, relative: &str) -> Path {
+    pub(crate) fn path(&self, relative: &str) -> Path {
         if self.root.is_empty() {
             Path::from(relative)
         } else {

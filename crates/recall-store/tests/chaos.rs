@@ -14,8 +14,6 @@
 //! `RECALL_TEST_SKIP` names `s3`; the full-disk scenario needs root (for mount) and fails
 //! without it unless `RECALL_TEST_SKIP` names `fulldisk`.
 
-mod s3_env;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,31 +25,11 @@ use recall_store::{
     EntryRef, FetchTo, Fetched, Lookup, Manifest, Output, PublishOptions, Store, StoreConfig,
     Tenant, open_url_with,
 };
+use recall_testkit::s3::S3Env;
+use recall_testkit::{Rng, skipped};
 
 const PROJECT: &str = "chaos";
 const DOMAIN: &str = "development";
-
-/// xorshift64*: the same seed gives the same run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn skipped(part: &str) -> bool {
-    std::env::var("RECALL_TEST_SKIP")
-        .unwrap_or_default()
-        .split(',')
-        .any(|p| p.trim() == part)
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -112,12 +90,12 @@ fn s3_target(root: &str) -> Option<Target> {
         println!("== SKIPPED (RECALL_TEST_SKIP): chaos on S3");
         return None;
     }
-    let env = s3_env::S3Env::from_env();
+    let env = S3Env::from_env();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(env.ensure_bucket());
     Some(Target {
         name: "s3",
-        url: format!("s3://{}/{}", env.bucket, s3_env::s3_root(root)),
+        url: format!("s3://{}/{}", env.bucket, recall_testkit::short_root(root)),
         options: env.object_store_options(),
     })
 }
@@ -171,7 +149,7 @@ fn child(args: &[String]) {
     let n: u64 = n.parse().expect("N");
     let size: usize = size.parse().expect("SIZE");
     let options = if url.starts_with("s3://") {
-        s3_env::S3Env::from_env().object_store_options()
+        S3Env::from_env().object_store_options()
     } else {
         Vec::new()
     };
@@ -216,9 +194,9 @@ struct Audit {
 
 async fn audit(store: &Store) -> Audit {
     let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
-    let objects = store.object_store();
+    let objects = store.raw_object_store();
     let listed: Vec<_> = objects
-        .list(Some(&store.path(&tenant.entries_prefix())))
+        .list(Some(&store.raw_path(&tenant.entries_prefix())))
         .try_collect()
         .await
         .unwrap();
@@ -240,7 +218,10 @@ async fn audit(store: &Store) -> Audit {
             audit.outputs_checked += 1;
             let data = match &record.inline {
                 Some(inline) => inline.clone(),
-                None => match objects.get(&store.path(&tenant.blob(&record.digest))).await {
+                None => match objects
+                    .get(&store.raw_path(&tenant.blob(&record.digest)))
+                    .await
+                {
                     Ok(got) => got.bytes().await.unwrap(),
                     Err(_) => {
                         audit.missing_blobs += 1;
@@ -377,7 +358,7 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             originals.push((n, data));
         }
         let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
-        let objects = store.object_store();
+        let objects = store.raw_object_store();
         let mut flipped = 0;
         // About half the entries, and at least one damaged and one intact.
         let damaged: Vec<bool> = (0..originals.len())
@@ -389,7 +370,7 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             .filter(|(_, d)| **d)
             .map(|(o, _)| o)
         {
-            let path = store.path(&tenant.blob(&Digest::of_content(data)));
+            let path = store.raw_path(&tenant.blob(&Digest::of_content(data)));
             let mut bytes = objects
                 .get(&path)
                 .await

@@ -14,21 +14,7 @@ use std::path::{Path, PathBuf};
 use recall_key::KeyMaterial;
 use recall_store::{LeaseRecord, Manifest};
 
-/// A small deterministic generator (xorshift64*), so a failure reproduces from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use recall_testkit::Rng;
 
 /// Bytes CBOR and JSON decoders treat specially: headers with large lengths, indefinite
 /// markers, tags, floats, brackets and quotes.
@@ -40,33 +26,33 @@ const INTERESTING: &[u8] = &[
 
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut data = seed.to_vec();
-    for _ in 0..=rng.below(4) {
-        match rng.below(6) {
+    for _ in 0..=rng.index(4) {
+        match rng.index(6) {
             0 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] ^= 1 << rng.below(8);
+                let i = rng.index(data.len());
+                data[i] ^= 1 << rng.index(8);
             }
             1 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] = INTERESTING[rng.below(INTERESTING.len())];
+                let i = rng.index(data.len());
+                data[i] = INTERESTING[rng.index(INTERESTING.len())];
             }
             2 => {
-                let i = rng.below(data.len() + 1);
-                data.insert(i, INTERESTING[rng.below(INTERESTING.len())]);
+                let i = rng.index(data.len() + 1);
+                data.insert(i, INTERESTING[rng.index(INTERESTING.len())]);
             }
             3 if !data.is_empty() => {
-                data.truncate(rng.below(data.len()));
+                data.truncate(rng.index(data.len()));
             }
             4 if data.len() > 1 => {
-                let start = rng.below(data.len());
-                let end = (start + 1 + rng.below(16)).min(data.len());
+                let start = rng.index(data.len());
+                let end = (start + 1 + rng.index(16)).min(data.len());
                 let chunk = data[start..end].to_vec();
-                let at = rng.below(data.len() + 1);
+                let at = rng.index(data.len() + 1);
                 data.splice(at..at, chunk);
             }
             _ if !data.is_empty() => {
-                let start = rng.below(data.len());
-                let end = (start + 1 + rng.below(16)).min(data.len());
+                let start = rng.index(data.len());
+                let end = (start + 1 + rng.index(16)).min(data.len());
                 data.drain(start..end);
             }
             _ => data.push(rng.next() as u8),

@@ -119,19 +119,19 @@ async fn gc_and_evict_never_follow_links_out_of_the_store() {
     );
     store.evict_tenant(&tenant).await.unwrap();
     // Deleting through a linked directory names nothing.
-    let through = store.path("tenants/proj/dev/blobs/zz/precious.txt");
-    store.object_store().delete(&through).await.unwrap();
+    let through = store.raw_path("tenants/proj/dev/blobs/zz/precious.txt");
+    store.raw_object_store().delete(&through).await.unwrap();
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     assert_eq!(std::fs::read(&other_file).unwrap(), b"keep me too");
     // Reading through a linked directory misses; writing through it fails.
     assert!(matches!(
-        store.object_store().get(&through).await,
+        store.raw_object_store().get(&through).await,
         Err(object_store::Error::NotFound { .. })
     ));
-    let written = store.path("tenants/proj/dev/blobs/zz/new");
+    let written = store.raw_path("tenants/proj/dev/blobs/zz/new");
     assert!(
         store
-            .object_store()
+            .raw_object_store()
             .put(&written, "x".into())
             .await
             .is_err()
@@ -147,7 +147,7 @@ async fn store_files_are_private_to_the_owner() {
     let key = one_output_key("wf.modes", 1);
     // A multipart blob too, with small parts.
     let big = Store::from_object_store(
-        Arc::clone(store.object_store()),
+        Arc::clone(store.raw_object_store()),
         "",
         StoreConfig {
             upload: recall_store::UploadTuning {

@@ -4,8 +4,6 @@
 //! ciborium, blake3 and serde_json, and gets nothing from recall but the KEY-SPEC 7.5 JSON
 //! object that `recall key --json` prints; it does not import recall_store.
 
-mod s3_env;
-
 use std::sync::Arc;
 
 use recall_key::{InputSource, KeyMaterial, Value, ValueType};
@@ -119,21 +117,15 @@ mod outside {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_client_reads_an_entry_by_following_layout_md() {
-    let skip = std::env::var("RECALL_TEST_SKIP").unwrap_or_default();
-    if skip.split(',').any(|part| part.trim() == "s3") {
-        eprintln!("SKIPPED (RECALL_TEST_SKIP={skip}): outside-reader test on S3");
+    if recall_testkit::skipped("s3") {
         return;
     }
-    let env = s3_env::S3Env::from_env();
+    let env = recall_testkit::s3::S3Env::from_env();
     env.ensure_bucket().await;
     let options = env.object_store_options();
     let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let backend = open_url_with(&format!("s3://{}", env.bucket), &options).expect("open S3");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let root = s3_env::s3_root(&format!("outside-reader/{nanos}"));
+    let root = recall_testkit::unique_root("outside-reader", "read");
     let store =
         Store::from_object_store(Arc::clone(&backend.objects), &root, StoreConfig::default())
             .await

@@ -13,8 +13,6 @@
 //! (only then), 2 on bad input and 3 on any other failure, so a broken Python environment
 //! can never pass for a miss.
 
-mod s3_env;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -24,14 +22,8 @@ use recall_key::{DerivedKey, Digest, KeyMaterial};
 use recall_store::{
     Output, PublishOptions, PublishOutcome, Store, StoreConfig, Tenant, open_url_with,
 };
-use s3_env::S3Env;
-
-fn skipping(part: &str) -> bool {
-    std::env::var("RECALL_TEST_SKIP")
-        .unwrap_or_default()
-        .split(',')
-        .any(|p| p.trim() == part)
-}
+use recall_testkit::s3::S3Env;
+use recall_testkit::skipped;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +34,7 @@ fn workspace_root() -> PathBuf {
 
 /// The Python to run the reader with, or `None` when skipped.
 fn python() -> Option<PathBuf> {
-    if skipping("python") {
+    if skipped("python") {
         // scripts/test.sh then installs no cbor2/blake3, even if moto made target/pyenv.
         eprintln!("SKIPPED (RECALL_TEST_SKIP=python): python reader");
         return None;
@@ -131,21 +123,14 @@ impl Run {
 
 impl Ctx {
     async fn new(name: &str) -> Option<Ctx> {
-        if skipping("s3") {
+        if skipped("s3") {
             eprintln!("SKIPPED (RECALL_TEST_SKIP=s3): python reader against S3");
             return None;
         }
         let env = S3Env::from_env();
         let python = python()?;
         env.ensure_bucket().await;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = s3_env::s3_root(&format!(
-            "python-reader/{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let prefix = recall_testkit::unique_root("python-reader", name);
         let options = env.object_store_options();
         let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let backend = open_url_with(&format!("s3://{}/{prefix}", env.bucket), &options)
@@ -271,16 +256,7 @@ impl Ctx {
 
 /// Deterministic, incompressible-looking bytes.
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    recall_testkit::pseudo_random(len, seed ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Checks a hit: every published output is in the out directory with exactly its bytes, and
@@ -392,8 +368,10 @@ async fn inline_small_output() {
 
     // LAYOUT 4.2: the reader checks inline bytes too. Change the inline byte string h'09'
     // (`66 "inline" 41 09`) to h'08' in the stored manifest: still valid CBOR, wrong digest.
-    let manifest = ctx.store.path(&ctx.tenant(&derived).entry(&derived.key));
-    let objects = ctx.store.object_store();
+    let manifest = ctx
+        .store
+        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
+    let objects = ctx.store.raw_object_store();
     let mut bytes = objects
         .get(&manifest)
         .await
@@ -547,9 +525,12 @@ async fn never_published_is_a_miss() {
 
     // LAYOUT 4.1: a manifest read from another key's path is a miss (key.key differs).
     let tenant = ctx.tenant(&ctx.derive(&published));
-    let objects = ctx.store.object_store();
+    let objects = ctx.store.raw_object_store();
     let bytes = objects
-        .get(&ctx.store.path(&tenant.entry(&ctx.derive(&published).key)))
+        .get(
+            &ctx.store
+                .raw_path(&tenant.entry(&ctx.derive(&published).key)),
+        )
         .await
         .unwrap()
         .bytes()
@@ -557,7 +538,7 @@ async fn never_published_is_a_miss() {
         .unwrap();
     objects
         .put(
-            &ctx.store.path(&tenant.entry(&ctx.derive(&other).key)),
+            &ctx.store.raw_path(&tenant.entry(&ctx.derive(&other).key)),
             PutPayload::from(bytes),
         )
         .await
@@ -589,8 +570,8 @@ async fn corrupt_blob_is_a_miss() {
     // Flip one byte of the blob, keeping its size.
     let blob = ctx
         .store
-        .path(&ctx.tenant(&derived).blob(&Digest::of_content(&model)));
-    let objects = ctx.store.object_store();
+        .raw_path(&ctx.tenant(&derived).blob(&Digest::of_content(&model)));
+    let objects = ctx.store.raw_object_store();
     let mut bytes = objects
         .get(&blob)
         .await
@@ -663,9 +644,11 @@ async fn expired_and_undecodable_entries_are_misses() {
         .assert_miss("old");
 
     // 4.4 case 1: a manifest that does not decode.
-    let manifest = ctx.store.path(&ctx.tenant(&derived).entry(&derived.key));
+    let manifest = ctx
+        .store
+        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
     ctx.store
-        .object_store()
+        .raw_object_store()
         .put(&manifest, PutPayload::from_static(b"\xff\x00 not cbor"))
         .await
         .unwrap();
@@ -673,8 +656,8 @@ async fn expired_and_undecodable_entries_are_misses() {
 
     // LAYOUT 1: the reader checks the descriptor; without one, nothing is cached here.
     ctx.store
-        .object_store()
-        .delete(&ctx.store.path(recall_store::DESCRIPTOR))
+        .raw_object_store()
+        .delete(&ctx.store.raw_path(recall_store::DESCRIPTOR))
         .await
         .unwrap();
     ctx.read(&material, &[]).assert_miss("no descriptor");

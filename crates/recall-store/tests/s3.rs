@@ -1,25 +1,22 @@
 //! The conformance suite on S3: moto (started by scripts/test-servers.sh), or MinIO / AWS when
-//! the `RECALL_TEST_S3_*` variables point there (see tests/s3_env/mod.rs).
+//! the `RECALL_TEST_S3_*` variables point there (see recall-testkit's `s3` module).
 
 mod conformance;
-mod s3_env;
 
-use recall_store::open_url_with;
+use recall_testkit::s3::S3Env;
 
 async fn harness(case: &str) -> Option<conformance::Harness> {
-    if conformance::skipped("s3") {
+    if recall_testkit::skipped("s3") {
         return None;
     }
-    let env = s3_env::S3Env::from_env();
+    let env = S3Env::from_env();
     env.ensure_bucket().await;
-    let options = env.object_store_options();
-    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let backend = open_url_with(&format!("s3://{}", env.bucket), &options).expect("open S3 store");
-    Some(conformance::Harness {
-        objects: backend.objects,
-        root: s3_env::s3_root(&conformance::unique_root(case)),
-        _guard: None,
-    })
+    let url = format!("s3://{}", env.bucket);
+    Some(conformance::remote_harness(
+        &url,
+        &env.object_store_options(),
+        case,
+    ))
 }
 
 conformance_suite!(harness);

@@ -10,50 +10,16 @@ mod conformance;
 
 use std::time::Duration;
 
-use recall_store::{Store, StoreConfig, open_url_with};
-
-/// The endpoint and bucket, or `None` when skipped on purpose.
-fn server() -> Option<(String, String)> {
-    if conformance::skipped("s3nocas") {
-        return None;
-    }
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} is not set: run scripts/test.sh (it starts s3rver), or set \
-                 RECALL_TEST_SKIP=s3nocas to skip the S3 server without conditional writes"
-                )
-            })
-    };
-    Some((
-        var("RECALL_TEST_S3NOCAS_ENDPOINT"),
-        var("RECALL_TEST_S3NOCAS_BUCKET"),
-    ))
-}
-
-fn options(endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("aws_endpoint", endpoint.to_string()),
-        ("aws_region", "us-east-1".into()),
-        // s3rver's fixed development credentials.
-        ("aws_access_key_id", "S3RVER".into()),
-        ("aws_secret_access_key", "S3RVER".into()),
-    ]
-}
+use recall_store::{Store, StoreConfig};
+use recall_testkit::s3::S3Env;
 
 async fn harness(case: &str) -> Option<conformance::Harness> {
-    let (endpoint, bucket) = server()?;
-    let options = options(&endpoint);
-    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let backend = open_url_with(&format!("s3://{bucket}"), &options).expect("open s3rver store");
-    Some(conformance::Harness {
-        objects: backend.objects,
-        root: conformance::unique_root(case),
-        _guard: None,
-    })
+    if recall_testkit::skipped("s3nocas") {
+        return None;
+    }
+    let options = S3Env::nocas_from_env().object_store_options();
+    let url = format!("s3://{}", S3Env::nocas_from_env().bucket);
+    Some(conformance::remote_harness(&url, &options, case))
 }
 
 // The cases that need no conditional write to hold (one writer at a time). Left out besides

@@ -4,13 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
-use recall_key::{DerivedKey, Digest};
+use recall_key::DerivedKey;
 use recall_store::{
-    Capabilities, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, GcOptions, GcReport, LeaseStatus,
-    Lookup, Manifest, Output, PublishMode, PublishOptions, PublishOutcome, Store, StoreConfig,
-    TaskEntry, Tenant,
+    Capabilities, DEFAULT_GRACE, EntryRef, EvictReport, EvictSelector, FetchTo, GcOptions,
+    GcReport, LeaseStatus, Lookup, Manifest, Output, PublishMode, PublishOptions, PublishOutcome,
+    Store, StoreConfig, TaskEntry, Tenant,
 };
 
 use crate::client::{CacheClient, EvictRequest, EvictTarget, LeaseGrant, OutputFile, StoredEntry};
@@ -43,110 +41,6 @@ impl DirectClient {
     pub fn store(&self) -> &Store {
         &self.store
     }
-
-    /// Object paths under a layout prefix.
-    async fn list(&self, relative: &str) -> Result<Vec<object_store::ObjectMeta>, CliError> {
-        let prefix = self.store.path(relative);
-        self.store
-            .object_store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| storage("list", &prefix, e))
-    }
-
-    async fn exists(&self, relative: &str) -> Result<bool, CliError> {
-        let path = self.store.path(relative);
-        match self.store.object_store().head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage("head", &path, e)),
-        }
-    }
-
-    /// Counts what an eviction would remove, deleting nothing.
-    async fn evict_dry_run(&self, request: &EvictRequest) -> Result<EvictReport, CliError> {
-        let mut report = EvictReport::default();
-        let tenants = match &request.tenant {
-            Some(t) => vec![t.clone()],
-            None => self.store.tenants().await?,
-        };
-        for tenant in tenants {
-            match &request.target {
-                EvictTarget::Key(key) => {
-                    if self.exists(&tenant.entry(key)).await? {
-                        report.entries += 1;
-                        report.markers += 1;
-                    }
-                    if self.exists(&tenant.lease(key)).await? {
-                        report.leases += 1;
-                    }
-                }
-                EvictTarget::Task {
-                    task,
-                    cache_version,
-                } => {
-                    for entry in self
-                        .store
-                        .list_task_entries(&tenant, task, cache_version.as_deref())
-                        .await?
-                    {
-                        report.markers += 1;
-                        if self.exists(&tenant.entry(&entry.key)).await? {
-                            report.entries += 1;
-                        }
-                    }
-                }
-                EvictTarget::Tenant => {
-                    for meta in self.list(&tenant.prefix()).await? {
-                        let path = meta.location.to_string();
-                        let rel = |p: String| self.store.path(&p).to_string();
-                        if path.starts_with(&rel(tenant.entries_prefix())) {
-                            report.entries += 1;
-                        } else if path.starts_with(&rel(tenant.tasks_prefix())) {
-                            report.markers += 1;
-                        } else if path.starts_with(&rel(tenant.leases_prefix())) {
-                            report.leases += 1;
-                        } else if path.starts_with(&rel(tenant.blobs_prefix())) {
-                            report.blobs += 1;
-                        }
-                    }
-                }
-                EvictTarget::OlderThan(cutoff_ms) => {
-                    for meta in self.list(&tenant.entries_prefix()).await? {
-                        let Some(key) = meta
-                            .location
-                            .filename()
-                            .and_then(|n| n.parse::<Digest>().ok())
-                        else {
-                            continue;
-                        };
-                        let entry = EntryRef {
-                            tenant: tenant.clone(),
-                            key,
-                        };
-                        let old = match self.store.read_entry_manifest(&entry).await? {
-                            Some(m) => m.created_at_ms < *cutoff_ms,
-                            None => meta.last_modified.timestamp_millis() < *cutoff_ms,
-                        };
-                        if old {
-                            report.entries += 1;
-                            report.markers += 1;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(report)
-    }
-}
-
-fn storage(
-    operation: &'static str,
-    path: &object_store::path::Path,
-    e: object_store::Error,
-) -> CliError {
-    CliError::Storage(format!("object store {operation} {path}: {e}"))
 }
 
 #[async_trait]
@@ -269,39 +163,31 @@ impl CacheClient for DirectClient {
     }
 
     async fn evict(&self, request: &EvictRequest) -> Result<EvictReport, CliError> {
-        if request.dry_run {
-            return self.evict_dry_run(request).await;
-        }
         let need_tenant = || {
-            request.tenant.as_ref().ok_or_else(|| {
+            request.tenant.clone().ok_or_else(|| {
                 CliError::Usage("evict: --project and --domain are required for this target".into())
             })
         };
-        let report = match &request.target {
-            EvictTarget::Key(key) => {
-                self.store
-                    .evict_key(&EntryRef {
-                        tenant: need_tenant()?.clone(),
-                        key: *key,
-                    })
-                    .await?
-            }
+        let selector = match &request.target {
+            EvictTarget::Key(key) => EvictSelector::Key(EntryRef {
+                tenant: need_tenant()?,
+                key: *key,
+            }),
             EvictTarget::Task {
                 task,
                 cache_version,
-            } => {
-                self.store
-                    .evict_task(need_tenant()?, task, cache_version.as_deref())
-                    .await?
-            }
-            EvictTarget::Tenant => self.store.evict_tenant(need_tenant()?).await?,
-            EvictTarget::OlderThan(cutoff) => {
-                self.store
-                    .evict_older_than(request.tenant.as_ref(), *cutoff)
-                    .await?
-            }
+            } => EvictSelector::Task {
+                tenant: need_tenant()?,
+                task: task.clone(),
+                cache_version: cache_version.clone(),
+            },
+            EvictTarget::Tenant => EvictSelector::Tenant(need_tenant()?),
+            EvictTarget::OlderThan(cutoff_ms) => EvictSelector::OlderThan {
+                tenant: request.tenant.clone(),
+                cutoff_ms: *cutoff_ms,
+            },
         };
-        Ok(report)
+        Ok(self.store.evict(&selector, request.dry_run).await?)
     }
 
     async fn gc(&self, tenant: Option<&Tenant>, options: &GcOptions) -> Result<GcReport, CliError> {

@@ -8,8 +8,6 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use recall_store::{
     Capabilities, DESCRIPTOR, LAYOUT_VERSION, Store, StoreConfig, open_url, system_time_ms,
 };
@@ -476,7 +474,6 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     let store = Store::open_unverified(url, StoreConfig::default())?;
-    let objects = store.object_store().clone();
     let later = [
         "read",
         "write",
@@ -490,8 +487,7 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
     ];
 
     // Bucket: one listing of the root.
-    let root = (!backend.root.is_empty()).then(|| Path::from(backend.root.as_str()));
-    match within(timeout, objects.list_with_delimiter(root.as_ref())).await {
+    match within(timeout, store.list_root()).await {
         Ok(_) if bucket.is_empty() => report.ok("bucket", "the store root answers a listing"),
         Ok(_) => report.ok("bucket", format!("{bucket:?} answers a listing")),
         Err(err) => {
@@ -503,12 +499,9 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
     }
 
     // Read: a GET of an object that does not exist must say "not found".
-    let absent = store.probe_path("absent");
-    match within(timeout, objects.get(&absent)).await {
-        Err(err) if err.contains("not found") || err.contains("NotFound") => {
-            report.ok("read", "a GET answers (a missing object reads as missing)")
-        }
-        Ok(_) => report.ok("read", "a GET answers"),
+    match within(timeout, store.scratch("absent").get()).await {
+        Ok(None) => report.ok("read", "a GET answers (a missing object reads as missing)"),
+        Ok(Some(_)) => report.ok("read", "a GET answers"),
         Err(err) => {
             let (detail, fix) = first_request_failure(&bucket, &err);
             report.fail("read", detail, fix);
@@ -518,13 +511,9 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
     }
 
     // Write, then delete, one scratch object under probe/.
-    let scratch = store.probe_path("doctor");
+    let scratch = store.scratch("doctor");
     let before = system_time_ms(SystemTime::now());
-    let written = within(
-        timeout,
-        objects.put(&scratch, PutPayload::from_static(b"recall doctor")),
-    )
-    .await;
+    let written = within(timeout, scratch.put(Bytes::from_static(b"recall doctor"))).await;
     let after = system_time_ms(SystemTime::now());
     if let Err(err) = written {
         let (detail, fix) = first_request_failure(&bucket, &err);
@@ -536,15 +525,10 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
         "write",
         format!("a PUT under {}/ succeeded", recall_store::PROBE_PREFIX),
     );
-    let modified = within(timeout, objects.head(&scratch))
-        .await
-        .ok()
-        .map(|meta| meta.last_modified.timestamp_millis());
-    match within(timeout, objects.delete(&scratch)).await {
-        Ok(()) => match within(timeout, objects.head(&scratch)).await {
-            Err(err) if err.contains("not found") || err.contains("NotFound") => {
-                report.ok("delete", "a DELETE removed it")
-            }
+    let modified = within(timeout, scratch.modified_ms()).await.ok().flatten();
+    match within(timeout, scratch.delete()).await {
+        Ok(()) => match within(timeout, scratch.modified_ms()).await {
+            Ok(None) => report.ok("delete", "a DELETE removed it"),
             _ => report.fail(
                 "delete",
                 "a DELETE answered, but the object is still there",
@@ -558,13 +542,7 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
         ),
     }
 
-    descriptor_line(
-        &mut report,
-        objects.as_ref(),
-        &store.path(DESCRIPTOR),
-        timeout,
-    )
-    .await;
+    descriptor_line(&mut report, &store, timeout).await;
 
     match store.probe_capabilities(timeout).await {
         Ok(capabilities) => {
@@ -623,20 +601,10 @@ async fn check_store(url: &str, timeout: Duration) -> Result<Report, CliError> {
     Ok(report)
 }
 
-async fn descriptor_line(
-    report: &mut Report,
-    objects: &dyn ObjectStore,
-    path: &Path,
-    timeout: Duration,
-) {
-    let body = match within(timeout, async {
-        let result = objects.get(path).await?;
-        result.bytes().await
-    })
-    .await
-    {
-        Ok(body) => body,
-        Err(err) if err.contains("not found") || err.contains("NotFound") => {
+async fn descriptor_line(report: &mut Report, store: &Store, timeout: Duration) {
+    let body = match within(timeout, store.read_descriptor_bytes()).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
             report.ok(
                 "descriptor",
                 format!("{DESCRIPTOR} is absent: recall writes it at first use"),
@@ -672,20 +640,16 @@ async fn descriptor_line(
 
 /// One multipart upload of two parts (5 MiB and 1 KiB), read back and removed.
 async fn multipart_line(report: &mut Report, store: &Store, timeout: Duration) {
-    let path = store.probe_path("multipart");
-    let objects = store.object_store().clone();
-    let first = Bytes::from(vec![7u8; 5 << 20]);
-    let second = Bytes::from(vec![9u8; 1024]);
-    let result = within(timeout, async {
-        let mut upload = objects.put_multipart(&path).await?;
-        upload.put_part(PutPayload::from(first.clone())).await?;
-        upload.put_part(PutPayload::from(second.clone())).await?;
-        upload.complete().await?;
-        let body = objects.get(&path).await?.bytes().await?;
-        Ok::<_, object_store::Error>(body.len() == first.len() + second.len())
-    })
-    .await;
-    let _ = within(timeout, objects.delete(&path)).await;
+    let scratch = store.scratch("multipart");
+    let parts = [
+        Bytes::from(vec![7u8; 5 << 20]),
+        Bytes::from(vec![9u8; 1024]),
+    ];
+    let whole = parts.iter().map(|p| p.len() as u64).sum::<u64>();
+    let result = within(timeout, scratch.put_multipart(&parts))
+        .await
+        .map(|size| size == whole);
+    let _ = within(timeout, scratch.delete()).await;
     match result {
         Ok(true) => report.ok("multipart", "a two-part upload came back whole"),
         Ok(false) => report.warn(

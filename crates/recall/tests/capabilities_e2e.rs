@@ -8,46 +8,9 @@ use e2e::{Backend, Env, Mode, assert_code, skipped, start_daemon, stderr, stdout
 
 /// A fresh prefix on s3rver, used directly; `None` when `RECALL_TEST_SKIP` names s3nocas.
 fn nocas_env(case: &str) -> Option<Env> {
-    if skipped("s3nocas") {
-        eprintln!("SKIPPED (RECALL_TEST_SKIP): s3nocas case {case}");
-        return None;
-    }
-    let need = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} is not set: run scripts/test.sh (it starts s3rver), or set \
-                 RECALL_TEST_SKIP=s3nocas"
-                )
-            })
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let vars = vec![
-        ("AWS_ACCESS_KEY_ID".to_string(), "S3RVER".to_string()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "S3RVER".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        (
-            "AWS_ENDPOINT_URL".into(),
-            need("RECALL_TEST_S3NOCAS_ENDPOINT"),
-        ),
-    ];
-    Some(Env {
-        store: format!(
-            "s3://{}/cli-{case}-{}-{nanos}",
-            need("RECALL_TEST_S3NOCAS_BUCKET"),
-            std::process::id()
-        ),
-        mode: Mode::Direct,
-        daemon: None,
-        vars,
-        work: tempfile::tempdir().unwrap(),
-        store_dir: None,
-    })
+    Some(Env::on(recall_testkit::backend::Backend::s3_nocas(
+        "cli", case,
+    )?))
 }
 
 /// Gives the case its own capability cache (`$XDG_CACHE_HOME/recall/capabilities`).

@@ -109,7 +109,7 @@ fn missing_credentials_are_named() {
     let Some(env) = s3("no-credentials") else {
         return;
     };
-    let closed = format!("http://127.0.0.1:{}", e2e::free_port());
+    let closed = format!("http://127.0.0.1:{}", recall_testkit::recalld::free_port());
     let no_keys = [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

@@ -46,6 +46,33 @@ pub struct Config {
     pub limits: Limits,
     /// Bearer tokens; none means no authentication (loopback only, unless insecure_no_auth).
     pub tokens: Vec<TokenSettings>,
+    /// Flyte's catalog protocols (`[flyte]`).
+    pub flyte: FlyteSettings,
+}
+
+/// `[flyte]`: the datacatalog gRPC service for flytepropeller.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlyteSettings {
+    /// Where to serve Flyte 1's datacatalog gRPC service; unset: not served.
+    pub datacatalog_listen: Option<SocketAddr>,
+    /// Longest heartbeat a reservation is granted for, in seconds (default 10, never 0).
+    pub reservation_max_heartbeat_secs: u64,
+    /// A reservation expires after this many heartbeats without renewal (default 3, never 0).
+    pub reservation_grace: u32,
+    /// An artifact that is created but never tagged expires after this many seconds.
+    pub untagged_artifact_ttl_secs: u64,
+}
+
+impl Default for FlyteSettings {
+    fn default() -> Self {
+        FlyteSettings {
+            datacatalog_listen: None,
+            reservation_max_heartbeat_secs: 10,
+            reservation_grace: 3,
+            untagged_artifact_ttl_secs: 3600,
+        }
+    }
 }
 
 /// Log line format.
@@ -192,6 +219,7 @@ impl Default for Config {
             cache: CacheSettings::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
+            flyte: FlyteSettings::default(),
         }
     }
 }
@@ -366,6 +394,10 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_BREAKER_FAILURE_THRESHOLD",
     "RECALL_BREAKER_OPEN_MS",
     "RECALL_MAX_AGE_SECS",
+    "RECALL_FLYTE_DATACATALOG_LISTEN",
+    "RECALL_FLYTE_RESERVATION_MAX_HEARTBEAT_SECS",
+    "RECALL_FLYTE_RESERVATION_GRACE",
+    "RECALL_FLYTE_UNTAGGED_ARTIFACT_TTL_SECS",
 ];
 
 /// `RECALL_*` variables that belong to other tools and are ignored here.
@@ -464,6 +496,20 @@ impl Config {
                 }
                 "RECALL_BREAKER_OPEN_MS" => self.breaker.open_ms = num()?,
                 "RECALL_MAX_AGE_SECS" => self.cache.max_age_secs = num()?,
+                "RECALL_FLYTE_DATACATALOG_LISTEN" => {
+                    self.flyte.datacatalog_listen =
+                        Some(value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?)
+                }
+                "RECALL_FLYTE_RESERVATION_MAX_HEARTBEAT_SECS" => {
+                    self.flyte.reservation_max_heartbeat_secs = num()?
+                }
+                "RECALL_FLYTE_RESERVATION_GRACE" => {
+                    self.flyte.reservation_grace =
+                        u32::try_from(num()?).map_err(|_| bad("too large"))?
+                }
+                "RECALL_FLYTE_UNTAGGED_ARTIFACT_TTL_SECS" => {
+                    self.flyte.untagged_artifact_ttl_secs = num()?
+                }
                 _ => {
                     return Err(ConfigError::UnknownEnv {
                         name,
@@ -486,6 +532,17 @@ impl Config {
             return Err(invalid(
                 "listen",
                 self.listen.to_string(),
+                "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
+            ));
+        }
+        if let Some(address) = self.flyte.datacatalog_listen
+            && !address.ip().is_loopback()
+            && self.tokens.is_empty()
+            && !self.insecure_no_auth
+        {
+            return Err(invalid(
+                "flyte.datacatalog_listen",
+                address.to_string(),
                 "a non-loopback address needs [[tokens]] configured, or --insecure-no-auth",
             ));
         }
@@ -529,6 +586,18 @@ impl Config {
             ("limits.max_outputs", self.limits.max_outputs),
             ("limits.max_manifest_bytes", self.limits.max_manifest_bytes),
             ("limits.max_heartbeat_secs", self.limits.max_heartbeat_secs),
+            (
+                "flyte.reservation_max_heartbeat_secs",
+                self.flyte.reservation_max_heartbeat_secs,
+            ),
+            (
+                "flyte.reservation_grace",
+                u64::from(self.flyte.reservation_grace),
+            ),
+            (
+                "flyte.untagged_artifact_ttl_secs",
+                self.flyte.untagged_artifact_ttl_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "0".into(), "must be at least 1"));
@@ -560,6 +629,13 @@ impl Config {
             return Err(invalid(
                 "limits.max_heartbeat_secs",
                 self.limits.max_heartbeat_secs.to_string(),
+                &format!("must be at most {MAX_HEARTBEAT_SECS} (one day)"),
+            ));
+        }
+        if self.flyte.reservation_max_heartbeat_secs > MAX_HEARTBEAT_SECS {
+            return Err(invalid(
+                "flyte.reservation_max_heartbeat_secs",
+                self.flyte.reservation_max_heartbeat_secs.to_string(),
                 &format!("must be at most {MAX_HEARTBEAT_SECS} (one day)"),
             ));
         }

@@ -9,7 +9,11 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod config;
+pub mod error;
+pub mod flyte;
+pub mod grpc;
 pub mod metrics;
 pub mod routes;
 pub mod server;
@@ -39,11 +43,30 @@ pub async fn serve(
     let store_url = config.store.clone();
     let threads = server::worker_count(config.worker_threads);
     let limits = server::ConnectionLimits::from_config(&config);
+    let datacatalog = match config.flyte.datacatalog_listen {
+        Some(address) => Some(grpc::bind("flyte.datacatalog_listen", address).await?),
+        None => None,
+    };
     let state = Arc::new(AppState::new(config).await?);
     state.keep_checking_store();
+    let shutdown = futures::FutureExt::shared(shutdown);
     println!("recalld: listening on http://{address}");
+    let mut grpc_doors = Vec::new();
+    if let Some(listener) = datacatalog {
+        let grpc_address = listener.local_addr()?;
+        println!("recalld: datacatalog gRPC on {grpc_address}");
+        tracing::info!(address = %grpc_address, "serving Flyte's datacatalog (gRPC)");
+        grpc_doors.push(tokio::spawn(flyte::serve_datacatalog(
+            state.clone(),
+            listener,
+            shutdown.clone(),
+        )));
+    }
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
     server::run(listener, routes::app(state), threads, limits, shutdown).await?;
+    for door in grpc_doors {
+        door.await??;
+    }
     tracing::info!("recalld stopped");
     Ok(())
 }

@@ -25,6 +25,9 @@ struct Flags {
     /// Store URL: file:///path, s3://bucket/prefix, gs://..., az://..., memory://
     #[arg(long)]
     store: Option<String>,
+    /// Also serve Flyte's datacatalog gRPC service here (ADDRESS:PORT), for flytepropeller.
+    #[arg(long)]
+    datacatalog_listen: Option<SocketAddr>,
     /// Allow a non-loopback --listen address without tokens.
     #[arg(long)]
     insecure_no_auth: bool,
@@ -51,6 +54,9 @@ async fn run() -> anyhow::Result<()> {
     config.apply_env(std::env::vars())?;
     if let Some(listen) = flags.listen {
         config.listen = listen;
+    }
+    if let Some(address) = flags.datacatalog_listen {
+        config.flyte.datacatalog_listen = Some(address);
     }
     if let Some(store) = flags.store {
         config.store = store;

@@ -27,6 +27,24 @@ pub struct PublishLabels {
     pub result: &'static str,
 }
 
+/// Labels of `recall_flyte_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlyteRequestLabels {
+    /// The gRPC method, e.g. `GetArtifact`.
+    pub method: &'static str,
+    /// The gRPC status code answered, e.g. `Ok`, `NotFound`.
+    pub code: String,
+}
+
+/// Labels of `recall_flyte_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlyteLookupLabels {
+    /// `GetDataset` or `GetArtifact`.
+    pub method: &'static str,
+    /// `hit`, `miss` or `failure` (failed open: answered NotFound).
+    pub result: &'static str,
+}
+
 /// Labels of `recall_store_capability`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CapabilityLabels {
@@ -188,6 +206,15 @@ pub struct Metrics {
     pub breaker_open: Gauge,
     /// What the store honours (1) or not (0), once the capability probe ran.
     pub store_capability: Family<CapabilityLabels, Gauge>,
+    /// `recall_flyte_requests_total`: catalog gRPC requests by method and status code.
+    pub flyte_requests: Family<FlyteRequestLabels, Counter>,
+    /// `recall_flyte_lookups_total`: catalog lookups by method and result.
+    pub flyte_lookups: Family<FlyteLookupLabels, Counter>,
+    /// `recall_flyte_reservation_waits_total`: reservation requests that found another owner.
+    pub flyte_reservation_waits: Counter,
+    /// `recall_flyte_reservations_failed_open_total`: reservations granted unserialized
+    /// because the store could not be asked.
+    pub flyte_reservations_failed_open: Counter,
 }
 
 impl Default for Metrics {
@@ -259,7 +286,35 @@ impl Default for Metrics {
              (absent until the store has answered)",
             store_capability.clone(),
         );
+        let flyte_requests = Family::<FlyteRequestLabels, Counter>::default();
+        registry.register(
+            "flyte_requests",
+            "Flyte catalog gRPC requests by method and status code",
+            flyte_requests.clone(),
+        );
+        let flyte_lookups = Family::<FlyteLookupLabels, Counter>::default();
+        registry.register(
+            "flyte_lookups",
+            "Flyte catalog lookups (GetDataset, GetArtifact) by result; failure answered NotFound",
+            flyte_lookups.clone(),
+        );
+        let flyte_reservation_waits = Counter::default();
+        registry.register(
+            "flyte_reservation_waits",
+            "Flyte reservation requests that found another owner",
+            flyte_reservation_waits.clone(),
+        );
+        let flyte_reservations_failed_open = Counter::default();
+        registry.register(
+            "flyte_reservations_failed_open",
+            "Flyte reservations granted without asking the store because it failed",
+            flyte_reservations_failed_open.clone(),
+        );
         Metrics {
+            flyte_requests,
+            flyte_lookups,
+            flyte_reservation_waits,
+            flyte_reservations_failed_open,
             registry,
             lookups,
             lookup_seconds,

@@ -2,47 +2,19 @@
 
 mod common;
 
-use common::{Backend, scenarios};
+use common::Backend;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn miss_publish_store_hit_hot_hit() {
-    scenarios::miss_publish_store_hit_hot_hit(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coalescing() {
-    scenarios::coalescing(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_matrix() {
-    scenarios::auth_matrix(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leases() {
-    scenarios::leases(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evict_list_gc_overwrite() {
-    scenarios::evict_list_gc_overwrite(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_publish() {
-    scenarios::sigterm_during_publish(&Backend::local(), 48 << 20).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eviction_seen_by_other_daemon_within_ttl() {
-    scenarios::eviction_seen_by_other_daemon_within_ttl(&Backend::local()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_is_served() {
-    scenarios::every_route_is_served(&Backend::local()).await;
-}
+on_backend!(|_| async { Some(Backend::local()) };
+    miss_publish_store_hit_hot_hit => miss_publish_store_hit_hot_hit,
+    coalescing => coalescing,
+    auth_matrix => auth_matrix,
+    leases => leases,
+    evict_list_gc_overwrite => evict_list_gc_overwrite,
+    sigterm_during_publish => sigterm_during_publish(48 << 20),
+    eviction_seen_by_other_daemon_within_ttl => eviction_seen_by_other_daemon_within_ttl,
+    every_route_is_served => every_route_is_served,
+    readyz_shows_the_capabilities => readyz_shows_the_capabilities,
+);
 
 /// A sidecar's logs are collected from a pipe or a file: no terminal colour codes in them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,11 +30,6 @@ async fn logs_to_a_file_carry_no_colour_codes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_shows_the_capabilities() {
-    scenarios::readyz_shows_the_capabilities(&Backend::local()).await;
-}
-
 /// A store that answers reads but refuses the probe's writes (as read-only credentials do;
 /// here a plain file named `probe` at the root, which stops even root from writing under it):
 /// lookups still work, readiness names the probe, leases are not granted.
@@ -70,10 +37,7 @@ async fn readyz_shows_the_capabilities() {
 async fn lookups_work_when_the_probe_cannot_write() {
     use common::{Daemon, Material, Options};
     let backend = Backend::local();
-    let Backend::Local { dir } = &backend else {
-        unreachable!()
-    };
-    let root = dir.path().join("store");
+    let root = backend.local_path().unwrap();
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(
         root.join("recall-store.json"),
@@ -116,10 +80,7 @@ async fn lookups_work_when_the_probe_cannot_write() {
 async fn an_entry_whose_blob_is_gone_is_replaced_by_the_next_publish() {
     use common::{Daemon, Material, Options, bytes};
     let backend = Backend::local();
-    let Backend::Local { dir } = &backend else {
-        unreachable!()
-    };
-    let store_dir = dir.path().join("store");
+    let store_dir = backend.local_path().unwrap();
     let d = Daemon::start(&backend, &Options::default());
     let m = Material::new(&d, "alpha", "wf.train", 1, &["model"]).await;
     let model = bytes(20_000, 1);

@@ -4,92 +4,21 @@
 
 mod common;
 
-use common::{Backend, scenarios};
+use common::Backend;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn miss_publish_store_hit_hot_hit() {
-    let Some(backend) = Backend::s3("tiers").await else {
-        return;
-    };
-    scenarios::miss_publish_store_hit_hot_hit(&backend).await;
-}
+on_backend!(|case| Backend::s3("recalld", case);
+    miss_publish_store_hit_hot_hit => miss_publish_store_hit_hot_hit,
+    coalescing => coalescing,
+    auth_matrix => auth_matrix,
+    leases => leases,
+    evict_list_gc_overwrite => evict_list_gc_overwrite,
+    sigterm_during_publish => sigterm_during_publish(24 << 20),
+    eviction_seen_by_other_daemon_within_ttl => eviction_seen_by_other_daemon_within_ttl,
+    backend_cut_fails_open_and_recovers => backend_cut_fails_open_and_recovers,
+    readyz_shows_the_capabilities => readyz_shows_the_capabilities,
+    starts_while_the_store_is_down => starts_while_the_store_is_down,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coalescing() {
-    let Some(backend) = Backend::s3("coalesce").await else {
-        return;
-    };
-    scenarios::coalescing(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_matrix() {
-    let Some(backend) = Backend::s3("auth").await else {
-        return;
-    };
-    scenarios::auth_matrix(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leases() {
-    let Some(backend) = Backend::s3("leases").await else {
-        return;
-    };
-    scenarios::leases(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evict_list_gc_overwrite() {
-    let Some(backend) = Backend::s3("evict").await else {
-        return;
-    };
-    scenarios::evict_list_gc_overwrite(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_publish() {
-    let Some(backend) = Backend::s3("sigterm").await else {
-        return;
-    };
-    scenarios::sigterm_during_publish(&backend, 24 << 20).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eviction_seen_by_other_daemon_within_ttl() {
-    let Some(backend) = Backend::s3("ttl").await else {
-        return;
-    };
-    scenarios::eviction_seen_by_other_daemon_within_ttl(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backend_cut_fails_open_and_recovers() {
-    let Some(backend) = Backend::s3("cut").await else {
-        return;
-    };
-    scenarios::backend_cut_fails_open_and_recovers(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_shows_the_capabilities() {
-    let Some(backend) = Backend::s3("caps").await else {
-        return;
-    };
-    scenarios::readyz_shows_the_capabilities(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starts_while_the_store_is_down() {
-    let Some(backend) = Backend::s3("down").await else {
-        return;
-    };
-    scenarios::starts_while_the_store_is_down(&backend).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_without_conditional_writes() {
-    let Some(backend) = Backend::s3_nocas("nocas") else {
-        return;
-    };
-    scenarios::store_without_conditional_writes(&backend).await;
-}
+on_backend!(|case| async move { Backend::s3_nocas("recalld", case) };
+    store_without_conditional_writes => store_without_conditional_writes,
+);

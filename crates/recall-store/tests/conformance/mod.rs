@@ -7,7 +7,7 @@ pub mod faulty;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -15,9 +15,9 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
-    Clock, DEFAULT_GRACE, EntryRef, EvictReport, FetchTo, Fetched, GcOptions, LeaseStatus, Lookup,
-    Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions, PublishOutcome, Store,
-    StoreConfig, Tenant, UploadTuning,
+    Clock, DEFAULT_GRACE, EntryRef, EvictReport, EvictSelector, FetchTo, Fetched, GcOptions,
+    LeaseStatus, Lookup, Manifest, ManualClock, Miss, Output, PublishMode, PublishOptions,
+    PublishOutcome, Store, StoreConfig, Tenant, UploadTuning,
 };
 
 use self::faulty::{Fault, FaultyStore};
@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             evict_by_task_and_cache_version,
             evict_by_project_domain,
             evict_older_than,
+            evict_dry_run_counts_what_eviction_removes,
             gc_sweeps_unreferenced_blobs_after_grace_with_dry_run,
             gc_keeps_blobs_of_an_in_flight_publish,
             nondeterministic_publishes_are_recorded,
@@ -86,21 +87,19 @@ pub struct Harness {
 
 /// A root prefix unique to this test run and case.
 pub fn unique_root(case: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("conformance/{case}-{}-{nanos}", std::process::id())
+    recall_testkit::unique_root("conformance", case)
 }
 
-/// Whether `RECALL_TEST_SKIP` names `backend`; says so on stderr when it does.
-pub fn skipped(backend: &str) -> bool {
-    let list = std::env::var("RECALL_TEST_SKIP").unwrap_or_default();
-    let skip = list.split(',').any(|part| part.trim() == backend);
-    if skip {
-        eprintln!("SKIPPED (RECALL_TEST_SKIP={list}): {backend} backend");
+/// A harness on a fresh root of the store `open_url_with(url, options)` opens.
+pub fn remote_harness(url: &str, options: &[(&str, String)], case: &str) -> Harness {
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let backend = recall_store::open_url_with(url, &options)
+        .unwrap_or_else(|e| panic!("open the store at {url}: {e}"));
+    Harness {
+        objects: backend.objects,
+        root: unique_root(case),
+        _guard: None,
     }
-    skip
 }
 
 /// Small parts so multipart paths are exercised with test-sized data.
@@ -276,11 +275,11 @@ fn scratch() -> tempfile::TempDir {
 
 /// The full object path of a layout path under the harness root.
 fn raw(store: &Store, relative: &str) -> Path {
-    store.path(relative)
+    store.raw_path(relative)
 }
 
 async fn raw_get(store: &Store, relative: &str) -> Option<Bytes> {
-    match store.object_store().get(&raw(store, relative)).await {
+    match store.raw_object_store().get(&raw(store, relative)).await {
         Ok(result) => Some(result.bytes().await.unwrap()),
         Err(object_store::Error::NotFound { .. }) => None,
         Err(e) => panic!("get {relative}: {e}"),
@@ -664,10 +663,10 @@ async fn break_blob(store: &Store, entry: &EntryRef, output: &str, n: i64, delet
     let digest = Digest::of_content(&expected(n)[output]);
     let path = raw(store, &entry.tenant.blob(&digest));
     if delete {
-        store.object_store().delete(&path).await.unwrap();
+        store.raw_object_store().delete(&path).await.unwrap();
     } else {
         let mut bytes = store
-            .object_store()
+            .raw_object_store()
             .get(&path)
             .await
             .unwrap()
@@ -678,7 +677,7 @@ async fn break_blob(store: &Store, entry: &EntryRef, output: &str, n: i64, delet
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
         store
-            .object_store()
+            .raw_object_store()
             .put(&path, PutPayload::from(bytes))
             .await
             .unwrap();
@@ -737,7 +736,7 @@ async fn edit_manifest(store: &Store, entry: &EntryRef, edit: impl FnOnce(&mut M
     let mut manifest = Manifest::decode(&body).unwrap();
     edit(&mut manifest);
     store
-        .object_store()
+        .raw_object_store()
         .put(&path, PutPayload::from(manifest.encode()))
         .await
         .unwrap();
@@ -824,7 +823,7 @@ pub async fn broken_entries_are_replaced_by_the_next_publish(h: &Harness) {
         publish(&store, &k, n, dir.path()).await;
         match edit {
             Some(edit) => edit_manifest(&store, &entry, edit).await,
-            None => store.object_store().delete(&medium_blob).await.unwrap(),
+            None => store.raw_object_store().delete(&medium_blob).await.unwrap(),
         }
         // Still a live manifest: a lookup (one GET) reports a hit ...
         assert!(
@@ -876,7 +875,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
     let path = raw(&store, &entry.tenant.entry(&k.key));
     // A recall store (LAYOUT section 1): without a descriptor every lookup is a plain miss.
     store
-        .object_store()
+        .raw_object_store()
         .put(
             &raw(&store, "recall-store.json"),
             PutPayload::from_static(br#"{"layout_version": 1, "key_spec_version": 1}"#),
@@ -885,7 +884,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
         .unwrap();
     for garbage in [&b"\xa1\x61"[..], b"not cbor at all", b""] {
         store
-            .object_store()
+            .raw_object_store()
             .put(&path, PutPayload::from(garbage.to_vec()))
             .await
             .unwrap();
@@ -906,7 +905,7 @@ pub async fn undecodable_manifest_is_a_miss_and_is_replaced(h: &Harness) {
         .await
         .unwrap();
     store
-        .object_store()
+        .raw_object_store()
         .put(&path, PutPayload::from(other_manifest))
         .await
         .unwrap();
@@ -1067,8 +1066,8 @@ async fn is_hit(store: &Store, k: &DerivedKey) -> bool {
 pub async fn conditional_writes_are_enforced_by_the_backend(h: &Harness) {
     use object_store::{PutMode, UpdateVersion};
     let store = h.store("writer").await;
-    let path = store.path("probe/conditional");
-    let objects = store.object_store();
+    let path = store.raw_path("probe/conditional");
+    let objects = store.raw_object_store();
     let first = objects
         .put_opts(&path, "one".into(), PutMode::Create.into())
         .await
@@ -1212,8 +1211,8 @@ pub async fn lease_two_owners_heartbeat_takeover_release(h: &Harness) {
     };
     assert_eq!(custom.expires_at_ms, clock.now_ms() + 50_000);
     // An undecodable lease object is free and replaced.
-    let path = a.path(&entry.tenant.lease(&entry.key));
-    a.object_store()
+    let path = a.raw_path(&entry.tenant.lease(&entry.key));
+    a.raw_object_store()
         .put(&path, PutPayload::from(&b"junk"[..]))
         .await
         .unwrap();
@@ -1427,6 +1426,98 @@ pub async fn evict_older_than(h: &Harness) {
     assert_eq!(report.entries, 1);
     assert!(!is_hit(&store, &old_elsewhere).await);
     assert!(is_hit(&store, &new).await);
+}
+
+/// A dry run of every selector reports exactly what the same eviction then removes, and
+/// deletes nothing; the report's total is the number of objects that disappear. Each
+/// selector gets its own project holding two entries of a task (one with a lease), an entry
+/// of another task, an undecodable manifest, and a lease without an entry.
+pub async fn evict_dry_run_counts_what_eviction_removes(h: &Harness) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = clocked(h, "writer", &clock).await;
+    let undecodable = Digest::of_content(b"undecodable");
+    let setup = |project: &'static str| {
+        let store = store.clone();
+        async move {
+            let a = [1, 2].map(|n| small_key(project, "development", "wf.dry", "v1", n));
+            let b = small_key(project, "development", "wf.other", "v1", 3);
+            for k in a.iter().chain([&b]) {
+                publish_small(&store, k).await;
+            }
+            let tenant = Tenant::new(project, "development").unwrap();
+            store
+                .get_or_extend_lease(
+                    &EntryRef::of(&a[0]).unwrap(),
+                    "x",
+                    Duration::from_secs(9),
+                    3,
+                )
+                .await
+                .unwrap();
+            let orphan_lease = EntryRef {
+                tenant: tenant.clone(),
+                key: Digest::of_content(project.as_bytes()),
+            };
+            store
+                .get_or_extend_lease(&orphan_lease, "y", Duration::from_secs(9), 3)
+                .await
+                .unwrap();
+            store
+                .raw_object_store()
+                .put(
+                    &raw(&store, &tenant.entry(&undecodable)),
+                    PutPayload::from_static(b"not a manifest"),
+                )
+                .await
+                .unwrap();
+            (tenant, a)
+        }
+    };
+    type Selects = fn(Tenant, &[DerivedKey; 2]) -> EvictSelector;
+    let cases: Vec<(&str, Selects)> = vec![
+        ("dry-key", |t, a| {
+            EvictSelector::Key(EntryRef {
+                tenant: t,
+                key: a[0].key,
+            })
+        }),
+        ("dry-undecodable", |t, _| {
+            EvictSelector::Key(EntryRef {
+                tenant: t,
+                key: Digest::of_content(b"undecodable"),
+            })
+        }),
+        ("dry-task", |t, _| EvictSelector::Task {
+            tenant: t,
+            task: "wf.dry".into(),
+            cache_version: None,
+        }),
+        ("dry-tenant", |t, _| EvictSelector::Tenant(t)),
+        ("dry-old", |t, _| EvictSelector::OlderThan {
+            tenant: Some(t),
+            cutoff_ms: i64::MAX,
+        }),
+    ];
+    for (project, selector) in cases {
+        let (tenant, a) = setup(project).await;
+        let selector = selector(tenant, &a);
+        let before = h.list_all().await;
+        let dry = store.evict(&selector, true).await.unwrap();
+        assert_eq!(
+            h.list_all().await,
+            before,
+            "{project}: a dry run deletes nothing"
+        );
+        let real = store.evict(&selector, false).await.unwrap();
+        assert_eq!(dry, real, "{project}: dry run and eviction disagree");
+        let removed = before.len() - h.list_all().await.len();
+        assert_eq!(
+            (real.entries + real.markers + real.leases + real.blobs) as usize,
+            removed,
+            "{project}: {real:?}"
+        );
+        assert!(removed > 0, "{project}: nothing evicted");
+    }
 }
 
 pub async fn gc_sweeps_unreferenced_blobs_after_grace_with_dry_run(h: &Harness) {

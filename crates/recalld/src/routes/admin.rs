@@ -2,55 +2,35 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use axum::response::Response;
 use recall_api::{
     EvictReport as EvictAnswer, EvictRequest, GcReport as GcAnswer, GcRequest, TaskEntries,
     TaskEntryView, Tasks, TenantView, Tenants,
 };
 use recall_key::{Digest, validate_name};
-use recall_store::{EntryRef, EvictReport, GcOptions, Manifest, Store, StoreError, Tenant};
+use recall_store::{EntryRef, EvictSelector, GcOptions, Tenant};
 use serde::Deserialize;
 
-use super::{Shared, authorize, authorized_tenant, error, parse_json, query_error, with_status};
+use super::{
+    Shared, authorize, authorized_tenant, bearer, ok_json, parse_json, parsed_query, with_status,
+};
 use crate::config::Access;
+use crate::error::ApiError;
 use crate::status::CacheStatus;
 
-/// Which entries an eviction removes.
-#[derive(Debug, Clone)]
-enum Selector {
-    Key(Digest),
-    Task {
-        task: String,
-        cache_version: Option<String>,
-    },
-    OlderThan {
-        cutoff_ms: i64,
-    },
-    Tenant,
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
 }
 
-impl Selector {
-    fn name(&self) -> &'static str {
-        match self {
-            Selector::Key(_) => "key",
-            Selector::Task { .. } => "task",
-            Selector::OlderThan { .. } => "older_than_seconds",
-            Selector::Tenant => "tenant",
-        }
-    }
-}
-
-fn bad(message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-fn selector_of(request: &EvictRequest, now_ms: i64) -> Result<Selector, Response> {
+/// The store's selector for `request` in `tenant`; a 400 names the conflicting fields.
+fn selector_of(
+    request: &EvictRequest,
+    tenant: Tenant,
+    now_ms: i64,
+) -> Result<EvictSelector, ApiError> {
     let given: Vec<&str> = [
         ("key", request.key.is_some()),
         ("task", request.task.is_some()),
@@ -72,290 +52,89 @@ fn selector_of(request: &EvictRequest, now_ms: i64) -> Result<Selector, Response
         let key: Digest = key
             .parse()
             .map_err(|e: recall_key::DigestParseError| bad(format!("key: {e}")))?;
-        return Ok(Selector::Key(key));
+        return Ok(EvictSelector::Key(EntryRef { tenant, key }));
     }
     if let Some(task) = &request.task {
         validate_name("task", task).map_err(|e| bad(e.to_string()))?;
         if let Some(version) = &request.cache_version {
             validate_name("cache_version", version).map_err(|e| bad(e.to_string()))?;
         }
-        return Ok(Selector::Task {
+        return Ok(EvictSelector::Task {
+            tenant,
             task: task.clone(),
             cache_version: request.cache_version.clone(),
         });
     }
     if let Some(seconds) = request.older_than_seconds {
         let ms = i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-        return Ok(Selector::OlderThan {
+        return Ok(EvictSelector::OlderThan {
+            tenant: Some(tenant),
             cutoff_ms: now_ms.saturating_sub(ms),
         });
     }
-    Ok(Selector::Tenant)
+    Ok(EvictSelector::Tenant(tenant))
 }
 
-/// `POST /v1/evict` (admin): removes entries by key, task, age or the whole project/domain,
-/// and forgets them in this daemon's memory tier at once (by key; every entry for the broader
-/// selectors). Other daemons may serve an evicted entry for up to their `hot.ttl_secs`.
-pub async fn evict(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let request: EvictRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let tenant = match Tenant::new(&request.project, &request.domain) {
-        Ok(t) => t,
-        Err(e) => return bad(e.to_string()),
-    };
-    if let Err(r) = authorize(
+/// `POST /v1/evict` (admin): removes entries by key, task, age or the whole project/domain
+/// (or with `dry_run` counts what that would remove), and forgets them in this daemon's
+/// memory tier at once ([`crate::cache::Cache::evict`]).
+pub async fn evict(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let request: EvictRequest = parse_json(&body)?;
+    let tenant = Tenant::new(&request.project, &request.domain)?;
+    authorize(
         &state,
         &headers,
         Some(&request.project),
         Some(&request.domain),
         Access::Admin,
-    ) {
-        return r;
-    }
-    let store = state.store();
-    let selector = match selector_of(&request, store.config().clock.now_ms()) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let result = if request.dry_run {
-        count_evictable(store, &tenant, &selector).await
-    } else {
-        let result = match &selector {
-            Selector::Key(key) => {
-                store
-                    .evict_key(&EntryRef {
-                        tenant: tenant.clone(),
-                        key: *key,
-                    })
-                    .await
-            }
-            Selector::Task {
-                task,
-                cache_version,
-            } => {
-                store
-                    .evict_task(&tenant, task, cache_version.as_deref())
-                    .await
-            }
-            Selector::OlderThan { cutoff_ms } => {
-                store.evict_older_than(Some(&tenant), *cutoff_ms).await
-            }
-            Selector::Tenant => store.evict_tenant(&tenant).await,
-        };
-        // Forget even after a partial failure: some manifests may already be gone.
-        match &selector {
-            Selector::Key(key) => {
-                state
-                    .hot
-                    .invalidate(&EntryRef {
-                        tenant: tenant.clone(),
-                        key: *key,
-                    })
-                    .await
-            }
-            _ => state.hot.invalidate_all(),
-        }
-        result
-    };
-    match result {
-        Ok(report) => {
-            tracing::info!(
-                project = %request.project,
-                domain = %request.domain,
-                selector = selector.name(),
-                dry_run = request.dry_run,
-                entries = report.entries,
-                "evicted"
-            );
-            with_status(
-                StatusCode::OK,
-                CacheStatus::CacheEvicted,
-                &EvictAnswer::new(
-                    &request.project,
-                    &request.domain,
-                    selector.name(),
-                    request.dry_run,
-                    &report,
-                ),
-            )
-        }
-        Err(err) => store_failure(&state, err),
-    }
-}
-
-fn store_failure(state: &Shared, err: StoreError) -> Response {
-    match err {
-        StoreError::InvalidName(_) => bad(err.to_string()),
-        other => {
-            state.metrics.backend_errors.inc();
-            tracing::warn!(error = %other, "store operation failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {other}"))
-        }
-    }
-}
-
-async fn list(store: &Store, relative: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-    let prefix = store.path(relative);
-    store
-        .object_store()
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|source| backend("list", &prefix, source))
-}
-
-fn backend(
-    operation: &'static str,
-    path: &object_store::path::Path,
-    source: object_store::Error,
-) -> StoreError {
-    StoreError::Backend {
-        operation,
-        path: path.to_string(),
-        source,
-    }
-}
-
-async fn exists(store: &Store, relative: &str) -> Result<bool, StoreError> {
-    let path = store.path(relative);
-    match store.object_store().head(&path).await {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(source) => Err(backend("head", &path, source)),
-    }
-}
-
-/// `Some(decoded manifest or None when undecodable)`, or `None` when absent.
-async fn read_manifest(
-    store: &Store,
-    relative: &str,
-) -> Result<Option<Option<Manifest>>, StoreError> {
-    let path = store.path(relative);
-    match store.object_store().get(&path).await {
-        Ok(got) => {
-            let body = got
-                .bytes()
-                .await
-                .map_err(|source| backend("get", &path, source))?;
-            Ok(Some(Manifest::decode(&body).ok()))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(source) => Err(backend("get", &path, source)),
-    }
-}
-
-/// What an eviction with `selector` would remove, counted the way the store's eviction
-/// counts it, without deleting anything.
-async fn count_evictable(
-    store: &Store,
-    tenant: &Tenant,
-    selector: &Selector,
-) -> Result<EvictReport, StoreError> {
-    let mut report = EvictReport::default();
-    match selector {
-        Selector::Key(key) => count_key(store, tenant, key, &mut report).await?,
-        Selector::Task {
-            task,
-            cache_version,
-        } => {
-            let entries = store
-                .list_task_entries(tenant, task, cache_version.as_deref())
-                .await?;
-            report.markers = entries.len() as u64;
-            for entry in entries {
-                if exists(store, &tenant.entry(&entry.key)).await? {
-                    report.entries += 1;
-                }
-            }
-        }
-        Selector::OlderThan { cutoff_ms } => {
-            for meta in list(store, &tenant.entries_prefix()).await? {
-                let Some(key) = meta
-                    .location
-                    .filename()
-                    .and_then(|name| name.parse::<Digest>().ok())
-                else {
-                    continue;
-                };
-                let old = match read_manifest(store, &tenant.entry(&key)).await? {
-                    None => false,
-                    Some(Some(m)) => m.created_at_ms < *cutoff_ms,
-                    Some(None) => meta.last_modified.timestamp_millis() < *cutoff_ms,
-                };
-                if old {
-                    count_key(store, tenant, &key, &mut report).await?;
-                }
-            }
-        }
-        Selector::Tenant => {
-            let entries = store.path(&tenant.entries_prefix());
-            let tasks = store.path(&tenant.tasks_prefix());
-            let leases = store.path(&tenant.leases_prefix());
-            let blobs = store.path(&tenant.blobs_prefix());
-            for meta in list(store, &tenant.prefix()).await? {
-                let at = &meta.location;
-                if at.prefix_matches(&entries) {
-                    report.entries += 1;
-                } else if at.prefix_matches(&tasks) {
-                    report.markers += 1;
-                } else if at.prefix_matches(&leases) {
-                    report.leases += 1;
-                } else if at.prefix_matches(&blobs) {
-                    report.blobs += 1;
-                }
-            }
-        }
-    }
-    Ok(report)
-}
-
-async fn count_key(
-    store: &Store,
-    tenant: &Tenant,
-    key: &Digest,
-    report: &mut EvictReport,
-) -> Result<(), StoreError> {
-    match read_manifest(store, &tenant.entry(key)).await? {
-        None => {}
-        Some(manifest) => {
-            report.entries += 1;
-            if manifest.is_some() {
-                report.markers += 1;
-            }
-        }
-    }
-    if exists(store, &tenant.lease(key)).await? {
-        report.leases += 1;
-    }
-    Ok(())
+    )?;
+    let selector = selector_of(&request, tenant, state.cache.now_ms())?;
+    let report = state.cache.evict(&selector, request.dry_run).await?;
+    tracing::info!(
+        project = %request.project,
+        domain = %request.domain,
+        selector = selector.name(),
+        dry_run = request.dry_run,
+        entries = report.entries,
+        "evicted"
+    );
+    Ok(with_status(
+        StatusCode::OK,
+        CacheStatus::CacheEvicted,
+        &EvictAnswer::new(
+            &request.project,
+            &request.domain,
+            selector.name(),
+            request.dry_run,
+            &report,
+        ),
+    ))
 }
 
 /// `POST /v1/gc` (admin): mark-and-sweep of unreferenced blobs and orphan markers, in every
 /// tenant (needs an admin token for all projects and domains) or in one project/domain.
-pub async fn gc(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let request: GcRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+pub async fn gc(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let request: GcRequest = parse_json(&body)?;
     let tenant = match (&request.project, &request.domain) {
-        (Some(p), Some(d)) => match Tenant::new(p, d) {
-            Ok(t) => Some(t),
-            Err(e) => return bad(e.to_string()),
-        },
+        (Some(p), Some(d)) => Some(Tenant::new(p, d)?),
         (None, None) => None,
-        _ => return bad("project and domain: give both or neither"),
+        _ => return Err(bad("project and domain: give both or neither")),
     };
-    if let Err(r) = authorize(
+    authorize(
         &state,
         &headers,
         request.project.as_deref(),
         request.domain.as_deref(),
         Access::Admin,
-    ) {
-        return r;
-    }
+    )?;
     let defaults = GcOptions::default();
     let options = GcOptions {
         grace: request
@@ -363,10 +142,8 @@ pub async fn gc(State(state): State<Shared>, headers: HeaderMap, body: String) -
             .map_or(defaults.grace, Duration::from_secs),
         dry_run: request.dry_run,
     };
-    match state.store().gc(tenant.as_ref(), &options).await {
-        Ok(r) => (StatusCode::OK, Json(GcAnswer::new(&options, &r))).into_response(),
-        Err(err) => store_failure(&state, err),
-    }
+    let r = state.cache.gc(tenant.as_ref(), &options).await?;
+    Ok(ok_json(&GcAnswer::new(&options, &r)))
 }
 
 /// Query of `GET /v1/tasks/{project}/{domain}/{task}`.
@@ -384,70 +161,43 @@ pub async fn list_task(
     headers: HeaderMap,
     Path((project, domain, task)): Path<(String, String, String)>,
     query: Result<Query<TaskQuery>, QueryRejection>,
-) -> Response {
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_error(rejection),
-    };
-    if let Err(e) = validate_name("task", &task) {
-        return bad(e.to_string());
+) -> Result<Response, ApiError> {
+    let query = parsed_query(query)?;
+    validate_name("task", &task).map_err(|e| bad(e.to_string()))?;
+    if let Some(version) = &query.cache_version {
+        validate_name("cache_version", version).map_err(|e| bad(e.to_string()))?;
     }
-    if let Some(version) = &query.cache_version
-        && let Err(e) = validate_name("cache_version", version)
-    {
-        return bad(e.to_string());
-    }
-    let tenant = match authorized_tenant(&state, &headers, &project, &domain, Access::Read) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match state
-        .store()
-        .list_task_entries(&tenant, &task, query.cache_version.as_deref())
-        .await
-    {
-        Ok(entries) => (
-            StatusCode::OK,
-            Json(TaskEntries {
-                domain,
-                entries: entries.iter().map(TaskEntryView::from).collect(),
-                project,
-                task,
-            }),
-        )
-            .into_response(),
-        Err(err) => store_failure(&state, err),
-    }
+    let tenant = authorized_tenant(&state, &headers, &project, &domain, Access::Read)?;
+    let entries = state
+        .cache
+        .task_entries(&tenant, &task, query.cache_version.as_deref())
+        .await?;
+    Ok(ok_json(&TaskEntries {
+        domain,
+        entries: entries.iter().map(TaskEntryView::from).collect(),
+        project,
+        task,
+    }))
 }
 
 /// `GET /v1/tenants`: the project/domain pairs in the store that the caller's token may
 /// read (two delimited LISTs; tenants outside the token's scope are left out).
-pub async fn list_tenants(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+pub async fn list_tenants(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let header = bearer(&headers);
     // Refuse a bad token before touching the store.
-    if let Err(denied) = state
+    state
         .auth
-        .visible(header, &[] as &[Tenant], tenant_scope, Access::Read)
-    {
-        return super::denied_response(denied);
-    }
-    let tenants = match state.store().tenants().await {
-        Ok(tenants) => tenants,
-        Err(err) => return store_failure(&state, err),
-    };
-    let visible = match state
+        .visible(header, &[] as &[Tenant], tenant_scope, Access::Read)?;
+    let tenants = state.cache.tenants().await?;
+    let visible = state
         .auth
-        .visible(header, &tenants, tenant_scope, Access::Read)
-    {
-        Ok(visible) => visible,
-        Err(denied) => return super::denied_response(denied),
-    };
-    let tenants = Tenants {
+        .visible(header, &tenants, tenant_scope, Access::Read)?;
+    Ok(ok_json(&Tenants {
         tenants: visible.iter().map(|t| TenantView::from(*t)).collect(),
-    };
-    (StatusCode::OK, Json(tenants)).into_response()
+    }))
 }
 
 fn tenant_scope(tenant: &Tenant) -> (&str, &str) {
@@ -460,21 +210,12 @@ pub async fn list_tasks(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path((project, domain)): Path<(String, String)>,
-) -> Response {
-    let tenant = match authorized_tenant(&state, &headers, &project, &domain, Access::Read) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match state.store().tasks(&tenant).await {
-        Ok(tasks) => (
-            StatusCode::OK,
-            Json(Tasks {
-                domain,
-                project,
-                tasks,
-            }),
-        )
-            .into_response(),
-        Err(err) => store_failure(&state, err),
-    }
+) -> Result<Response, ApiError> {
+    let tenant = authorized_tenant(&state, &headers, &project, &domain, Access::Read)?;
+    let tasks = state.cache.tasks(&tenant).await?;
+    Ok(ok_json(&Tasks {
+        domain,
+        project,
+        tasks,
+    }))
 }

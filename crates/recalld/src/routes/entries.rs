@@ -12,42 +12,40 @@ use axum::response::{IntoResponse, Response};
 use recall_api::{FailureAnswer, MissAnswer, PublishAnswer};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
 use recall_store::{
-    EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, NondeterminismRecord, Output, OutputData,
-    OutputRecord, PublishMode, PublishOptions, PublishOutcome, StoreError,
+    EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, Output, OutputData, OutputRecord,
+    PublishMode, PublishOptions, PublishOutcome,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::view::hit_response;
-use super::{Shared, authorize, authorize_level, error, query_error, with_status};
+use super::{Shared, authorize, authorize_level, parsed_query, with_status};
+use crate::cache::LookupAnswer;
 use crate::config::Access;
-use crate::metrics::PublishLabels;
-use crate::state::{AppState, LookupAnswer};
+use crate::error::ApiError;
+use crate::state::AppState;
 use crate::status::CacheStatus;
 
 /// Parses key material sent to the daemon. File and directory values would be read from the
 /// daemon's own disk, so they must come as supplied hashes instead.
-fn material_from_body(body: &str) -> Result<DerivedKey, Response> {
+fn material_from_body(body: &str) -> Result<DerivedKey, ApiError> {
     let material = KeyMaterial::from_json(body, FsPath::new("/nonexistent"))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     for input in material.inputs() {
         if let InputSource::Value(value) = &input.source
             && mentions_paths(value)
         {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "input {:?}: the daemon does not read files; give this input a \"hash\" \
-                     (its value digest, e.g. from `recall key --json`)",
-                    input.name
-                ),
-            ));
+            return Err(ApiError::BadRequest(format!(
+                "input {:?}: the daemon does not read files; give this input a \"hash\" \
+                 (its value digest, e.g. from `recall key --json`)",
+                input.name
+            )));
         }
     }
     material
         .derive()
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 fn mentions_paths(value: &Value) -> bool {
@@ -60,21 +58,20 @@ fn mentions_paths(value: &Value) -> bool {
 }
 
 /// `POST /v1/keys`: derive a key from key material (docs/KEY-SPEC.md section 8).
-pub async fn derive_key(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let derived = match material_from_body(&body) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    if let Err(r) = authorize(
+pub async fn derive_key(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let derived = material_from_body(&body)?;
+    authorize(
         &state,
         &headers,
         Some(&derived.project),
         Some(&derived.domain),
         Access::Read,
-    ) {
-        return r;
-    }
-    (StatusCode::OK, Json(json!(derived))).into_response()
+    )?;
+    Ok((StatusCode::OK, Json(json!(derived))).into_response())
 }
 
 /// Query of the lookup routes.
@@ -93,28 +90,18 @@ pub async fn lookup_by_material(
     headers: HeaderMap,
     query: Result<Query<LookupQuery>, QueryRejection>,
     body: String,
-) -> Response {
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_error(rejection),
-    };
-    let derived = match material_from_body(&body) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    if let Err(r) = authorize(
+) -> Result<Response, ApiError> {
+    let query = parsed_query(query)?;
+    let derived = material_from_body(&body)?;
+    authorize(
         &state,
         &headers,
         Some(&derived.project),
         Some(&derived.domain),
         Access::Read,
-    ) {
-        return r;
-    }
-    match EntryRef::of(&derived) {
-        Ok(entry) => answer(&state, &entry, query.overwrite).await,
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
-    }
+    )?;
+    let entry = EntryRef::of(&derived)?;
+    Ok(answer(&state, &entry, query.overwrite).await)
 }
 
 /// `GET /v1/entries/{project}/{domain}/{key}`: look an entry up by its key. Most lookups
@@ -163,14 +150,14 @@ pub(crate) async fn lookup_with(
 ) -> Response {
     let overwrite = match request.uri.query() {
         None => false,
-        Some(_) => match Query::<LookupQuery>::try_from_uri(&request.uri) {
-            Ok(Query(query)) => query.overwrite,
-            Err(rejection) => return query_error(rejection),
+        Some(_) => match parsed_query(Query::<LookupQuery>::try_from_uri(&request.uri)) {
+            Ok(query) => query.overwrite,
+            Err(err) => return err.into_response(),
         },
     };
     match authorized_entry(state, &request.headers, project, domain, key, Access::Read) {
         Ok(entry) => answer(state, &entry, overwrite).await,
-        Err(r) => r,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -183,17 +170,18 @@ pub(crate) fn authorized_entry(
     domain: &str,
     key: &str,
     need: Access,
-) -> Result<EntryRef, Response> {
+) -> Result<EntryRef, ApiError> {
     let entry = parse_entry(project, domain, key)?;
     authorize(state, headers, Some(project), Some(domain), need)?;
     Ok(entry)
 }
 
-pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, Response> {
-    let key: Digest = key.parse().map_err(|e: recall_key::DigestParseError| {
-        error(StatusCode::BAD_REQUEST, format!("key: {e}"))
-    })?;
-    EntryRef::new(project, domain, key).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+/// The entry that path segments name (400 when one is not valid).
+pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<EntryRef, ApiError> {
+    let key: Digest = key
+        .parse()
+        .map_err(|e: recall_key::DigestParseError| ApiError::BadRequest(format!("key: {e}")))?;
+    Ok(EntryRef::new(project, domain, key)?)
 }
 
 async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
@@ -205,7 +193,7 @@ async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
             &MissAnswer::skipped(entry.key),
         );
     }
-    match state.lookup(entry).await {
+    match state.cache.lookup(entry).await {
         LookupAnswer::Hit {
             manifest,
             from_hot_tier,
@@ -249,90 +237,68 @@ pub async fn publish(
     headers: HeaderMap,
     query: Result<Query<PublishQuery>, QueryRejection>,
     mut multipart: Multipart,
-) -> Response {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_error(rejection),
-    };
-    if let Err(r) = authorize_level(&state, &headers, Access::Write) {
-        return r;
-    }
+    let query = parsed_query(query)?;
+    authorize_level(&state, &headers, Access::Write)?;
     let material_limit = state.config.limits.max_material_bytes;
-    let first = match multipart.next_field().await {
+    let text = match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("material") => {
-            read_bounded(field, material_limit).await
+            read_bounded(field, material_limit).await?
         }
         Ok(Some(field)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the first part must be \"material\", got {:?}",
-                    field.name().unwrap_or("")
-                ),
-            );
+            return Err(ApiError::BadRequest(format!(
+                "the first part must be \"material\", got {:?}",
+                field.name().unwrap_or("")
+            )));
         }
-        Ok(None) => return error(StatusCode::BAD_REQUEST, "empty multipart body"),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("multipart: {e}")),
+        Ok(None) => return Err(ApiError::BadRequest("empty multipart body".into())),
+        Err(e) => return Err(ApiError::BadRequest(format!("multipart: {e}"))),
     };
-    let derived = match first {
-        Ok(text) => match material_from_body(&text) {
-            Ok(d) => d,
-            Err(r) => return r,
-        },
-        Err(r) => return r,
-    };
-    if let Err(r) = authorize(
+    let derived = material_from_body(&text)?;
+    authorize(
         &state,
         &headers,
         Some(&derived.project),
         Some(&derived.domain),
         Access::Write,
-    ) {
-        return r;
-    }
+    )?;
     let max_outputs = state.config.limits.max_outputs;
     if derived.outputs.len() as u64 > max_outputs {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the key material declares {} outputs, more than limits.max_outputs = {max_outputs}",
-                derived.outputs.len()
-            ),
-        );
+        return Err(ApiError::BadRequest(format!(
+            "the key material declares {} outputs, more than limits.max_outputs = {max_outputs}",
+            derived.outputs.len()
+        )));
     }
 
     // Spool each output, hashing the bytes as they arrive: the store names and checks the
     // blob by that digest, not by what a later read of the file finds. The temporary files
     // are removed when `spooled` is dropped.
+    let spool_failed = |e: std::io::Error| {
+        state
+            .cache
+            .publish_failed(&derived.key, format!("spool: {e}"))
+    };
     let mut spooled: Vec<(String, tempfile::TempPath, Digest, u64)> = Vec::new();
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("multipart: {e}")),
+            Err(e) => return Err(ApiError::BadRequest(format!("multipart: {e}"))),
         };
         let name = field.name().unwrap_or("").to_string();
         if !derived.outputs.contains_key(&name) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("part {name:?} is not a declared output of this key material"),
-            );
+            return Err(ApiError::BadRequest(format!(
+                "part {name:?} is not a declared output of this key material"
+            )));
         }
         if spooled.iter().any(|(n, ..)| *n == name) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("output {name:?} sent twice"),
-            );
+            return Err(ApiError::BadRequest(format!("output {name:?} sent twice")));
         }
-        let temp = match tempfile::NamedTempFile::new_in(&state.spool_dir) {
-            Ok(t) => t.into_temp_path(),
-            Err(e) => return put_failure(&state, &derived, format!("spool: {e}")),
-        };
-        let mut file = match tokio::fs::File::create(&temp).await {
-            Ok(f) => f,
-            Err(e) => return put_failure(&state, &derived, format!("spool: {e}")),
-        };
+        let temp = tempfile::NamedTempFile::new_in(&state.spool_dir)
+            .map_err(spool_failed)?
+            .into_temp_path();
+        let mut file = tokio::fs::File::create(&temp).await.map_err(spool_failed)?;
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         loop {
@@ -341,17 +307,13 @@ pub async fn publish(
                     state.metrics.bytes_in.inc_by(chunk.len() as u64);
                     hasher.update(&chunk);
                     size += chunk.len() as u64;
-                    if let Err(e) = file.write_all(&chunk).await {
-                        return put_failure(&state, &derived, format!("spool: {e}"));
-                    }
+                    file.write_all(&chunk).await.map_err(spool_failed)?;
                 }
                 Ok(None) => break,
-                Err(e) => return error(StatusCode::BAD_REQUEST, format!("output {name:?}: {e}")),
+                Err(e) => return Err(ApiError::BadRequest(format!("output {name:?}: {e}"))),
             }
         }
-        if let Err(e) = file.flush().await {
-            return put_failure(&state, &derived, format!("spool: {e}"));
-        }
+        file.flush().await.map_err(spool_failed)?;
         spooled.push((name, temp, Digest::from(hasher.finalize()), size));
     }
 
@@ -369,14 +331,11 @@ pub async fn publish(
     let manifest_size = manifest_size_bound(&derived, &spooled);
     let max_manifest = state.config.limits.max_manifest_bytes;
     if manifest_size > max_manifest {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the entry's manifest would be {manifest_size} bytes, more than \
-                 limits.max_manifest_bytes = {max_manifest} (outputs of at most \
-                 {INLINE_MAX_BYTES} bytes are stored inside it)"
-            ),
-        );
+        return Err(ApiError::BadRequest(format!(
+            "the entry's manifest would be {manifest_size} bytes, more than \
+             limits.max_manifest_bytes = {max_manifest} (outputs of at most \
+             {INLINE_MAX_BYTES} bytes are stored inside it)"
+        )));
     }
     let options = PublishOptions {
         mode: if query.overwrite {
@@ -386,47 +345,22 @@ pub async fn publish(
         },
         ttl: query.ttl_secs.map(Duration::from_secs),
     };
-    let entry = match EntryRef::of(&derived) {
-        Ok(e) => e,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    if query.overwrite {
-        // The old entry must not be served from memory while (or after) it is replaced.
-        state.hot.invalidate(&entry).await;
-    }
-    let limit = Duration::from_secs(state.config.timeouts.publish_secs);
-    let result =
-        tokio::time::timeout(limit, state.store().publish(&derived, &outputs, &options)).await;
-    state.metrics.publish_seconds.observe(started.elapsed());
-    match result {
-        Ok(Ok(PublishOutcome::Published { manifest, observed })) => {
-            count_publish(&state, "populated");
-            warn_nondeterminism(&derived, observed.as_ref());
-            let body = PublishAnswer::populated(derived.key, &manifest, observed.as_ref());
-            state.remember_published(entry, *manifest).await;
-            with_status(StatusCode::CREATED, CacheStatus::CachePopulated, &body)
-        }
-        Ok(Ok(PublishOutcome::AlreadyExists { existing, observed })) => {
-            count_publish(&state, "existed");
-            warn_nondeterminism(&derived, observed.as_ref());
-            // The kept entry may have gained a record: serve it as it now stands.
+    let outcome = state
+        .cache
+        .publish(&derived, &outputs, &options, started)
+        .await?;
+    Ok(match outcome {
+        PublishOutcome::Published { manifest, observed } => with_status(
+            StatusCode::CREATED,
+            CacheStatus::CachePopulated,
+            &PublishAnswer::populated(derived.key, &manifest, observed.as_ref()),
+        ),
+        PublishOutcome::AlreadyExists { existing, observed } => {
+            // The kept entry may have gained a record: it is served as it now stands.
             let body = PublishAnswer::existed(derived.key, existing.as_deref(), observed.as_ref());
-            match existing {
-                Some(existing) => state.remember_published(entry, *existing).await,
-                None => state.hot.invalidate(&entry).await,
-            }
             with_status(StatusCode::OK, CacheStatus::CacheHit, &body)
         }
-        Ok(Err(err @ (StoreError::OutputMismatch { .. } | StoreError::InvalidName(_)))) => {
-            error(StatusCode::BAD_REQUEST, err.to_string())
-        }
-        Ok(Err(err)) => put_failure(&state, &derived, err.to_string()),
-        Err(_) => put_failure(
-            &state,
-            &derived,
-            format!("publish did not finish within {limit:?}"),
-        ),
-    }
+    })
 }
 
 /// Reads a part into memory, refusing (413) one of more than `limit` bytes as soon as it
@@ -434,25 +368,23 @@ pub async fn publish(
 async fn read_bounded(
     mut field: axum::extract::multipart::Field<'_>,
     limit: u64,
-) -> Result<String, Response> {
+) -> Result<String, ApiError> {
     let mut bytes = Vec::new();
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
                 if (bytes.len() + chunk.len()) as u64 > limit {
-                    return Err(error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("material: more than limits.max_material_bytes = {limit} bytes"),
-                    ));
+                    return Err(ApiError::TooLarge(format!(
+                        "material: more than limits.max_material_bytes = {limit} bytes"
+                    )));
                 }
                 bytes.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("material: {e}"))),
+            Err(e) => return Err(ApiError::BadRequest(format!("material: {e}"))),
         }
     }
-    String::from_utf8(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("material: not UTF-8: {e}")))
+    String::from_utf8(bytes).map_err(|e| ApiError::BadRequest(format!("material: not UTF-8: {e}")))
 }
 
 /// An upper bound on the size of the manifest a publish of `spooled` writes: the manifest
@@ -493,34 +425,3 @@ fn manifest_size_bound(
 
 /// Bytes allowed for the manifest's `producer` text in [`manifest_size_bound`].
 const PRODUCER_ALLOWANCE: u64 = 1024;
-
-/// Logs a publish whose outputs differed from the entry it met.
-fn warn_nondeterminism(derived: &DerivedKey, observed: Option<&NondeterminismRecord>) {
-    if let Some(record) = observed {
-        let outputs: Vec<&str> = record.outputs.keys().map(String::as_str).collect();
-        tracing::warn!(key = %derived.key, outcome = record.outcome.as_str(),
-            outputs = %outputs.join(","), "CACHE_NONDETERMINISTIC: the outputs differ from the entry's");
-    }
-}
-
-fn count_publish(state: &Shared, result: &'static str) {
-    state
-        .metrics
-        .publishes
-        .get_or_create(&PublishLabels { result })
-        .inc();
-}
-
-fn put_failure(state: &Shared, derived: &DerivedKey, cause: String) -> Response {
-    count_publish(state, "failure");
-    tracing::warn!(key = %derived.key, %cause, "publish failed");
-    with_status(
-        StatusCode::SERVICE_UNAVAILABLE,
-        CacheStatus::CachePutFailure,
-        &FailureAnswer {
-            cause,
-            key: derived.key,
-            status: CacheStatus::CachePutFailure,
-        },
-    )
-}

@@ -4,18 +4,18 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use recall_api::{LeaseAnswer, LeaseRequest, ReleaseAnswer};
-use recall_store::{DEFAULT_GRACE, LeaseStatus, StoreError};
+use recall_store::LeaseStatus;
 use serde::Deserialize;
 
 use super::entries::authorized_entry;
-use super::{Shared, error, parse_json, query_error};
+use super::{Shared, ok_json, parse_json, parsed_query};
 use crate::config::Access;
+use crate::error::ApiError;
 
 /// Query of `DELETE /v1/leases/{project}/{domain}/{key}`.
 #[derive(Debug, Deserialize)]
@@ -25,40 +25,6 @@ pub struct ReleaseQuery {
     owner: String,
 }
 
-/// Maps a store error of a lease call: bad arguments are the caller's, the rest the store's.
-fn lease_failure(state: &Shared, err: StoreError) -> Response {
-    match err {
-        StoreError::InvalidLease { .. } | StoreError::InvalidName(_) => {
-            error(StatusCode::BAD_REQUEST, err.to_string())
-        }
-        other => {
-            state.metrics.backend_errors.inc();
-            tracing::warn!(error = %other, "lease request failed at the store");
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {other}"))
-        }
-    }
-}
-
-/// 501 on a store without conditional writes (leases would not exclude anyone), 503 while
-/// the store has not answered recalld's check yet.
-fn refuse_without_conditional_writes(state: &Shared) -> Result<(), Response> {
-    state.leases_supported().map_err(|(status, message)| {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        error(status, message)
-    })
-}
-
-fn lease_timeout(state: &Shared) -> Response {
-    state.metrics.backend_errors.inc();
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!(
-            "store did not answer within {} ms",
-            state.config.timeouts.lease_ms
-        ),
-    )
-}
-
 /// `POST /v1/leases/{project}/{domain}/{key}`: GetOrExtend. Grants the lease to `owner` (or
 /// extends it), or answers `granted: false` with the current holder and its expiry.
 pub async fn acquire(
@@ -66,48 +32,21 @@ pub async fn acquire(
     headers: HeaderMap,
     Path((project, domain, key)): Path<(String, String, String)>,
     body: String,
-) -> Response {
-    let entry = match authorized_entry(&state, &headers, &project, &domain, &key, Access::Write) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let request: LeaseRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if let Err(refused) = refuse_without_conditional_writes(&state) {
-        return refused;
-    }
-    // Refused, not clamped: a holder that believes it has a longer heartbeat than it was
-    // granted would let its lease lapse between beats.
-    let max = state.config.limits.max_heartbeat_secs;
-    if !(1..=max).contains(&request.heartbeat_seconds) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "heartbeat_seconds: {} is out of range 1..={max} (limits.max_heartbeat_secs)",
-                request.heartbeat_seconds
-            ),
-        );
-    }
-    let limit = Duration::from_millis(state.config.timeouts.lease_ms);
-    let call = state.store().get_or_extend_lease(
-        &entry,
-        &request.owner,
-        Duration::from_secs(request.heartbeat_seconds),
-        DEFAULT_GRACE,
-    );
-    match tokio::time::timeout(limit, call).await {
-        Ok(Ok(LeaseStatus::Acquired(record))) => {
-            (StatusCode::OK, Json(LeaseAnswer::new(true, &record))).into_response()
-        }
-        Ok(Ok(LeaseStatus::HeldBy(record))) => {
-            state.metrics.lease_waits.inc();
-            (StatusCode::OK, Json(LeaseAnswer::new(false, &record))).into_response()
-        }
-        Ok(Err(err)) => lease_failure(&state, err),
-        Err(_) => lease_timeout(&state),
-    }
+) -> Result<Response, ApiError> {
+    let entry = authorized_entry(&state, &headers, &project, &domain, &key, Access::Write)?;
+    let request: LeaseRequest = parse_json(&body)?;
+    let status = state
+        .cache
+        .get_or_extend_lease(
+            &entry,
+            &request.owner,
+            Duration::from_secs(request.heartbeat_seconds),
+        )
+        .await?;
+    Ok(match status {
+        LeaseStatus::Acquired(record) => ok_json(&LeaseAnswer::new(true, &record)),
+        LeaseStatus::HeldBy(record) => ok_json(&LeaseAnswer::new(false, &record)),
+    })
 }
 
 /// `DELETE /v1/leases/{project}/{domain}/{key}?owner=X`: Release. `released: false` when the
@@ -117,22 +56,9 @@ pub async fn release(
     headers: HeaderMap,
     Path((project, domain, key)): Path<(String, String, String)>,
     query: Result<Query<ReleaseQuery>, QueryRejection>,
-) -> Response {
-    let entry = match authorized_entry(&state, &headers, &project, &domain, &key, Access::Write) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_error(rejection),
-    };
-    if let Err(refused) = refuse_without_conditional_writes(&state) {
-        return refused;
-    }
-    let limit = Duration::from_millis(state.config.timeouts.lease_ms);
-    match tokio::time::timeout(limit, state.store().release_lease(&entry, &query.owner)).await {
-        Ok(Ok(released)) => (StatusCode::OK, Json(ReleaseAnswer { released })).into_response(),
-        Ok(Err(err)) => lease_failure(&state, err),
-        Err(_) => lease_timeout(&state),
-    }
+) -> Result<Response, ApiError> {
+    let entry = authorized_entry(&state, &headers, &project, &domain, &key, Access::Write)?;
+    let query = parsed_query(query)?;
+    let released = state.cache.release_lease(&entry, &query.owner).await?;
+    Ok(ok_json(&ReleaseAnswer { released }))
 }

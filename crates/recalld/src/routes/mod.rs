@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,8 +26,8 @@ use tower::{Layer, Service};
 
 use recall_store::Tenant;
 
-use crate::auth::Denied;
 use crate::config::Access;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::status::CacheStatus;
 
@@ -207,6 +207,8 @@ where
 
 pin_project_lite::pin_project! {
     /// A response on its way through [`JsonErrors`].
+    // pin_project_lite takes no doc comments on variant fields.
+    #[allow(missing_docs)]
     #[project = JsonErrorsState]
     pub enum JsonErrorsFuture<F> {
         /// The router is answering.
@@ -289,26 +291,27 @@ pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Parses a JSON request body; a 400 names the field and what is wrong with its value.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T, Response> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
-        let message = if path == "." {
+        ApiError::BadRequest(if path == "." {
             format!("request body: {}", e.inner())
         } else {
             format!("request body field {path}: {}", e.inner())
-        };
-        error(StatusCode::BAD_REQUEST, message)
+        })
     })?;
     deserializer
         .end()
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
     Ok(parsed)
 }
 
-/// A 400 for a query string that does not parse, as JSON like every other error.
-pub(crate) fn query_error(rejection: QueryRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, rejection.body_text())
+/// The query string, or a 400 for one that does not parse.
+pub(crate) fn parsed_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
 }
 
 /// A JSON response that carries a cache status in its body (recall-api's answer types have
@@ -326,6 +329,18 @@ pub(crate) fn with_status(
     response
 }
 
+/// A 200 with a JSON body (one of recall-api's answer types).
+pub(crate) fn ok_json(body: &impl serde::Serialize) -> Response {
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// The request's `Authorization` header, when it is text.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Checks the request's bearer token for `need` on `project`/`domain`.
 pub(crate) fn authorize(
     state: &AppState,
@@ -333,14 +348,8 @@ pub(crate) fn authorize(
     project: Option<&str>,
     domain: Option<&str>,
     need: Access,
-) -> Result<(), Response> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state
-        .auth
-        .check(header, project, domain, need)
-        .map_err(denied_response)
+) -> Result<(), ApiError> {
+    Ok(state.auth.check(bearer(headers), project, domain, need)?)
 }
 
 /// Checks, from the headers alone, that the request's token has `need` access somewhere:
@@ -349,14 +358,8 @@ pub(crate) fn authorize_level(
     state: &AppState,
     headers: &HeaderMap,
     need: Access,
-) -> Result<(), Response> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state
-        .auth
-        .check_level(header, need)
-        .map_err(denied_response)
+) -> Result<(), ApiError> {
+    Ok(state.auth.check_level(bearer(headers), need)?)
 }
 
 /// The tenant that `project` and `domain` name (400 when either is not a valid name), once
@@ -367,27 +370,10 @@ pub(crate) fn authorized_tenant(
     project: &str,
     domain: &str,
     need: Access,
-) -> Result<Tenant, Response> {
-    let tenant =
-        Tenant::new(project, domain).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+) -> Result<Tenant, ApiError> {
+    let tenant = Tenant::new(project, domain)?;
     authorize(state, headers, Some(project), Some(domain), need)?;
     Ok(tenant)
-}
-
-/// The 401 or 403 answer to a refused request.
-pub(crate) fn denied_response(denied: Denied) -> Response {
-    match denied {
-        Denied::Unauthenticated => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        }
-        Denied::Forbidden { token, reason } => {
-            tracing::info!(token = %token, %reason, "request forbidden");
-            error(StatusCode::FORBIDDEN, format!("token {token:?}: {reason}"))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,988 @@
+//! `datacatalog.DataCatalog`: Flyte 1's catalog, as flytepropeller calls it, over recall
+//! entries. A dataset, an artifact and a tag are each one entry (recall_store::catalog);
+//! a reservation is the lease of the tag's entry.
+//!
+//! Fail-open, as everywhere in recall: propeller fails a node's round on any lookup error but
+//! NotFound, so a store that is slow or down makes GetDataset and GetArtifact answer NotFound
+//! within the lookup timeout (the task runs), and GetOrExtendReservation grant the caller (the
+//! task runs unserialized). Both are logged and counted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use bytes::Bytes;
+use prost_types::Timestamp;
+use recall_flyteidl::RawLiteral;
+use recall_flyteidl::datacatalog as pb;
+use recall_store::catalog::{
+    ARTIFACT_OUTPUT, ArtifactRecord, CatalogItem, DATASET_OUTPUT, DatasetId, DatasetRecord,
+};
+use recall_store::{
+    EntryRef, EvictSelector, LeaseRecord, LeaseStatus, Output, PublishMode, PublishOptions,
+    StoreError, Tenant, system_time_ms,
+};
+use tonic::{Request, Response, Status};
+
+use crate::cache::LookupAnswer;
+use crate::config::Access;
+use crate::error::ApiError;
+use crate::grpc::status_of;
+use crate::grpc::{authorize, authorize_level, code_name};
+use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
+use crate::state::AppState;
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct DataCatalog {
+    state: Arc<AppState>,
+}
+
+/// What reading one catalog entry gave.
+enum Read {
+    /// The entry's one output.
+    Found(Bytes),
+    /// No usable entry.
+    Missing,
+    /// The store could not be asked in time (already logged and counted).
+    Failed,
+}
+
+impl DataCatalog {
+    /// The service over recalld's state.
+    pub fn new(state: Arc<AppState>) -> Self {
+        DataCatalog { state }
+    }
+
+    /// Counts a request by method and status code.
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.state
+            .metrics
+            .flyte_requests
+            .get_or_create(&FlyteRequestLabels {
+                method,
+                code: code_name(code),
+            })
+            .inc();
+        result.map(Response::new)
+    }
+
+    fn count_lookup(&self, method: &'static str, result: &'static str) {
+        self.state
+            .metrics
+            .flyte_lookups
+            .get_or_create(&FlyteLookupLabels { method, result })
+            .inc();
+    }
+
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        id: &DatasetId,
+        need: Access,
+    ) -> Result<(), Status> {
+        authorize(
+            &self.state.auth,
+            request.metadata(),
+            &id.project,
+            &id.domain,
+            need,
+        )
+    }
+
+    /// The entry of `item`, and its key.
+    fn entry(
+        id: &DatasetId,
+        item: CatalogItem<'_>,
+    ) -> Result<(recall_key::DerivedKey, EntryRef), Status> {
+        let key = id.key(item).map_err(|e| {
+            Status::invalid_argument(format!(
+                "dataset {}/{}/{}/{}: {e} (recall keeps catalog entries under names of 1 to 128 \
+                 characters A-Z a-z 0-9 . _ - +)",
+                id.project, id.domain, id.name, id.version
+            ))
+        })?;
+        let entry = EntryRef::of(&key).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok((key, entry))
+    }
+
+    /// Reads the one output of a catalog entry through the [`crate::cache::Cache`]: memory
+    /// tier, breaker, timeout, store. A blob output is streamed and verified; a missing or
+    /// corrupt one drops the entry (a miss, so the next publish can replace it).
+    async fn read(&self, entry: &EntryRef, output: &str) -> Read {
+        let cache = &self.state.cache;
+        let manifest = match cache.lookup(entry).await {
+            LookupAnswer::Hit { manifest, .. } => manifest,
+            LookupAnswer::Miss(_) => return Read::Missing,
+            LookupAnswer::Failure(cause) => {
+                tracing::warn!(%cause, "catalog lookup failed: answering NotFound (fail open)");
+                return Read::Failed;
+            }
+        };
+        let Some(record) = manifest.outputs.get(output) else {
+            return Read::Missing;
+        };
+        if let Some(bytes) = &record.inline {
+            return Read::Found(bytes.clone());
+        }
+        let limit = Duration::from_millis(self.state.config.timeouts.lookup_ms.max(1000));
+        // Ok(None): the blob is missing or its bytes do not verify (the entry is broken).
+        let fetch = async {
+            let mut blob = match cache.blob(&entry.tenant, &record.digest).await {
+                Ok(blob) => blob,
+                Err(ApiError::NotFound(_)) => return Ok(None),
+                Err(err) => return Err(err.to_string()),
+            };
+            let mut bytes = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
+            while let Some(chunk) = blob.chunks.next().await {
+                match chunk {
+                    Ok(chunk) => bytes.extend_from_slice(&chunk),
+                    Err(StoreError::BlobMismatch { .. }) => return Ok(None),
+                    Err(err) => return Err(err.to_string()),
+                }
+            }
+            Ok(Some(Bytes::from(bytes)))
+        };
+        match tokio::time::timeout(limit, fetch).await {
+            Ok(Ok(Some(bytes))) => Read::Found(bytes),
+            Ok(Ok(None)) => {
+                self.drop_broken(entry, "its blob is missing or does not verify")
+                    .await;
+                Read::Missing
+            }
+            Ok(Err(cause)) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!(%cause, "catalog fetch failed: answering NotFound (fail open)");
+                Read::Failed
+            }
+            Err(_) => {
+                self.state.metrics.backend_errors.inc();
+                tracing::warn!("catalog fetch timed out: answering NotFound (fail open)");
+                Read::Failed
+            }
+        }
+    }
+
+    /// Drops an entry whose data is missing, corrupt or does not decode, so the next publish
+    /// can replace it.
+    async fn drop_broken(&self, entry: &EntryRef, why: &str) {
+        tracing::warn!(key = %entry.key.to_hex(), %why,
+            "catalog entry's data is missing or corrupt: a miss, and the entry is dropped");
+        let selector = EvictSelector::Key(entry.clone());
+        if let Err(err) = self.state.cache.evict(&selector, false).await {
+            tracing::warn!(error = %err, "could not drop the broken catalog entry");
+        }
+    }
+
+    /// Reads an artifact record by tag or id; `Ok(None)` is a miss.
+    async fn read_artifact(
+        &self,
+        method: &'static str,
+        id: &DatasetId,
+        item: CatalogItem<'_>,
+    ) -> Result<Option<ArtifactRecord>, Status> {
+        let (_, entry) = Self::entry(id, item)?;
+        let record = match self.read(&entry, ARTIFACT_OUTPUT).await {
+            Read::Found(bytes) => match ArtifactRecord::decode(&bytes) {
+                Ok(record) => Some(record),
+                Err(err) => {
+                    self.drop_broken(&entry, &err.to_string()).await;
+                    None
+                }
+            },
+            Read::Missing => None,
+            Read::Failed => {
+                self.count_lookup(method, "failure");
+                return Ok(None);
+            }
+        };
+        self.count_lookup(method, if record.is_some() { "hit" } else { "miss" });
+        Ok(record)
+    }
+
+    /// Publishes one catalog entry through the cache. `Ok(false)`: a live entry already
+    /// existed (create mode).
+    async fn publish(
+        &self,
+        key: &recall_key::DerivedKey,
+        output: &str,
+        bytes: Vec<u8>,
+        options: PublishOptions,
+    ) -> Result<bool, Status> {
+        let outputs = [Output::bytes(output, bytes)];
+        let outcome = self
+            .state
+            .cache
+            .publish(key, &outputs, &options, Instant::now())
+            .await
+            .map_err(status_of)?;
+        Ok(outcome.is_published())
+    }
+
+    /// Writes an artifact record as the artifact's entry (and, with `tag`, as the tag's).
+    async fn publish_artifact(
+        &self,
+        record: &ArtifactRecord,
+        item: CatalogItem<'_>,
+        mode: PublishMode,
+        ttl: Option<Duration>,
+    ) -> Result<bool, Status> {
+        let (key, _) = Self::entry(&record.dataset, item)?;
+        let mut record = record.clone();
+        record.tag = match item {
+            CatalogItem::Tag(tag) => Some(tag.to_string()),
+            _ => None,
+        };
+        self.publish(
+            &key,
+            ARTIFACT_OUTPUT,
+            record.encode(),
+            PublishOptions { mode, ttl },
+        )
+        .await
+    }
+
+    async fn create_dataset(
+        &self,
+        request: Request<pb::CreateDatasetRequest>,
+    ) -> Result<pb::CreateDatasetResponse, Status> {
+        let dataset = request
+            .get_ref()
+            .dataset
+            .clone()
+            .ok_or_else(|| missing("dataset"))?;
+        let id = dataset_id(dataset.id.as_ref(), "dataset.id")?;
+        self.authorize(&request, &id, Access::Write)?;
+        let record = DatasetRecord {
+            id: id.clone(),
+            uuid: dataset.id.map(|i| i.uuid).unwrap_or_default(),
+            metadata: metadata(dataset.metadata),
+            partition_keys: dataset.partition_keys,
+        };
+        let (key, _) = Self::entry(&id, CatalogItem::Dataset)?;
+        if self
+            .publish(
+                &key,
+                DATASET_OUTPUT,
+                record.encode(),
+                PublishOptions::default(),
+            )
+            .await?
+        {
+            Ok(pb::CreateDatasetResponse {})
+        } else {
+            Err(Status::already_exists(format!(
+                "dataset {} already exists",
+                show(&id)
+            )))
+        }
+    }
+
+    async fn get_dataset(
+        &self,
+        request: Request<pb::GetDatasetRequest>,
+    ) -> Result<pb::GetDatasetResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let (_, entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        let record = match self.read(&entry, DATASET_OUTPUT).await {
+            Read::Found(bytes) => match DatasetRecord::decode(&bytes) {
+                Ok(record) => Some(record),
+                Err(err) => {
+                    self.drop_broken(&entry, &err.to_string()).await;
+                    None
+                }
+            },
+            Read::Missing => None,
+            Read::Failed => {
+                self.count_lookup("GetDataset", "failure");
+                return Err(Status::not_found(format!(
+                    "dataset {}: the store did not answer in time (recall fails open: a miss)",
+                    show(&id)
+                )));
+            }
+        };
+        self.count_lookup("GetDataset", if record.is_some() { "hit" } else { "miss" });
+        let record =
+            record.ok_or_else(|| Status::not_found(format!("dataset {} not found", show(&id))))?;
+        Ok(pb::GetDatasetResponse {
+            dataset: Some(dataset_message(&record)),
+        })
+    }
+
+    async fn create_artifact(
+        &self,
+        request: Request<pb::CreateArtifactRequest>,
+    ) -> Result<pb::CreateArtifactResponse, Status> {
+        let artifact = request
+            .get_ref()
+            .artifact
+            .clone()
+            .ok_or_else(|| missing("artifact"))?;
+        let id = dataset_id(artifact.dataset.as_ref(), "artifact.dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        if artifact.id.is_empty() {
+            return Err(missing("artifact.id"));
+        }
+        let data = artifact_data(artifact.data, "artifact.data")?;
+        let (_, dataset_entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        if let Read::Missing = self.read(&dataset_entry, DATASET_OUTPUT).await {
+            return Err(Status::not_found(format!(
+                "dataset {} not found",
+                show(&id)
+            )));
+        }
+        let record = ArtifactRecord {
+            id: artifact.id.clone(),
+            dataset: id.clone(),
+            data,
+            metadata: metadata(artifact.metadata),
+            created_at_ms: system_time_ms(std::time::SystemTime::now()),
+            tag: None,
+        };
+        // Untagged, it expires: if propeller's AddTag never comes, GC removes it.
+        let ttl = Duration::from_secs(self.state.config.flyte.untagged_artifact_ttl_secs);
+        if self
+            .publish_artifact(
+                &record,
+                CatalogItem::Artifact(&artifact.id),
+                PublishMode::CreateIfAbsent,
+                Some(ttl),
+            )
+            .await?
+        {
+            Ok(pb::CreateArtifactResponse {})
+        } else {
+            Err(Status::already_exists(format!(
+                "artifact {:?} of dataset {} already exists",
+                artifact.id,
+                show(&id)
+            )))
+        }
+    }
+
+    async fn get_artifact(
+        &self,
+        request: Request<pb::GetArtifactRequest>,
+    ) -> Result<pb::GetArtifactResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let (item, what) = query(get_query(request.get_ref().query_handle.as_ref()), &id)?;
+        let record = self
+            .read_artifact("GetArtifact", &id, item)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+        Ok(pb::GetArtifactResponse {
+            artifact: Some(artifact_message(record)),
+        })
+    }
+
+    async fn add_tag(
+        &self,
+        request: Request<pb::AddTagRequest>,
+    ) -> Result<pb::AddTagResponse, Status> {
+        let tag = request
+            .get_ref()
+            .tag
+            .clone()
+            .ok_or_else(|| missing("tag"))?;
+        let id = dataset_id(tag.dataset.as_ref(), "tag.dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        if tag.name.is_empty() {
+            return Err(missing("tag.name"));
+        }
+        if tag.artifact_id.is_empty() {
+            return Err(missing("tag.artifact_id"));
+        }
+        let record = self
+            .read_artifact("AddTag", &id, CatalogItem::Artifact(&tag.artifact_id))
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "artifact {:?} of dataset {} not found",
+                    tag.artifact_id,
+                    show(&id)
+                ))
+            })?;
+        if !self
+            .publish_artifact(
+                &record,
+                CatalogItem::Tag(&tag.name),
+                PublishMode::CreateIfAbsent,
+                None,
+            )
+            .await?
+        {
+            return Err(Status::already_exists(format!(
+                "tag {:?} of dataset {} already exists",
+                tag.name,
+                show(&id)
+            )));
+        }
+        // Tagged, the artifact no longer expires.
+        if let Err(status) = self
+            .publish_artifact(
+                &record,
+                CatalogItem::Artifact(&record.id),
+                PublishMode::Overwrite,
+                None,
+            )
+            .await
+        {
+            tracing::warn!(artifact = %record.id, error = %status.message(),
+                "tagged, but the artifact entry keeps its expiry");
+        }
+        Ok(pb::AddTagResponse {})
+    }
+
+    async fn update_artifact(
+        &self,
+        request: Request<pb::UpdateArtifactRequest>,
+    ) -> Result<pb::UpdateArtifactResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Write)?;
+        let request = request.into_inner();
+        let (item, what) = query(update_query(request.query_handle.as_ref()), &id)?;
+        let data = artifact_data(request.data, "data")?;
+        let current = self
+            .read_artifact("UpdateArtifact", &id, item)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+        let record = ArtifactRecord {
+            data,
+            metadata: metadata(request.metadata),
+            created_at_ms: system_time_ms(std::time::SystemTime::now()),
+            tag: None,
+            ..current
+        };
+        if let CatalogItem::Tag(_) = item {
+            self.publish_artifact(&record, item, PublishMode::Overwrite, None)
+                .await?;
+        }
+        self.publish_artifact(
+            &record,
+            CatalogItem::Artifact(&record.id),
+            PublishMode::Overwrite,
+            None,
+        )
+        .await?;
+        Ok(pb::UpdateArtifactResponse {
+            artifact_id: record.id,
+        })
+    }
+
+    /// The live entries of one dataset version (or of every version), as the store's index
+    /// markers name them.
+    async fn entries_of(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<EntryRef>, Status> {
+        let listed = self
+            .state
+            .cache
+            .task_entries(tenant, name, version)
+            .await
+            .map_err(status_of)?;
+        listed
+            .into_iter()
+            .map(|e| {
+                EntryRef::new(tenant.project(), tenant.domain(), e.key)
+                    .map_err(|err| Status::internal(err.to_string()))
+            })
+            .collect()
+    }
+
+    async fn list_artifacts(
+        &self,
+        request: Request<pb::ListArtifactsRequest>,
+    ) -> Result<pb::ListArtifactsResponse, Status> {
+        let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
+        self.authorize(&request, &id, Access::Read)?;
+        let request = request.into_inner();
+        let (mut tag_filter, mut id_filter) = (None, None);
+        for filter in request.filter.map(|f| f.filters).unwrap_or_default() {
+            use pb::single_property_filter::PropertyFilter;
+            match filter.property_filter {
+                Some(PropertyFilter::TagFilter(pb::TagPropertyFilter { property: Some(p) })) => {
+                    let pb::tag_property_filter::Property::TagName(tag) = p;
+                    tag_filter = Some(tag);
+                }
+                Some(PropertyFilter::ArtifactFilter(pb::ArtifactPropertyFilter {
+                    property: Some(p),
+                })) => {
+                    let pb::artifact_property_filter::Property::ArtifactId(artifact) = p;
+                    id_filter = Some(artifact);
+                }
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "filter: recalld filters artifacts by tag_name and artifact_id only \
+                         (partitions are not supported)",
+                    ));
+                }
+            }
+        }
+        let tenant = Tenant::new(&id.project, &id.domain)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Untagged and tagged records of each artifact id, with the tags met.
+        let mut artifacts: BTreeMap<String, (ArtifactRecord, Vec<String>)> = BTreeMap::new();
+        for entry in self
+            .entries_of(&tenant, &id.name, Some(&id.version))
+            .await?
+        {
+            let Read::Found(bytes) = self.read(&entry, ARTIFACT_OUTPUT).await else {
+                continue;
+            };
+            let Ok(mut record) = ArtifactRecord::decode(&bytes) else {
+                continue;
+            };
+            let tag = record.tag.take();
+            let slot = artifacts
+                .entry(record.id.clone())
+                .or_insert_with(|| (record.clone(), Vec::new()));
+            if tag.is_none() {
+                slot.0 = record;
+            }
+            slot.1.extend(tag);
+        }
+        let mut found: Vec<pb::Artifact> = artifacts
+            .into_values()
+            .filter(|(record, tags)| {
+                id_filter.as_ref().is_none_or(|want| &record.id == want)
+                    && tag_filter.as_ref().is_none_or(|want| tags.contains(want))
+            })
+            .map(|(record, mut tags)| {
+                tags.sort();
+                let mut message = artifact_message(record);
+                let dataset = message.dataset.clone();
+                message.tags = tags
+                    .into_iter()
+                    .map(|name| pb::Tag {
+                        name,
+                        artifact_id: message.id.clone(),
+                        dataset: dataset.clone(),
+                    })
+                    .collect();
+                message
+            })
+            .collect();
+        let ascending = request
+            .pagination
+            .as_ref()
+            .is_some_and(|p| p.sort_order == pb::pagination_options::SortOrder::Ascending as i32);
+        found.sort_by_key(|a| (a.created_at.map(|t| (t.seconds, t.nanos)), a.id.clone()));
+        if !ascending {
+            found.reverse();
+        }
+        let (artifacts, next_token) = page(found, request.pagination.as_ref())?;
+        Ok(pb::ListArtifactsResponse {
+            artifacts,
+            next_token,
+        })
+    }
+
+    async fn list_datasets(
+        &self,
+        request: Request<pb::ListDatasetsRequest>,
+    ) -> Result<pb::ListDatasetsResponse, Status> {
+        authorize_level(&self.state.auth, request.metadata(), Access::Read)?;
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let request = request.into_inner();
+        let mut want: BTreeMap<&'static str, String> = BTreeMap::new();
+        for filter in request.filter.map(|f| f.filters).unwrap_or_default() {
+            use pb::dataset_property_filter::Property;
+            use pb::single_property_filter::PropertyFilter;
+            let Some(PropertyFilter::DatasetFilter(pb::DatasetPropertyFilter {
+                property: Some(p),
+            })) = filter.property_filter
+            else {
+                return Err(Status::invalid_argument(
+                    "filter: recalld filters datasets by project, domain, name and version only",
+                ));
+            };
+            let (field, value) = match p {
+                Property::Project(v) => ("project", v),
+                Property::Domain(v) => ("domain", v),
+                Property::Name(v) => ("name", v),
+                Property::Version(v) => ("version", v),
+                Property::Org(v) if v.is_empty() => continue,
+                Property::Org(_) => {
+                    return Err(Status::invalid_argument(
+                        "filter: recalld has no orgs; leave org empty",
+                    ));
+                }
+            };
+            want.insert(field, value);
+        }
+        let matches = |field: &str, value: &str| want.get(field).is_none_or(|w| w == value);
+        let tenants = self.state.cache.tenants().await.map_err(status_of)?;
+        let visible = self
+            .state
+            .auth
+            .visible(
+                header.as_deref(),
+                &tenants,
+                |t| (t.project(), t.domain()),
+                Access::Read,
+            )
+            .map_err(|_| Status::permission_denied("token may not list datasets"))?;
+        let mut found = Vec::new();
+        for tenant in visible {
+            if !matches("project", tenant.project()) || !matches("domain", tenant.domain()) {
+                continue;
+            }
+            let tasks = self.state.cache.tasks(tenant).await.map_err(status_of)?;
+            for task in tasks.iter().filter(|t| matches("name", t)) {
+                let version = want.get("version").map(String::as_str);
+                for entry in self.entries_of(tenant, task, version).await? {
+                    if let Read::Found(bytes) = self.read(&entry, DATASET_OUTPUT).await
+                        && let Ok(record) = DatasetRecord::decode(&bytes)
+                    {
+                        found.push(record);
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let found = found.iter().map(dataset_message).collect();
+        let (datasets, next_token) = page(found, request.pagination.as_ref())?;
+        Ok(pb::ListDatasetsResponse {
+            datasets,
+            next_token,
+        })
+    }
+
+    async fn get_or_extend_reservation(
+        &self,
+        request: Request<pb::GetOrExtendReservationRequest>,
+    ) -> Result<pb::GetOrExtendReservationResponse, Status> {
+        let (id, tag) = reservation_id(request.get_ref().reservation_id.as_ref())?;
+        self.authorize(&request, &id, Access::Write)?;
+        let request = request.into_inner();
+        if request.owner_id.is_empty() {
+            return Err(missing("owner_id"));
+        }
+        let settings = &self.state.config.flyte;
+        let max = Duration::from_secs(settings.reservation_max_heartbeat_secs);
+        let asked = request
+            .heartbeat_interval
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(max);
+        let heartbeat = asked.min(max).max(Duration::from_millis(1));
+        let grace = settings.reservation_grace.max(1);
+        let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
+        let granted = |why: &str| {
+            self.state.metrics.flyte_reservations_failed_open.inc();
+            tracing::warn!(owner = %request.owner_id, %why,
+                "reservation granted without the store (fail open): the task runs unserialized");
+            let now = system_time_ms(std::time::SystemTime::now());
+            let heartbeat_ms = heartbeat.as_millis() as i64;
+            LeaseRecord {
+                owner: request.owner_id.clone(),
+                released: false,
+                acquired_at_ms: now,
+                renewed_at_ms: now,
+                heartbeat_ms,
+                expires_at_ms: now + heartbeat_ms * i64::from(grace),
+            }
+        };
+        let call = self.state.cache.get_or_extend_lease_with_grace(
+            &entry,
+            &request.owner_id,
+            heartbeat,
+            grace,
+        );
+        let record = match call.await {
+            Ok(LeaseStatus::Acquired(record)) => record,
+            Ok(LeaseStatus::HeldBy(record)) => {
+                self.state.metrics.flyte_reservation_waits.inc();
+                record
+            }
+            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
+            // Store down, slow, not ready, or without conditional writes: fail open.
+            Err(err) => granted(&err.to_string()),
+        };
+        Ok(pb::GetOrExtendReservationResponse {
+            reservation: Some(pb::Reservation {
+                reservation_id: Some(pb::ReservationId {
+                    dataset_id: Some(dataset_id_message(&id, "")),
+                    tag_name: tag,
+                }),
+                owner_id: record.owner,
+                heartbeat_interval: Some(prost_types::Duration {
+                    seconds: record.heartbeat_ms / 1000,
+                    nanos: ((record.heartbeat_ms % 1000) * 1_000_000) as i32,
+                }),
+                expires_at: Some(timestamp(record.expires_at_ms)),
+                metadata: None,
+            }),
+        })
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<pb::ReleaseReservationRequest>,
+    ) -> Result<pb::ReleaseReservationResponse, Status> {
+        let (id, tag) = reservation_id(request.get_ref().reservation_id.as_ref())?;
+        self.authorize(&request, &id, Access::Write)?;
+        let owner = &request.get_ref().owner_id;
+        if owner.is_empty() {
+            return Err(missing("owner_id"));
+        }
+        let (_, entry) = Self::entry(&id, CatalogItem::Tag(&tag))?;
+        match self.state.cache.release_lease(&entry, owner).await {
+            Ok(_) => {}
+            Err(err @ ApiError::BadRequest(_)) => return Err(status_of(err)),
+            Err(err) => {
+                tracing::warn!(error = %err, "reservation not released: it lapses on its own");
+            }
+        }
+        Ok(pb::ReleaseReservationResponse {})
+    }
+}
+
+/// The gRPC trait: each method calls the inherent method of the same name and counts the
+/// answer by method and code ([`DataCatalog::finish`]).
+macro_rules! grpc_methods {
+    ($($method:ident($request:ident) -> $response:ident as $name:literal;)*) => {
+        #[tonic::async_trait]
+        impl pb::data_catalog_server::DataCatalog for DataCatalog {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<pb::$request>,
+                ) -> Result<Response<pb::$response>, Status> {
+                    self.finish($name, DataCatalog::$method(self, request).await)
+                }
+            )*
+        }
+    };
+}
+
+grpc_methods! {
+    create_dataset(CreateDatasetRequest) -> CreateDatasetResponse as "CreateDataset";
+    get_dataset(GetDatasetRequest) -> GetDatasetResponse as "GetDataset";
+    create_artifact(CreateArtifactRequest) -> CreateArtifactResponse as "CreateArtifact";
+    get_artifact(GetArtifactRequest) -> GetArtifactResponse as "GetArtifact";
+    add_tag(AddTagRequest) -> AddTagResponse as "AddTag";
+    list_artifacts(ListArtifactsRequest) -> ListArtifactsResponse as "ListArtifacts";
+    list_datasets(ListDatasetsRequest) -> ListDatasetsResponse as "ListDatasets";
+    update_artifact(UpdateArtifactRequest) -> UpdateArtifactResponse as "UpdateArtifact";
+    get_or_extend_reservation(GetOrExtendReservationRequest) -> GetOrExtendReservationResponse
+        as "GetOrExtendReservation";
+    release_reservation(ReleaseReservationRequest) -> ReleaseReservationResponse
+        as "ReleaseReservation";
+}
+
+/// One page of `items`: `pagination.token` is the offset to start at (empty: 0), `limit` the
+/// page size (0: all); the next token is empty on the last page.
+fn page<T>(
+    items: Vec<T>,
+    pagination: Option<&pb::PaginationOptions>,
+) -> Result<(Vec<T>, String), Status> {
+    let (limit, token) = pagination.map_or((0, ""), |p| (p.limit as usize, p.token.as_str()));
+    let start = if token.is_empty() {
+        0
+    } else {
+        token.parse::<usize>().map_err(|_| {
+            Status::invalid_argument(format!(
+                "pagination.token {token:?}: not a token recalld gave"
+            ))
+        })?
+    };
+    let total = items.len();
+    let end = if limit == 0 {
+        total
+    } else {
+        start.saturating_add(limit).min(total)
+    };
+    let next = if end < total {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok((
+        items
+            .into_iter()
+            .skip(start)
+            .take(end.saturating_sub(start))
+            .collect(),
+        next,
+    ))
+}
+
+fn missing(field: &str) -> Status {
+    Status::invalid_argument(format!("{field} is missing or empty"))
+}
+
+/// A `DatasetID` with every part recall keys on; `field` names it in errors.
+fn dataset_id(id: Option<&pb::DatasetId>, field: &str) -> Result<DatasetId, Status> {
+    let id = id.ok_or_else(|| missing(field))?;
+    for (part, value) in [
+        ("project", &id.project),
+        ("domain", &id.domain),
+        ("name", &id.name),
+        ("version", &id.version),
+    ] {
+        if value.is_empty() {
+            return Err(missing(&format!("{field}.{part}")));
+        }
+    }
+    Ok(DatasetId {
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        name: id.name.clone(),
+        version: id.version.clone(),
+    })
+}
+
+fn reservation_id(id: Option<&pb::ReservationId>) -> Result<(DatasetId, String), Status> {
+    let id = id.ok_or_else(|| missing("reservation_id"))?;
+    let dataset = dataset_id(id.dataset_id.as_ref(), "reservation_id.dataset_id")?;
+    if id.tag_name.is_empty() {
+        return Err(missing("reservation_id.tag_name"));
+    }
+    Ok((dataset, id.tag_name.clone()))
+}
+
+/// The entry a GetArtifact/UpdateArtifact query names, and how to say it in errors.
+fn query<'a>(
+    handle: Option<CatalogItem<'a>>,
+    id: &DatasetId,
+) -> Result<(CatalogItem<'a>, String), Status> {
+    match handle {
+        Some(CatalogItem::Tag(tag)) if !tag.is_empty() => Ok((
+            CatalogItem::Tag(tag),
+            format!("tag {tag:?} of dataset {}", show(id)),
+        )),
+        Some(CatalogItem::Artifact(artifact)) if !artifact.is_empty() => Ok((
+            CatalogItem::Artifact(artifact),
+            format!("artifact {artifact:?} of dataset {}", show(id)),
+        )),
+        _ => Err(missing("artifact_id or tag_name")),
+    }
+}
+
+fn get_query(handle: Option<&pb::get_artifact_request::QueryHandle>) -> Option<CatalogItem<'_>> {
+    use pb::get_artifact_request::QueryHandle;
+    handle.map(|h| match h {
+        QueryHandle::TagName(tag) => CatalogItem::Tag(tag),
+        QueryHandle::ArtifactId(id) => CatalogItem::Artifact(id),
+    })
+}
+
+fn update_query(
+    handle: Option<&pb::update_artifact_request::QueryHandle>,
+) -> Option<CatalogItem<'_>> {
+    use pb::update_artifact_request::QueryHandle;
+    handle.map(|h| match h {
+        QueryHandle::TagName(tag) => CatalogItem::Tag(tag),
+        QueryHandle::ArtifactId(id) => CatalogItem::Artifact(id),
+    })
+}
+
+fn artifact_data(
+    data: Vec<pb::ArtifactData>,
+    field: &str,
+) -> Result<Vec<(String, Vec<u8>)>, Status> {
+    if data.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}: an artifact needs at least one value"
+        )));
+    }
+    data.into_iter()
+        .map(|d| {
+            if d.name.is_empty() {
+                return Err(missing(&format!("{field}.name")));
+            }
+            Ok((
+                d.name,
+                d.value.map(RawLiteral::into_bytes).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn metadata(metadata: Option<pb::Metadata>) -> BTreeMap<String, String> {
+    metadata
+        .map(|m| m.key_map.into_iter().collect())
+        .unwrap_or_default()
+}
+
+fn show(id: &DatasetId) -> String {
+    format!("{}/{}/{}/{}", id.project, id.domain, id.name, id.version)
+}
+
+fn dataset_id_message(id: &DatasetId, uuid: &str) -> pb::DatasetId {
+    pb::DatasetId {
+        project: id.project.clone(),
+        name: id.name.clone(),
+        domain: id.domain.clone(),
+        version: id.version.clone(),
+        uuid: uuid.to_string(),
+        org: String::new(),
+    }
+}
+
+fn dataset_message(record: &DatasetRecord) -> pb::Dataset {
+    pb::Dataset {
+        id: Some(dataset_id_message(&record.id, &record.uuid)),
+        metadata: Some(pb::Metadata {
+            key_map: record.metadata.clone().into_iter().collect(),
+        }),
+        partition_keys: record.partition_keys.clone(),
+    }
+}
+
+fn artifact_message(record: ArtifactRecord) -> pb::Artifact {
+    let dataset = dataset_id_message(&record.dataset, "");
+    pb::Artifact {
+        tags: record
+            .tag
+            .iter()
+            .map(|name| pb::Tag {
+                name: name.clone(),
+                artifact_id: record.id.clone(),
+                dataset: Some(dataset.clone()),
+            })
+            .collect(),
+        id: record.id,
+        dataset: Some(dataset),
+        data: record
+            .data
+            .into_iter()
+            .map(|(name, literal)| pb::ArtifactData {
+                name,
+                value: Some(RawLiteral::from_bytes(literal)),
+            })
+            .collect(),
+        metadata: Some(pb::Metadata {
+            key_map: record.metadata.into_iter().collect(),
+        }),
+        partitions: Vec::new(),
+        created_at: Some(timestamp(record.created_at_ms)),
+    }
+}
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}

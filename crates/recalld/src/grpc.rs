@@ -1,0 +1,112 @@
+//! Plumbing shared by recalld's gRPC front doors (Flyte's datacatalog; later Flyte 2's
+//! CacheService): each is served by tonic on its own listener, with gRPC health checking and
+//! server reflection beside it, and checks the same bearer tokens as HTTP, taken from the
+//! `authorization` metadata.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataMap;
+use tonic::service::Routes;
+use tonic::{Code, Status};
+
+use crate::auth::{Auth, Denied};
+use crate::config::Access;
+use crate::error::ApiError;
+
+/// Binds a gRPC front door's listener (`what` names its setting in the error).
+pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("{what} {address}: {e}"))
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, with the gRPC health service
+/// (every name in `services` reported SERVING, and the server as a whole, `""`) and server
+/// reflection over `descriptor_sets` (encoded `FileDescriptorSet`s).
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    services: &[&str],
+    descriptor_sets: &[&[u8]],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for service in services {
+        reporter
+            .set_service_status(*service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let mut reflection = tonic_reflection::server::Builder::configure();
+    for set in descriptor_sets {
+        reflection = reflection.register_encoded_file_descriptor_set(set);
+    }
+    let reflection = reflection.build_v1()?;
+    tonic::transport::Server::builder()
+        .add_routes(routes.add_service(health).add_service(reflection))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Checks the bearer token in `metadata`'s `authorization` entry for a request on
+/// `project`/`domain` that needs `need`: no or an unknown token is `Unauthenticated`, a token
+/// without the scope `PermissionDenied`, as HTTP's 401 and 403.
+pub fn authorize(
+    auth: &Auth,
+    metadata: &MetadataMap,
+    project: &str,
+    domain: &str,
+    need: Access,
+) -> Result<(), Status> {
+    let header = metadata
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    auth.check(header, Some(project), Some(domain), need)
+        .map_err(denied)
+}
+
+/// Checks only that `metadata` presents a token with at least `need` access somewhere (for
+/// listings, which then leave out what the token may not read).
+pub fn authorize_level(auth: &Auth, metadata: &MetadataMap, need: Access) -> Result<(), Status> {
+    let header = metadata
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    auth.check_level(header, need).map_err(denied)
+}
+
+/// An [`ApiError`] as a gRPC status: the code gRPC has for each HTTP answer.
+pub fn status_of(err: ApiError) -> Status {
+    match err {
+        ApiError::BadRequest(m) => Status::invalid_argument(m),
+        ApiError::NotFound(m) => Status::not_found(m),
+        ApiError::TooLarge(m) => Status::resource_exhausted(m),
+        ApiError::NotImplemented(m) => Status::unimplemented(m),
+        ApiError::Unavailable(m) => Status::unavailable(m),
+        err @ ApiError::PutFailure { .. } => Status::unavailable(err.to_string()),
+        ApiError::Denied(d) => denied(d),
+    }
+}
+
+fn denied(denied: Denied) -> Status {
+    match denied {
+        Denied::Unauthenticated => {
+            Status::unauthenticated("missing or unknown bearer token in `authorization`")
+        }
+        Denied::Forbidden { token, reason } => {
+            Status::permission_denied(format!("token {token:?}: {reason}"))
+        }
+    }
+}
+
+/// The name of a status code as metrics label it (`Ok`, `NotFound`, ...).
+pub fn code_name(code: Code) -> String {
+    format!("{code:?}")
+}
