@@ -806,12 +806,7 @@ impl Client {
             if !manifest.outputs.contains_key(&name) {
                 return Err(CliError::Usage(format!(
                     "output {name:?}: the entry has no such output (it has {})",
-                    manifest
-                        .outputs
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    recall_cli::print::output_names(&manifest)
                 )));
             }
             let path = staging.path().join(&name);

@@ -48,6 +48,25 @@ fn material_from_body(body: &str) -> Result<DerivedKey, ApiError> {
         .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// The key that `body` (key material) derives, once the request's token is checked for
+/// `need` on its project and domain.
+fn authorized_material(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &str,
+    need: Access,
+) -> Result<DerivedKey, ApiError> {
+    let derived = material_from_body(body)?;
+    authorize(
+        state,
+        headers,
+        Some(&derived.project),
+        Some(&derived.domain),
+        need,
+    )?;
+    Ok(derived)
+}
+
 fn mentions_paths(value: &Value) -> bool {
     match value {
         Value::File(_) | Value::Dir(_) => true,
@@ -63,14 +82,7 @@ pub async fn derive_key(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let derived = material_from_body(&body)?;
-    authorize(
-        &state,
-        &headers,
-        Some(&derived.project),
-        Some(&derived.domain),
-        Access::Read,
-    )?;
+    let derived = authorized_material(&state, &headers, &body, Access::Read)?;
     Ok((StatusCode::OK, Json(json!(derived))).into_response())
 }
 
@@ -92,14 +104,7 @@ pub async fn lookup_by_material(
     body: String,
 ) -> Result<Response, ApiError> {
     let query = parsed_query(query)?;
-    let derived = material_from_body(&body)?;
-    authorize(
-        &state,
-        &headers,
-        Some(&derived.project),
-        Some(&derived.domain),
-        Access::Read,
-    )?;
+    let derived = authorized_material(&state, &headers, &body, Access::Read)?;
     let entry = EntryRef::of(&derived)?;
     Ok(answer(&state, &entry, query.overwrite).await)
 }
@@ -255,14 +260,7 @@ pub async fn publish(
         Ok(None) => return Err(ApiError::BadRequest("empty multipart body".into())),
         Err(e) => return Err(ApiError::BadRequest(format!("multipart: {e}"))),
     };
-    let derived = material_from_body(&text)?;
-    authorize(
-        &state,
-        &headers,
-        Some(&derived.project),
-        Some(&derived.domain),
-        Access::Write,
-    )?;
+    let derived = authorized_material(&state, &headers, &text, Access::Write)?;
     let max_outputs = state.config.limits.max_outputs;
     if derived.outputs.len() as u64 > max_outputs {
         return Err(ApiError::BadRequest(format!(
