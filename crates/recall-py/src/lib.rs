@@ -17,14 +17,17 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use recall_cli::client::{CacheClient, EvictRequest, EvictTarget};
-use recall_cli::commands::manifest_json;
+use recall_cli::cmd::manifest_json;
 use recall_cli::direct::DirectClient;
 use recall_cli::error::CliError;
 use recall_cli::explain::explain;
 use recall_cli::http::HttpClient;
 use recall_cli::outputs::{self, OutputKind, OutputPath};
+use recall_cli::owner::owner_id;
+use recall_cli::print::{miss_text, output_names};
 use recall_cli::progress::Reporter;
-use recall_cli::run::{miss_text, owner_id, publish_outputs, with_timeout};
+use recall_cli::publish::publish_outputs;
+use recall_cli::timeouts::with_timeout;
 use recall_key::{DerivedKey, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{Backend, EntryRef, Lookup, Store, StoreConfig, Tenant, open_url_with};
 use serde_json::json;
@@ -748,12 +751,7 @@ impl Client {
                 let Some(output) = manifest.outputs.get(name) else {
                     return Err(CliError::Usage(format!(
                         "output {name:?}: the entry has no such output (it has {})",
-                        manifest
-                            .outputs
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        output_names(&manifest)
                     )));
                 };
                 wanted.push(OutputPath {
@@ -808,12 +806,7 @@ impl Client {
             if !manifest.outputs.contains_key(&name) {
                 return Err(CliError::Usage(format!(
                     "output {name:?}: the entry has no such output (it has {})",
-                    manifest
-                        .outputs
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    recall_cli::print::output_names(&manifest)
                 )));
             }
             let path = staging.path().join(&name);
@@ -874,7 +867,7 @@ impl Client {
             let (outcome, _) =
                 publish_outputs(client.as_ref(), &derived, &paths, overwrite, quiet).await?;
             let short = derived.key.to_hex();
-            // The text `recall run` prints (recall_cli::run::warn_nondeterminism).
+            // The text `recall run` prints (recall_cli::print::warn_nondeterminism).
             let lines = outcome
                 .observed()
                 .map(|record| {

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::{Value as JsonValue, json};
 
 use crate::cli::{DoctorArgs, GlobalArgs};
-use crate::commands::parse_duration;
 use crate::error::{CliError, EXIT_STORAGE};
+use crate::timeouts::parse_duration;
 
 /// Exit status when recall runs, with weaker guarantees.
 pub const EXIT_WEAKER: u8 = 1;

@@ -258,7 +258,7 @@ pub async fn explain(client: &dyn CacheClient, key: &DerivedKey) -> Result<Expla
             explanation.verdict = "absent";
             explanation.reasons.push(format!(
                 "the entry is unusable: {}",
-                crate::run::miss_text(&miss)
+                crate::print::miss_text(&miss)
             ));
             return Ok(explanation);
         }

@@ -5,22 +5,23 @@
 //! section 7: a supplied digest stands in for the value digest). Blobs are streamed from the
 //! daemon and verified here before any byte is kept.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use bytes::Bytes;
 use futures::StreamExt;
+use recall_api::{
+    self as api, CacheStatus, HitAnswer, LeaseAnswer, LeaseRequest, ManifestView, MissAnswer,
+    PublishAnswer, RecordView, ReleaseAnswer, TaskEntries, Tasks, Tenants,
+};
 use recall_key::{DerivedKey, Digest, DigestSource};
 use recall_store::{
-    DigestChange, EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, Miss,
-    NondeterminismOutcome, NondeterminismRecord, OutputRecord, PublishOutcome, TaskEntry, Tenant,
-    system_time_ms,
+    EntryRef, EvictReport, GcOptions, GcReport, Lookup, Manifest, Miss, NondeterminismRecord,
+    OutputRecord, PublishOutcome, TaskEntry, Tenant, system_time_ms,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value as JsonValue, json};
 use tokio::io::AsyncWriteExt;
 
@@ -81,24 +82,19 @@ impl HttpClient {
             .map_err(|e| storage(format!("daemon {}: {e}", self.base)))
     }
 
-    /// Sends a listing request and returns the array in `field` of its 200 answer (empty
-    /// when the field is absent).
-    async fn listed(
-        &self,
-        builder: RequestBuilder,
-        field: &str,
-    ) -> Result<Vec<JsonValue>, CliError> {
-        let mut body = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
-        Ok(match body.get_mut(field).map(JsonValue::take) {
-            Some(JsonValue::Array(items)) => items,
-            _ => Vec::new(),
-        })
+    /// Sends a request and reads its 200 answer as `T`.
+    async fn answer<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, CliError> {
+        self.json(self.send(builder).await?, &[StatusCode::OK])
+            .await
     }
 
-    /// Reads a JSON body; a non-success status becomes an error carrying the daemon's text.
-    async fn json(&self, response: Response, ok: &[StatusCode]) -> Result<JsonValue, CliError> {
+    /// Reads a JSON body as `T`; a non-success status becomes an error carrying the daemon's
+    /// text.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        response: Response,
+        ok: &[StatusCode],
+    ) -> Result<T, CliError> {
         let status = response.status();
         let body = response
             .text()
@@ -149,7 +145,7 @@ impl HttpClient {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(false),
             _ => {
-                self.json(response, &[StatusCode::OK]).await?;
+                self.json::<JsonValue>(response, &[StatusCode::OK]).await?;
                 return Ok(false);
             }
         }
@@ -221,153 +217,16 @@ pub fn material_json(key: &DerivedKey) -> JsonValue {
     })
 }
 
-#[derive(Deserialize)]
-struct ManifestView {
-    layout_version: u64,
-    key: DerivedKey,
-    outputs: BTreeMap<String, OutputView>,
-    created_at_ms: i64,
-    expires_at_ms: Option<i64>,
-    producer: String,
-    #[serde(default)]
-    nondeterminism: Vec<RecordView>,
-}
-
-#[derive(Deserialize)]
-struct RecordView {
-    observed_at_ms: i64,
-    producer: String,
-    outcome: String,
-    outputs: BTreeMap<String, ChangeView>,
-}
-
-#[derive(Deserialize)]
-struct ChangeView {
-    previous: Digest,
-    current: Digest,
+/// A manifest from the daemon's JSON view of it.
+fn manifest_of(view: ManifestView) -> Result<Manifest, CliError> {
+    Manifest::try_from(view).map_err(|e| storage(format!("daemon sent a manifest with {e}")))
 }
 
 /// A nondeterminism record from the daemon's JSON view of it.
-fn record_of(view: RecordView) -> Result<NondeterminismRecord, CliError> {
-    let outcome = NondeterminismOutcome::parse(&view.outcome).ok_or_else(|| {
-        storage(format!(
-            "daemon sent a nondeterminism record with outcome {:?}",
-            view.outcome
-        ))
-    })?;
-    Ok(NondeterminismRecord {
-        observed_at_ms: view.observed_at_ms,
-        producer: view.producer,
-        outcome,
-        outputs: view
-            .outputs
-            .into_iter()
-            .map(|(name, c)| {
-                (
-                    name,
-                    DigestChange {
-                        previous: c.previous,
-                        current: c.current,
-                    },
-                )
-            })
-            .collect(),
-    })
-}
-
-/// The `nondeterminism` field of a publish answer: a record or null.
-fn observed_of(body: &JsonValue) -> Result<Option<NondeterminismRecord>, CliError> {
-    match body.get("nondeterminism") {
-        None | Some(JsonValue::Null) => Ok(None),
-        Some(value) => {
-            let view: RecordView = serde_json::from_value(value.clone()).map_err(|e| {
-                storage(format!(
-                    "daemon sent an unreadable nondeterminism record: {e}"
-                ))
-            })?;
-            record_of(view).map(Some)
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct OutputView {
-    #[serde(rename = "type")]
-    ty: String,
-    size: u64,
-    digest: Digest,
-    inline_base64: Option<String>,
-}
-
-/// A manifest from the daemon's JSON view of it.
-fn manifest_of(value: &JsonValue) -> Result<Manifest, CliError> {
-    let view: ManifestView = serde_json::from_value(value.clone())
-        .map_err(|e| storage(format!("daemon sent an unreadable manifest: {e}")))?;
-    let mut outputs = BTreeMap::new();
-    for (name, o) in view.outputs {
-        // Output names become file names under the staging directory: never trust them.
-        recall_key::validate_name("output name", &name)
-            .map_err(|e| storage(format!("daemon sent a manifest with {e}")))?;
-        let inline = match &o.inline_base64 {
-            None => None,
-            Some(text) => Some(Bytes::from(
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map_err(|e| storage(format!("daemon sent bad inline bytes: {e}")))?,
-            )),
-        };
-        outputs.insert(
-            name,
-            OutputRecord {
-                ty: o.ty,
-                size: o.size,
-                digest: o.digest,
-                inline,
-            },
-        );
-    }
-    Ok(Manifest {
-        layout_version: view.layout_version,
-        key: view.key,
-        outputs,
-        created_at_ms: view.created_at_ms,
-        expires_at_ms: view.expires_at_ms,
-        producer: view.producer,
-        nondeterminism: view
-            .nondeterminism
-            .into_iter()
-            .map(record_of)
-            .collect::<Result<_, _>>()?,
-    })
-}
-
-fn miss_of(body: &JsonValue) -> Miss {
-    let text = |f: &str| {
-        body.get(f)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    match body.get("reason").and_then(|r| r.as_str()) {
-        Some("expired") => Miss::Expired {
-            created_at_ms: body
-                .get("created_at_ms")
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0),
-        },
-        Some("undecodable") => Miss::Undecodable {
-            reason: text("detail"),
-        },
-        Some("broken") => Miss::Broken {
-            output: text("output"),
-            reason: text("detail"),
-        },
-        _ => Miss::NotFound,
-    }
-}
-
-fn count(value: &JsonValue, field: &str) -> u64 {
-    value.get(field).and_then(|v| v.as_u64()).unwrap_or(0)
+fn record_of(view: Option<RecordView>) -> Result<Option<NondeterminismRecord>, CliError> {
+    view.map(NondeterminismRecord::try_from)
+        .transpose()
+        .map_err(|e| storage(format!("daemon sent a {e}")))
 }
 
 #[async_trait]
@@ -394,34 +253,39 @@ impl CacheClient for HttpClient {
         let response = self
             .send(self.request(Method::GET, &Self::entry_path("entries", entry)))
             .await?;
-        let body = self
+        let body: JsonValue = self
             .json(response, &[StatusCode::OK, StatusCode::NOT_FOUND])
             .await?;
-        match body.get("manifest") {
-            Some(manifest) if body.get("status").and_then(|s| s.as_str()) == Some("CACHE_HIT") => {
-                let manifest = manifest_of(manifest)?;
-                if manifest.key.key != entry.key
-                    || manifest.key.project != entry.tenant.project()
-                    || manifest.key.domain != entry.tenant.domain()
-                {
-                    return Err(storage(format!(
-                        "daemon {} answered for another entry than {}",
-                        self.base, entry.key
-                    )));
-                }
-                let age_ms = system_time_ms(SystemTime::now()) - manifest.created_at_ms;
-                if self
-                    .max_age
-                    .is_some_and(|max| age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
-                {
-                    return Ok(Lookup::Miss(Miss::Expired {
-                        created_at_ms: manifest.created_at_ms,
-                    }));
-                }
-                Ok(Lookup::Hit(manifest))
-            }
-            _ => Ok(Lookup::Miss(miss_of(&body))),
+        let status = body
+            .get("status")
+            .and_then(|s| CacheStatus::deserialize(s).ok());
+        if status != Some(CacheStatus::CacheHit) {
+            // A 404 that is not a lookup's answer (no such route) is a miss too.
+            let miss = MissAnswer::deserialize(&body).map_or(Miss::NotFound, |m| m.miss());
+            return Ok(Lookup::Miss(miss));
         }
+        let hit = HitAnswer::deserialize(&body)
+            .map_err(|e| storage(format!("daemon sent an unreadable manifest: {e}")))?;
+        let manifest = manifest_of(hit.manifest)?;
+        if manifest.key.key != entry.key
+            || manifest.key.project != entry.tenant.project()
+            || manifest.key.domain != entry.tenant.domain()
+        {
+            return Err(storage(format!(
+                "daemon {} answered for another entry than {}",
+                self.base, entry.key
+            )));
+        }
+        let age_ms = system_time_ms(SystemTime::now()) - manifest.created_at_ms;
+        if self
+            .max_age
+            .is_some_and(|max| age_ms > i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
+        {
+            return Ok(Lookup::Miss(Miss::Expired {
+                created_at_ms: manifest.created_at_ms,
+            }));
+        }
+        Ok(Lookup::Hit(manifest))
     }
 
     async fn stored_entry(&self, entry: &EntryRef) -> Result<Option<StoredEntry>, CliError> {
@@ -492,11 +356,11 @@ impl CacheClient for HttpClient {
             .multipart(form);
         let response = self.send(builder).await?;
         let status = response.status();
-        let body = self
+        let answer: PublishAnswer = self
             .json(response, &[StatusCode::OK, StatusCode::CREATED])
             .await?;
-        let observed = observed_of(&body)?;
-        let manifest = body.get("manifest").map(manifest_of).transpose()?;
+        let observed = record_of(answer.nondeterminism)?;
+        let manifest = answer.manifest.map(manifest_of).transpose()?;
         match (status, manifest) {
             (StatusCode::CREATED, Some(manifest)) => Ok(PublishOutcome::Published {
                 manifest: Box::new(manifest),
@@ -516,26 +380,18 @@ impl CacheClient for HttpClient {
         heartbeat: Duration,
     ) -> Result<LeaseGrant, CliError> {
         let seconds = heartbeat.as_secs_f64().ceil().max(1.0) as u64;
+        let request = LeaseRequest {
+            owner: owner.to_string(),
+            heartbeat_seconds: seconds,
+        };
         let builder = self
             .request(Method::POST, &Self::entry_path("leases", entry))
-            .json(&json!({"owner": owner, "heartbeat_seconds": seconds}));
-        let body = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
+            .json(&request);
+        let answer: LeaseAnswer = self.answer(builder).await?;
         Ok(LeaseGrant {
-            granted: body
-                .get("granted")
-                .and_then(|g| g.as_bool())
-                .unwrap_or(false),
-            owner: body
-                .get("owner")
-                .and_then(|o| o.as_str())
-                .unwrap_or("")
-                .to_string(),
-            expires_at_ms: body
-                .get("expires_at_ms")
-                .and_then(|e| e.as_i64())
-                .unwrap_or(0),
+            granted: answer.granted,
+            owner: answer.owner,
+            expires_at_ms: answer.expires_at_ms,
         })
     }
 
@@ -543,13 +399,8 @@ impl CacheClient for HttpClient {
         let builder = self
             .request(Method::DELETE, &Self::entry_path("leases", entry))
             .query(&[("owner", owner)]);
-        let body = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
-        Ok(body
-            .get("released")
-            .and_then(|r| r.as_bool())
-            .unwrap_or(false))
+        let answer: ReleaseAnswer = self.answer(builder).await?;
+        Ok(answer.released)
     }
 
     async fn task_entries(
@@ -565,54 +416,32 @@ impl CacheClient for HttpClient {
         if let Some(version) = cache_version {
             builder = builder.query(&[("cache_version", version)]);
         }
-        let mut entries = Vec::new();
-        for item in &self.listed(builder, "entries").await? {
-            let key = item
-                .get("key")
-                .and_then(|k| k.as_str())
-                .and_then(|k| k.parse().ok());
-            let version = item.get("cache_version").and_then(|v| v.as_str());
-            if let (Some(key), Some(version)) = (key, version) {
-                entries.push(TaskEntry {
-                    cache_version: version.to_string(),
-                    key,
-                    marked_at_ms: item
-                        .get("marked_at_ms")
-                        .and_then(|m| m.as_i64())
-                        .unwrap_or(0),
-                });
-            }
-        }
-        Ok(entries)
+        let answer: TaskEntries = self.answer(builder).await?;
+        Ok(answer.entries.into_iter().map(TaskEntry::from).collect())
     }
 
     async fn tenants(&self) -> Result<Vec<Tenant>, CliError> {
-        let listed = self
-            .listed(self.request(Method::GET, "/v1/tenants"), "tenants")
+        let answer: Tenants = self
+            .answer(self.request(Method::GET, "/v1/tenants"))
             .await?;
-        let mut tenants = Vec::new();
-        for item in &listed {
-            let text = |f: &str| item.get(f).and_then(|v| v.as_str()).unwrap_or("");
-            let tenant = Tenant::new(text("project"), text("domain"))
-                .map_err(|e| storage(format!("daemon {} listed a tenant with {e}", self.base)))?;
-            tenants.push(tenant);
-        }
-        Ok(tenants)
+        answer
+            .tenants
+            .iter()
+            .map(|t| {
+                Tenant::try_from(t)
+                    .map_err(|e| storage(format!("daemon {} listed a tenant with {e}", self.base)))
+            })
+            .collect()
     }
 
     async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, CliError> {
         let path = format!("/v1/tasks/{}/{}", tenant.project(), tenant.domain());
-        let listed = self
-            .listed(self.request(Method::GET, &path), "tasks")
-            .await?;
-        let mut tasks = Vec::new();
-        for task in &listed {
-            let task = task.as_str().unwrap_or("");
+        let answer: Tasks = self.answer(self.request(Method::GET, &path)).await?;
+        for task in &answer.tasks {
             recall_key::validate_name("task", task)
                 .map_err(|e| storage(format!("daemon {} listed {e}", self.base)))?;
-            tasks.push(task.to_string());
         }
-        Ok(tasks)
+        Ok(answer.tasks)
     }
 
     async fn evict(&self, request: &EvictRequest) -> Result<EvictReport, CliError> {
@@ -621,65 +450,42 @@ impl CacheClient for HttpClient {
                 "evict through the daemon needs --project and --domain".into(),
             ));
         };
-        let mut body = json!({
-            "project": tenant.project(),
-            "domain": tenant.domain(),
-            "dry_run": request.dry_run,
-        });
+        let mut body = api::EvictRequest {
+            project: tenant.project().to_string(),
+            domain: tenant.domain().to_string(),
+            dry_run: request.dry_run,
+            ..api::EvictRequest::default()
+        };
         match &request.target {
-            EvictTarget::Key(key) => body["key"] = json!(key.to_hex()),
+            EvictTarget::Key(key) => body.key = Some(key.to_hex()),
             EvictTarget::Task {
                 task,
                 cache_version,
             } => {
-                body["task"] = json!(task);
-                if let Some(version) = cache_version {
-                    body["cache_version"] = json!(version);
-                }
+                body.task = Some(task.clone());
+                body.cache_version = cache_version.clone();
             }
             EvictTarget::OlderThan(cutoff_ms) => {
                 let age_ms = system_time_ms(SystemTime::now()).saturating_sub(*cutoff_ms);
-                body["older_than_seconds"] = json!(u64::try_from(age_ms / 1000).unwrap_or(0));
+                body.older_than_seconds = Some(u64::try_from(age_ms / 1000).unwrap_or(0));
             }
             EvictTarget::Tenant => {}
         }
         let builder = self.request(Method::POST, "/v1/evict").json(&body);
-        let answer = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
-        Ok(EvictReport {
-            entries: count(&answer, "entries"),
-            markers: count(&answer, "markers"),
-            leases: count(&answer, "leases"),
-            blobs: count(&answer, "blobs"),
-        })
+        let answer: api::EvictReport = self.answer(builder).await?;
+        Ok(EvictReport::from(&answer))
     }
 
     async fn gc(&self, tenant: Option<&Tenant>, options: &GcOptions) -> Result<GcReport, CliError> {
-        let mut body = json!({
-            "grace_seconds": options.grace.as_secs(),
-            "dry_run": options.dry_run,
-        });
-        if let Some(tenant) = tenant {
-            body["project"] = json!(tenant.project());
-            body["domain"] = json!(tenant.domain());
-        }
+        let body = api::GcRequest {
+            grace_seconds: Some(options.grace.as_secs()),
+            dry_run: options.dry_run,
+            project: tenant.map(|t| t.project().to_string()),
+            domain: tenant.map(|t| t.domain().to_string()),
+        };
         let builder = self.request(Method::POST, "/v1/gc").json(&body);
-        let a = self
-            .json(self.send(builder).await?, &[StatusCode::OK])
-            .await?;
-        Ok(GcReport {
-            manifests: count(&a, "manifests"),
-            undecodable_manifests: count(&a, "undecodable_manifests"),
-            blobs: count(&a, "blobs"),
-            referenced_blobs: count(&a, "referenced_blobs"),
-            blobs_in_grace: count(&a, "blobs_in_grace"),
-            collectable_blobs: count(&a, "collectable_blobs"),
-            collectable_bytes: count(&a, "collectable_bytes"),
-            deleted_blobs: count(&a, "deleted_blobs"),
-            orphan_markers: count(&a, "orphan_markers"),
-            expired_entries: count(&a, "expired_entries"),
-        })
+        let answer: api::GcReport = self.answer(builder).await?;
+        Ok(GcReport::from(&answer))
     }
 }
 

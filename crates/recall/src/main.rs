@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(match runtime.block_on(recall_cli::commands::execute(cli)) {
+    Ok(match runtime.block_on(recall_cli::cmd::execute(cli)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("recall: error: {err}");

@@ -1,21 +1,22 @@
-//! `recall run`: look the task up, restore its outputs on a hit, otherwise run the command
-//! and publish what it produced. The cache never turns a working job into a failed one.
+//! The engine of `recall run` (the subcommand's flags are [`crate::cmd`]'s): look the task
+//! up, restore its outputs on a hit, otherwise run the command and publish what it
+//! produced. The cache never turns a working job into a failed one.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recall_key::{DerivedKey, Digest};
-use recall_store::{
-    EntryRef, Lookup, Manifest, Miss, NondeterminismRecord, PublishOutcome, system_time_ms,
-};
+use recall_key::DerivedKey;
+use recall_store::{EntryRef, Lookup, Manifest, system_time_ms};
 
-use crate::client::{CacheClient, OutputFile};
+use crate::client::CacheClient;
 use crate::error::CliError;
-use crate::outputs::{self, OutputKind, OutputPath};
+use crate::outputs::{self, OutputPath};
+use crate::owner::owner_id;
+use crate::print::{miss_text, warn_nondeterminism};
 use crate::progress::{Reporter, human_bytes};
+use crate::publish::publish_outputs;
+use crate::staging;
+use crate::timeouts::with_timeout;
 
 /// Settings of one `recall run`.
 #[derive(Debug, Clone)]
@@ -42,6 +43,24 @@ enum Before {
     Run { publish: bool },
 }
 
+/// One run of one task: what it is, and what it learned from the cache on the way (the
+/// lease it holds, the entry its publish replaces).
+struct Session<'a> {
+    key: &'a DerivedKey,
+    entry: EntryRef,
+    outputs: &'a [OutputPath],
+    options: &'a RunOptions,
+    /// The key in hex, for status lines.
+    short: String,
+    /// This process, as a lease owner.
+    owner: String,
+    /// Whether this run holds the entry's lease (released when the run ends).
+    lease_held: bool,
+    /// The entry this run's publish replaces (`--overwrite`, or one that cannot be
+    /// restored), so the publish overwrites it.
+    previous: Option<Manifest>,
+}
+
 /// Runs the task: the exit status recall should return. `outputs` are the ones
 /// [`outputs::guard`] returned: their paths are removed and replaced as they are.
 pub async fn run(
@@ -51,9 +70,18 @@ pub async fn run(
     command: &[String],
     options: &RunOptions,
 ) -> Result<u8, CliError> {
-    let entry = EntryRef::of(key)?;
+    let mut session = Session {
+        key,
+        entry: EntryRef::of(key)?,
+        outputs,
+        options,
+        short: key.key.to_hex(),
+        owner: owner_id(),
+        lease_held: false,
+        previous: None,
+    };
     let report = options.reporter;
-    let short = key.key.to_hex();
+    let short = session.short.clone();
     let client = match client {
         Ok(client) => Some(client),
         Err(err) => {
@@ -61,43 +89,27 @@ pub async fn run(
             None
         }
     };
-    let owner = owner_id();
-    let mut lease_held = false;
-    let mut previous: Option<Manifest> = None;
 
     let before = match &client {
         None => Before::Run { publish: false },
-        Some(client) => {
-            let decided = decide(
-                client.as_ref(),
-                &entry,
-                key,
-                outputs,
-                options,
-                &owner,
-                &mut lease_held,
-                &mut previous,
-            )
-            .await;
-            match decided {
-                Ok(before) => before,
-                Err(err) if err.is_storage() => {
-                    report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
-                    Before::Run { publish: false }
-                }
-                // A refusal (recalld's store cannot hold the lease --serialize asked for):
-                // exit 2 before the command runs, as the direct pre-check does.
-                Err(err @ CliError::Usage(_)) => return Err(err),
-                Err(err) => {
-                    // Storage answered but the outputs could not be put in place locally.
-                    report.warn(format!(
-                        "recall: could not restore the cached outputs of {short} ({err}); \
-                         running the command"
-                    ));
-                    Before::Run { publish: true }
-                }
+        Some(client) => match session.decide(client.as_ref()).await {
+            Ok(before) => before,
+            Err(err) if err.is_storage() => {
+                report.warn(format!("CACHE_LOOKUP_FAILURE {short}: {err}"));
+                Before::Run { publish: false }
             }
-        }
+            // A refusal (recalld's store cannot hold the lease --serialize asked for):
+            // exit 2 before the command runs, as the direct pre-check does.
+            Err(err @ CliError::Usage(_)) => return Err(err),
+            Err(err) => {
+                // Storage answered but the outputs could not be put in place locally.
+                report.warn(format!(
+                    "recall: could not restore the cached outputs of {short} ({err}); \
+                     running the command"
+                ));
+                Before::Run { publish: true }
+            }
+        },
     };
     // Why nothing will be published, when nothing will.
     let mut no_publish = match before {
@@ -114,11 +126,11 @@ pub async fn run(
         no_publish = Some(why);
     }
 
-    let heartbeat = match (&client, lease_held) {
+    let heartbeat = match (&client, session.lease_held) {
         (Some(client), true) => Some(spawn_heartbeat(
             Arc::clone(client),
-            entry.clone(),
-            owner.clone(),
+            session.entry.clone(),
+            session.owner.clone(),
             options.heartbeat,
             report,
         )),
@@ -129,22 +141,15 @@ pub async fn run(
         task.abort();
     }
 
-    let result = finish(
-        client.as_deref(),
-        key,
-        outputs,
-        status,
-        no_publish,
-        previous.as_ref(),
-        report,
-    )
-    .await;
+    let result = session.finish(client.as_deref(), status, no_publish).await;
 
-    if lease_held && let Some(client) = &client {
+    if session.lease_held
+        && let Some(client) = &client
+    {
         let released = with_timeout(
             options.storage_timeout,
             "lease release",
-            client.release(&entry, &owner),
+            client.release(&session.entry, &session.owner),
         )
         .await;
         if let Err(err) = released {
@@ -156,35 +161,28 @@ pub async fn run(
     Ok(result)
 }
 
-/// Looks up (and, with `--serialize`, waits for a lease) until the run either hits or must
-/// compute. Errors are storage failures: the caller runs the command without the cache.
-#[allow(clippy::too_many_arguments)]
-async fn decide(
-    client: &dyn CacheClient,
-    entry: &EntryRef,
-    key: &DerivedKey,
-    outputs: &[OutputPath],
-    options: &RunOptions,
-    owner: &str,
-    lease_held: &mut bool,
-    previous: &mut Option<Manifest>,
-) -> Result<Before, CliError> {
-    let report = options.reporter;
-    let short = key.key.to_hex();
-    let timeout = options.storage_timeout;
-    let mut announced_wait = false;
-    let mut lease_failing_since: Option<Instant> = None;
-    if options.overwrite {
-        report.status(format!("CACHE_SKIPPED {short}"));
-        *previous = with_timeout(timeout, "lookup", client.stored_entry(entry))
-            .await?
-            .map(|s| s.manifest);
-    }
-    loop {
-        if !options.overwrite {
-            match with_timeout(timeout, "lookup", client.lookup(entry)).await? {
-                Lookup::Hit(manifest) => {
-                    match restore(client, entry, &manifest, outputs, report).await {
+impl Session<'_> {
+    /// Looks up (and, with `--serialize`, waits for a lease) until the run either hits or
+    /// must compute. Errors are storage failures: the caller runs the command without the
+    /// cache.
+    async fn decide(&mut self, client: &dyn CacheClient) -> Result<Before, CliError> {
+        let options = self.options;
+        let report = options.reporter;
+        let short = self.short.clone();
+        let entry = &self.entry;
+        let timeout = options.storage_timeout;
+        let mut announced_wait = false;
+        let mut lease_failing_since: Option<Instant> = None;
+        if options.overwrite {
+            report.status(format!("CACHE_SKIPPED {short}"));
+            self.previous = with_timeout(timeout, "lookup", client.stored_entry(entry))
+                .await?
+                .map(|s| s.manifest);
+        }
+        loop {
+            if !options.overwrite {
+                match with_timeout(timeout, "lookup", client.lookup(entry)).await? {
+                    Lookup::Hit(manifest) => match self.restore(client, &manifest).await {
                         Ok(true) => return Ok(Before::Hit),
                         Ok(false) => {
                             if !announced_wait {
@@ -198,279 +196,165 @@ async fn decide(
                             if !err.is_storage() {
                                 // It verified but cannot be restored (an unusable archive):
                                 // this run's publish replaces it instead of being discarded.
-                                *previous = Some(manifest);
+                                self.previous = Some(manifest);
                             }
                             return Err(err);
                         }
+                    },
+                    Lookup::Miss(miss) => {
+                        if !announced_wait {
+                            report.status(format!("CACHE_MISS {short}: {}", miss_text(&miss)));
+                        }
                     }
                 }
-                Lookup::Miss(miss) => {
-                    if !announced_wait {
-                        report.status(format!("CACHE_MISS {short}: {}", miss_text(&miss)));
+            }
+            if !options.serialize {
+                return Ok(Before::Run { publish: true });
+            }
+            // The lookup just worked, so a failed lease request is most likely transient
+            // (contention, a busy store): ask again for up to the storage timeout before
+            // running without the lease, which is what a lasting failure does (fail open).
+            let grant = match with_timeout(
+                timeout,
+                "lease",
+                client.lease(entry, &self.owner, options.heartbeat),
+            )
+            .await
+            {
+                Ok(grant) => {
+                    lease_failing_since = None;
+                    grant
+                }
+                // A refusal (bad heartbeat, a store that cannot hold leases) is final.
+                Err(err) if !err.is_storage() => return Err(err),
+                Err(err) => {
+                    let since = *lease_failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= timeout {
+                        return Err(err);
+                    }
+                    report.warn(format!("lease request failed, asking again: {err}"));
+                    tokio::time::sleep(options.poll).await;
+                    continue;
+                }
+            };
+            if grant.granted {
+                self.lease_held = true;
+                if !options.overwrite {
+                    // A holder may have published and released between our lookup and our
+                    // lease.
+                    if let Lookup::Hit(manifest) =
+                        with_timeout(timeout, "lookup", client.lookup(entry)).await?
+                        && self.restore(client, &manifest).await?
+                    {
+                        let _ = client.release(entry, &self.owner).await;
+                        self.lease_held = false;
+                        return Ok(Before::Hit);
                     }
                 }
+                return Ok(Before::Run { publish: true });
             }
-        }
-        if !options.serialize {
-            return Ok(Before::Run { publish: true });
-        }
-        // The lookup just worked, so a failed lease request is most likely transient
-        // (contention, a busy store): ask again for up to the storage timeout before running
-        // without the lease, which is what a lasting failure does (fail open).
-        let grant = match with_timeout(
-            timeout,
-            "lease",
-            client.lease(entry, owner, options.heartbeat),
-        )
-        .await
-        {
-            Ok(grant) => {
-                lease_failing_since = None;
-                grant
+            if !announced_wait {
+                let left =
+                    (grant.expires_at_ms - system_time_ms(std::time::SystemTime::now())).max(0);
+                report.status(format!(
+                    "CACHE_WAITING {short}: {} is computing it (lease for {:.1} s more)",
+                    grant.owner,
+                    left as f64 / 1000.0
+                ));
+                announced_wait = true;
             }
-            // A refusal (bad heartbeat, a store that cannot hold leases) is final.
-            Err(err) if !err.is_storage() => return Err(err),
-            Err(err) => {
-                let since = *lease_failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= timeout {
-                    return Err(err);
-                }
-                report.warn(format!("lease request failed, asking again: {err}"));
-                tokio::time::sleep(options.poll).await;
-                continue;
-            }
-        };
-        if grant.granted {
-            *lease_held = true;
-            if !options.overwrite {
-                // A holder may have published and released between our lookup and our lease.
-                if let Lookup::Hit(manifest) =
-                    with_timeout(timeout, "lookup", client.lookup(entry)).await?
-                    && restore(client, entry, &manifest, outputs, report).await?
-                {
-                    let _ = client.release(entry, owner).await;
-                    *lease_held = false;
-                    return Ok(Before::Hit);
-                }
-            }
-            return Ok(Before::Run { publish: true });
+            tokio::time::sleep(options.poll).await;
         }
-        if !announced_wait {
-            let left = (grant.expires_at_ms - system_time_ms(std::time::SystemTime::now())).max(0);
-            report.status(format!(
-                "CACHE_WAITING {short}: {} is computing it (lease for {:.1} s more)",
-                grant.owner,
-                left as f64 / 1000.0
-            ));
-            announced_wait = true;
-        }
-        tokio::time::sleep(options.poll).await;
     }
-}
 
-/// Fetches a hit's outputs into a staging directory and moves them into place. `Ok(false)`
-/// when the entry turned out broken (a miss).
-async fn restore(
-    client: &dyn CacheClient,
-    entry: &EntryRef,
-    manifest: &Manifest,
-    outputs: &[OutputPath],
-    report: Reporter,
-) -> Result<bool, CliError> {
-    let staging_parent = match outputs.first() {
-        Some(first) => outputs::parent_dir(&first.path)?,
-        None => std::env::temp_dir(),
-    };
-    let staging = tempfile::Builder::new()
-        .prefix(".recall-fetch-")
-        .tempdir_in(&staging_parent)
-        .map_err(|e| CliError::local(&staging_parent, e))?;
-    let total: u64 = manifest.outputs.values().map(|o| o.size).sum();
-    let fetched = report
-        .transfer(
-            format!(
-                "fetching {} output(s), {}",
-                manifest.outputs.len(),
-                human_bytes(total)
-            ),
-            client.fetch(entry, staging.path()),
+    /// Fetches a hit's outputs into a staging directory and moves them into place.
+    /// `Ok(false)` when the entry turned out broken (a miss).
+    async fn restore(
+        &self,
+        client: &dyn CacheClient,
+        manifest: &Manifest,
+    ) -> Result<bool, CliError> {
+        let total: u64 = manifest.outputs.values().map(|o| o.size).sum();
+        let label = format!(
+            "fetching {} output(s), {}",
+            manifest.outputs.len(),
+            human_bytes(total)
+        );
+        let (staging, fetched) = staging::fetch(
+            client,
+            &self.entry,
+            self.outputs,
+            label,
+            self.options.reporter,
         )
         .await?;
-    if fetched.is_miss() {
-        return Ok(false);
+        if fetched.is_miss() {
+            return Ok(false);
+        }
+        staging::place(staging.path(), self.outputs)?;
+        Ok(true)
     }
-    // Every output staged beside its target first; only then all renamed into place.
-    let mut staged = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        let fetched = staging.path().join(&output.name);
-        staged.push(match output.kind {
-            OutputKind::File => outputs::stage_file(&fetched, &output.path)?,
-            OutputKind::Dir => outputs::stage_dir(&fetched, &output.path)?,
-        });
-    }
-    outputs::put_in_place(staged)?;
-    Ok(true)
-}
 
-/// After the command: publish when it succeeded and produced every output. Returns the
-/// command's own exit status whatever happens to the publish.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    client: Option<&dyn CacheClient>,
-    key: &DerivedKey,
-    outputs: &[OutputPath],
-    status: u8,
-    no_publish: Option<String>,
-    previous: Option<&Manifest>,
-    report: Reporter,
-) -> u8 {
-    let short = key.key.to_hex();
-    if status != 0 {
-        report.status(format!(
-            "recall: the command exited with status {status}; nothing published for {short}"
-        ));
-        return status;
-    }
-    if let Some(missing) = outputs
-        .iter()
-        .find_map(|o| outputs::check_produced(o).err())
-    {
-        report.warn(format!("recall: nothing published for {short}: {missing}"));
-        return status;
-    }
-    let client = match (client, no_publish) {
-        (Some(client), None) => client,
-        (_, why) => {
-            let why = why.unwrap_or_else(|| "storage was unavailable at lookup".into());
-            report.warn(format!(
-                "CACHE_PUT_FAILURE {short}: {why}; nothing published"
+    /// After the command: publish when it succeeded and produced every output. Returns the
+    /// command's own exit status whatever happens to the publish.
+    async fn finish(
+        &self,
+        client: Option<&dyn CacheClient>,
+        status: u8,
+        no_publish: Option<String>,
+    ) -> u8 {
+        let report = self.options.reporter;
+        let short = &self.short;
+        if status != 0 {
+            report.status(format!(
+                "recall: the command exited with status {status}; nothing published for {short}"
             ));
             return status;
         }
-    };
-    match publish_outputs(client, key, outputs, previous.is_some(), report).await {
-        Ok((outcome, _)) => {
-            if outcome.is_published() {
-                report.status(format!("CACHE_POPULATED {short}"));
-                if let Some(capabilities) = client.capabilities().await {
-                    crate::capabilities::warn_publish(
-                        report,
-                        &client.describe(),
-                        &short,
-                        &capabilities,
-                    );
-                }
-            } else {
-                report.status(format!(
-                    "CACHE_POPULATED {short}: another run published it first; its entry was kept"
-                ));
-            }
-            if let Some(record) = outcome.observed() {
-                warn_nondeterminism(report, &short, record);
-            }
+        if let Some(missing) = self
+            .outputs
+            .iter()
+            .find_map(|o| outputs::check_produced(o).err())
+        {
+            report.warn(format!("recall: nothing published for {short}: {missing}"));
+            return status;
         }
-        Err(err) => report.warn(format!("CACHE_PUT_FAILURE {short}: {err}")),
-    }
-    status
-}
-
-/// Archives dir outputs and publishes; also returns the digest of each output's bytes.
-pub async fn publish_outputs(
-    client: &dyn CacheClient,
-    key: &DerivedKey,
-    outputs: &[OutputPath],
-    overwrite: bool,
-    report: Reporter,
-) -> Result<(PublishOutcome, BTreeMap<String, Digest>), CliError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("recall-publish-")
-        .tempdir()
-        .map_err(|e| CliError::local(&std::env::temp_dir(), e))?;
-    let mut files = Vec::new();
-    let mut digests = BTreeMap::new();
-    let mut total = 0u64;
-    for output in outputs {
-        let path: PathBuf = match output.kind {
-            OutputKind::File => output.path.clone(),
-            OutputKind::Dir => {
-                let archive = scratch.path().join(&output.name);
-                let (dir, archive_path) = (output.path.clone(), archive.clone());
-                tokio::task::spawn_blocking(move || outputs::pack_dir(&dir, &archive_path))
-                    .await
-                    .map_err(|e| CliError::local(&output.path, e))??;
-                archive
+        let client = match (client, no_publish) {
+            (Some(client), None) => client,
+            (_, why) => {
+                let why = why.unwrap_or_else(|| "storage was unavailable at lookup".into());
+                report.warn(format!(
+                    "CACHE_PUT_FAILURE {short}: {why}; nothing published"
+                ));
+                return status;
             }
         };
-        let (size, digest) = hash(&path).await?;
-        total += size;
-        digests.insert(output.name.clone(), digest);
-        files.push(OutputFile {
-            name: output.name.clone(),
-            path,
-        });
-    }
-    let outcome = report
-        .transfer(
-            format!(
-                "publishing {} output(s), {}",
-                files.len(),
-                human_bytes(total)
-            ),
-            client.publish(key, &files, overwrite),
-        )
-        .await?;
-    Ok((outcome, digests))
-}
-
-async fn hash(path: &Path) -> Result<(u64, Digest), CliError> {
-    let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || recall_key::files::hash_file(&owned))
-        .await
-        .map_err(|e| CliError::local(path, e))?
-        .map_err(|e| CliError::local(&e.path, e.reason))
-}
-
-/// Says on stderr which outputs of a re-computation differ from the entry it met (the
-/// store records the same in the manifest, where `recall inspect` shows it).
-pub fn warn_nondeterminism(report: Reporter, short: &str, record: &NondeterminismRecord) {
-    for (name, change) in &record.outputs {
-        report.warn(format!(
-            "CACHE_NONDETERMINISTIC {short}: output {name:?} was {} and is now {} for the same \
-             key: the task is not deterministic",
-            change.previous, change.current
-        ));
-    }
-}
-
-/// One line explaining a miss.
-pub fn miss_text(miss: &Miss) -> String {
-    match miss {
-        Miss::NotFound => "no entry".into(),
-        Miss::Expired { created_at_ms } => format!(
-            "the entry expired (published {} s ago)",
-            (system_time_ms(std::time::SystemTime::now()) - created_at_ms) / 1000
-        ),
-        Miss::Undecodable { reason } => format!("the entry is unusable: {reason}"),
-        Miss::Broken { output, reason } => {
-            format!(
-                "output {output:?} did not verify ({reason}); the next publish replaces the entry"
-            )
+        let overwrite = self.previous.is_some();
+        match publish_outputs(client, self.key, self.outputs, overwrite, report).await {
+            Ok((outcome, _)) => {
+                if outcome.is_published() {
+                    report.status(format!("CACHE_POPULATED {short}"));
+                    if let Some(capabilities) = client.capabilities().await {
+                        crate::capabilities::warn_publish(
+                            report,
+                            &client.describe(),
+                            short,
+                            &capabilities,
+                        );
+                    }
+                } else {
+                    report.status(format!(
+                        "CACHE_POPULATED {short}: another run published it first; its entry \
+                         was kept"
+                    ));
+                }
+                if let Some(record) = outcome.observed() {
+                    warn_nondeterminism(report, short, record);
+                }
+            }
+            Err(err) => report.warn(format!("CACHE_PUT_FAILURE {short}: {err}")),
         }
-    }
-}
-
-/// Applies the storage timeout to one operation.
-pub async fn with_timeout<T>(
-    limit: Duration,
-    operation: &'static str,
-    work: impl Future<Output = Result<T, CliError>>,
-) -> Result<T, CliError> {
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result,
-        Err(_) => Err(CliError::Timeout {
-            operation,
-            seconds: limit.as_secs_f64(),
-        }),
+        status
     }
 }
 
@@ -497,17 +381,6 @@ fn spawn_heartbeat(
             }
         }
     })
-}
-
-/// `<hostname>/<pid>`: who holds a lease.
-pub fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_string());
-    format!("{host}/{}", std::process::id())
 }
 
 /// Runs the command with inherited stdio; its exit status (128 + signal when killed, 127

@@ -4,9 +4,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use recall_api::FailureAnswer;
 use recall_key::Digest;
 use recall_store::StoreError;
-use serde_json::json;
 
 use crate::auth::Denied;
 use crate::routes::{error, with_status};
@@ -107,7 +107,11 @@ impl IntoResponse for ApiError {
             ApiError::PutFailure { key, cause } => with_status(
                 status,
                 CacheStatus::CachePutFailure,
-                json!({ "key": key.to_hex(), "cause": cause }),
+                &FailureAnswer {
+                    cause,
+                    key,
+                    status: CacheStatus::CachePutFailure,
+                },
             ),
             ApiError::Denied(denied) => {
                 let mut r = error(status, denied_message(&denied));

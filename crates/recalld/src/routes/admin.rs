@@ -6,10 +6,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use recall_api::{
+    EvictReport as EvictAnswer, EvictRequest, GcReport as GcAnswer, GcRequest, TaskEntries,
+    TaskEntryView, Tasks, TenantView, Tenants,
+};
 use recall_key::{Digest, validate_name};
 use recall_store::{EntryRef, EvictSelector, GcOptions, Tenant};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{
     Shared, authorize, authorized_tenant, bearer, ok_json, parse_json, parsed_query, with_status,
@@ -17,28 +20,6 @@ use super::{
 use crate::config::Access;
 use crate::error::ApiError;
 use crate::status::CacheStatus;
-
-/// Body of `POST /v1/evict`. At most one selector among `key`, `task` (optionally with
-/// `cache_version`) and `older_than_seconds`; none evicts the whole project/domain.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvictRequest {
-    /// The tenant's project.
-    project: String,
-    /// The tenant's domain.
-    domain: String,
-    /// One entry, by its 64-hex key.
-    key: Option<String>,
-    /// Every entry of this task.
-    task: Option<String>,
-    /// With `task`: only entries of this cache_version.
-    cache_version: Option<String>,
-    /// Entries published more than this many seconds ago.
-    older_than_seconds: Option<u64>,
-    /// Count what would be evicted; delete nothing.
-    #[serde(default)]
-    dry_run: bool,
-}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
@@ -124,32 +105,14 @@ pub async fn evict(
     Ok(with_status(
         StatusCode::OK,
         CacheStatus::CacheEvicted,
-        json!({
-            "project": request.project,
-            "domain": request.domain,
-            "selector": selector.name(),
-            "dry_run": request.dry_run,
-            "entries": report.entries,
-            "markers": report.markers,
-            "leases": report.leases,
-            "blobs": report.blobs,
-        }),
+        &EvictAnswer::new(
+            &request.project,
+            &request.domain,
+            selector.name(),
+            request.dry_run,
+            &report,
+        ),
     ))
-}
-
-/// Body of `POST /v1/gc`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GcRequest {
-    /// Unreferenced blobs younger than this are kept (default 3600).
-    grace_seconds: Option<u64>,
-    /// Count, delete nothing.
-    #[serde(default)]
-    dry_run: bool,
-    /// Only this project (with `domain`); default every tenant.
-    project: Option<String>,
-    /// Only this domain (with `project`).
-    domain: Option<String>,
 }
 
 /// `POST /v1/gc` (admin): mark-and-sweep of unreferenced blobs and orphan markers, in every
@@ -180,20 +143,7 @@ pub async fn gc(
         dry_run: request.dry_run,
     };
     let r = state.cache.gc(tenant.as_ref(), &options).await?;
-    Ok(ok_json(json!({
-        "dry_run": options.dry_run,
-        "grace_seconds": options.grace.as_secs(),
-        "manifests": r.manifests,
-        "undecodable_manifests": r.undecodable_manifests,
-        "blobs": r.blobs,
-        "referenced_blobs": r.referenced_blobs,
-        "blobs_in_grace": r.blobs_in_grace,
-        "collectable_blobs": r.collectable_blobs,
-        "collectable_bytes": r.collectable_bytes,
-        "deleted_blobs": r.deleted_blobs,
-        "orphan_markers": r.orphan_markers,
-        "expired_entries": r.expired_entries,
-    })))
+    Ok(ok_json(&GcAnswer::new(&options, &r)))
 }
 
 /// Query of `GET /v1/tasks/{project}/{domain}/{task}`.
@@ -222,19 +172,12 @@ pub async fn list_task(
         .cache
         .task_entries(&tenant, &task, query.cache_version.as_deref())
         .await?;
-    let entries: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "cache_version": e.cache_version,
-                "key": e.key.to_hex(),
-                "marked_at_ms": e.marked_at_ms,
-            })
-        })
-        .collect();
-    Ok(ok_json(
-        json!({ "project": project, "domain": domain, "task": task, "entries": entries }),
-    ))
+    Ok(ok_json(&TaskEntries {
+        domain,
+        entries: entries.iter().map(TaskEntryView::from).collect(),
+        project,
+        task,
+    }))
 }
 
 /// `GET /v1/tenants`: the project/domain pairs in the store that the caller's token may
@@ -252,11 +195,9 @@ pub async fn list_tenants(
     let visible = state
         .auth
         .visible(header, &tenants, tenant_scope, Access::Read)?;
-    let tenants: Vec<_> = visible
-        .iter()
-        .map(|t| json!({ "project": t.project(), "domain": t.domain() }))
-        .collect();
-    Ok(ok_json(json!({ "tenants": tenants })))
+    Ok(ok_json(&Tenants {
+        tenants: visible.iter().map(|t| TenantView::from(*t)).collect(),
+    }))
 }
 
 fn tenant_scope(tenant: &Tenant) -> (&str, &str) {
@@ -272,7 +213,9 @@ pub async fn list_tasks(
 ) -> Result<Response, ApiError> {
     let tenant = authorized_tenant(&state, &headers, &project, &domain, Access::Read)?;
     let tasks = state.cache.tasks(&tenant).await?;
-    Ok(ok_json(
-        json!({ "project": project, "domain": domain, "tasks": tasks }),
-    ))
+    Ok(ok_json(&Tasks {
+        domain,
+        project,
+        tasks,
+    }))
 }

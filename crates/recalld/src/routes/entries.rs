@@ -9,16 +9,17 @@ use axum::extract::{Multipart, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use recall_api::{FailureAnswer, MissAnswer, PublishAnswer};
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value};
 use recall_store::{
-    EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, NondeterminismRecord, Output, OutputData,
-    OutputRecord, PublishMode, PublishOptions, PublishOutcome,
+    EntryRef, INLINE_MAX_BYTES, LAYOUT_VERSION, Manifest, Output, OutputData, OutputRecord,
+    PublishMode, PublishOptions, PublishOutcome,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::view::{hit_response, manifest_json, miss_json};
+use super::view::hit_response;
 use super::{Shared, authorize, authorize_level, parsed_query, with_status};
 use crate::cache::LookupAnswer;
 use crate::config::Access;
@@ -190,12 +191,11 @@ pub(crate) fn parse_entry(project: &str, domain: &str, key: &str) -> Result<Entr
 
 async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
     if overwrite {
-        let key = entry.key.to_hex();
         // Flyte's overwrite_cache: the caller runs the task and publishes with overwrite.
         return with_status(
             StatusCode::NOT_FOUND,
             CacheStatus::CacheSkipped,
-            json!({ "key": key, "reason": "overwrite_requested" }),
+            &MissAnswer::skipped(entry.key),
         );
     }
     match state.cache.lookup(entry).await {
@@ -203,15 +203,19 @@ async fn answer(state: &Shared, entry: &EntryRef, overwrite: bool) -> Response {
             manifest,
             from_hot_tier,
         } => hit_response(&entry.key, from_hot_tier, &manifest),
-        LookupAnswer::Miss(miss) => {
-            let mut body = miss_json(&miss);
-            body["key"] = json!(entry.key.to_hex());
-            with_status(StatusCode::NOT_FOUND, CacheStatus::CacheMiss, body)
-        }
+        LookupAnswer::Miss(miss) => with_status(
+            StatusCode::NOT_FOUND,
+            CacheStatus::CacheMiss,
+            &MissAnswer::new(entry.key, &miss),
+        ),
         LookupAnswer::Failure(cause) => with_status(
             StatusCode::SERVICE_UNAVAILABLE,
             CacheStatus::CacheLookupFailure,
-            json!({ "key": entry.key.to_hex(), "cause": cause }),
+            &FailureAnswer {
+                cause,
+                key: entry.key,
+                status: CacheStatus::CacheLookupFailure,
+            },
         ),
     }
 }
@@ -343,27 +347,16 @@ pub async fn publish(
         .cache
         .publish(&derived, &outputs, &options, started)
         .await?;
-    let key = derived.key.to_hex();
     Ok(match outcome {
         PublishOutcome::Published { manifest, observed } => with_status(
             StatusCode::CREATED,
             CacheStatus::CachePopulated,
-            json!({
-                "key": key,
-                "manifest": manifest_json(&manifest),
-                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
-            }),
+            &PublishAnswer::populated(derived.key, &manifest, observed.as_ref()),
         ),
         PublishOutcome::AlreadyExists { existing, observed } => {
-            let mut body = json!({
-                "key": key,
-                "already_existed": true,
-                "nondeterminism": observed.as_ref().map(NondeterminismRecord::to_json),
-            });
-            if let Some(existing) = existing {
-                body["manifest"] = manifest_json(&existing);
-            }
-            with_status(StatusCode::OK, CacheStatus::CacheHit, body)
+            // The kept entry may have gained a record: it is served as it now stands.
+            let body = PublishAnswer::existed(derived.key, existing.as_deref(), observed.as_ref());
+            with_status(StatusCode::OK, CacheStatus::CacheHit, &body)
         }
     })
 }

@@ -8,24 +8,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use recall_store::{LeaseRecord, LeaseStatus};
+use recall_api::{LeaseAnswer, LeaseRequest, ReleaseAnswer};
+use recall_store::LeaseStatus;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::entries::authorized_entry;
 use super::{Shared, ok_json, parse_json, parsed_query};
 use crate::config::Access;
 use crate::error::ApiError;
-
-/// Body of `POST /v1/leases/{project}/{domain}/{key}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    /// Who asks: an execution id or `<hostname>/<pid>`.
-    owner: String,
-    /// How often the owner will ask again; the lease lapses after three missed heartbeats.
-    heartbeat_seconds: u64,
-}
 
 /// Query of `DELETE /v1/leases/{project}/{domain}/{key}`.
 #[derive(Debug, Deserialize)]
@@ -33,17 +23,6 @@ pub struct LeaseRequest {
 pub struct ReleaseQuery {
     /// The owner releasing its lease.
     owner: String,
-}
-
-fn lease_json(granted: bool, record: &LeaseRecord) -> serde_json::Value {
-    json!({
-        "granted": granted,
-        "owner": record.owner,
-        "acquired_at_ms": record.acquired_at_ms,
-        "renewed_at_ms": record.renewed_at_ms,
-        "heartbeat_ms": record.heartbeat_ms,
-        "expires_at_ms": record.expires_at_ms,
-    })
 }
 
 /// `POST /v1/leases/{project}/{domain}/{key}`: GetOrExtend. Grants the lease to `owner` (or
@@ -65,8 +44,8 @@ pub async fn acquire(
         )
         .await?;
     Ok(match status {
-        LeaseStatus::Acquired(record) => ok_json(lease_json(true, &record)),
-        LeaseStatus::HeldBy(record) => ok_json(lease_json(false, &record)),
+        LeaseStatus::Acquired(record) => ok_json(&LeaseAnswer::new(true, &record)),
+        LeaseStatus::HeldBy(record) => ok_json(&LeaseAnswer::new(false, &record)),
     })
 }
 
@@ -81,5 +60,5 @@ pub async fn release(
     let entry = authorized_entry(&state, &headers, &project, &domain, &key, Access::Write)?;
     let query = parsed_query(query)?;
     let released = state.cache.release_lease(&entry, &query.owner).await?;
-    Ok(ok_json(json!({ "released": released })))
+    Ok(ok_json(&ReleaseAnswer { released }))
 }

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use serde_json::{Value as JsonValue, json};
+use serde_json::json;
 use tower::{Layer, Service};
 
 use recall_store::Tenant;
@@ -314,11 +314,13 @@ pub(crate) fn parsed_query<T>(query: Result<Query<T>, QueryRejection>) -> Result
         .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
 }
 
-/// A JSON response that carries a cache status in its body and `X-Recall-Cache-Status`.
-pub(crate) fn with_status(code: StatusCode, status: CacheStatus, mut body: JsonValue) -> Response {
-    if let Some(map) = body.as_object_mut() {
-        map.insert("status".into(), json!(status.as_str()));
-    }
+/// A JSON response that carries a cache status in its body (recall-api's answer types have
+/// a `status` field) and in `X-Recall-Cache-Status`.
+pub(crate) fn with_status(
+    code: StatusCode,
+    status: CacheStatus,
+    body: &impl serde::Serialize,
+) -> Response {
     let mut response = (code, Json(body)).into_response();
     response.headers_mut().insert(
         "x-recall-cache-status",
@@ -327,8 +329,8 @@ pub(crate) fn with_status(code: StatusCode, status: CacheStatus, mut body: JsonV
     response
 }
 
-/// A 200 with a JSON body.
-pub(crate) fn ok_json(body: JsonValue) -> Response {
+/// A 200 with a JSON body (one of recall-api's answer types).
+pub(crate) fn ok_json(body: &impl serde::Serialize) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -380,6 +382,7 @@ mod tests {
 
     use axum::body::Body;
     use bytes::Bytes;
+    use serde_json::Value as JsonValue;
 
     use super::*;
 

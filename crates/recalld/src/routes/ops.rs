@@ -10,7 +10,7 @@ use super::Shared;
 use crate::cache::Readiness;
 
 /// The OpenAPI description of this API.
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = recall_api::OPENAPI_JSON;
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> Response {
