@@ -8,9 +8,11 @@
 #                              directory, and runs the tests against it
 #   RECALL_S3_COMPAT_SERVER=garage scripts/s3-compat.sh
 #                              the same with Garage 2.5 (crates.io `garage`, built by this
-#                              script into target/s3-compat-tools on first use: about 20 minutes
-#                              on 2 cores), run as a single node (sqlite metadata, replication
-#                              factor 1) on free 127.0.0.1 ports with its own access key and bucket
+#                              script into target/s3-compat-tools on first use, as a debug
+#                              build: this is a compatibility check, not a benchmark, and a
+#                              debug build takes far less time on 2 cores), run as a single node
+#                              (sqlite metadata, replication factor 1) on free 127.0.0.1 ports
+#                              with its own access key and bucket
 #   RECALL_TEST_S3_ENDPOINT=http://127.0.0.1:9000 RECALL_TEST_S3_BUCKET=recall-test \
 #   RECALL_TEST_S3_ACCESS_KEY_ID=... RECALL_TEST_S3_SECRET_ACCESS_KEY=... scripts/s3-compat.sh
 #                              starts no server: runs the same tests against that endpoint
@@ -67,7 +69,7 @@ if [ -n "${RECALL_TEST_S3_ENDPOINT:-}" ]; then
 elif [ "${RECALL_S3_COMPAT_SERVER:-s3s-fs}" = garage ]; then
   echo "== installing garage $garage_version into $tools if missing (crates.io; long the first time)"
   # sqlite alone as metadata engine (lmdb and k2v left out: fewer C builds); bundled C libs.
-  "${cargo_cmd[@]}" install --quiet --locked --root "$tools" --no-default-features \
+  "${cargo_cmd[@]}" install --quiet --locked --debug --root "$tools" --no-default-features \
     --features bundled-libs,sqlite "garage@$garage_version"
   port=$(free_port)
   rpc_port=$(free_port)

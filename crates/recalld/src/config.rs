@@ -24,15 +24,17 @@ pub struct Config {
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
     /// Threads that serve requests, each with the connections handed to it; 0 (the
-    /// default) means one per CPU.
+    /// default) means one per CPU. Each listener (HTTP, and each Flyte front door) has
+    /// this many.
     pub worker_threads: usize,
     /// Directory where uploads are spooled before they are published; it must be owned by
     /// recalld's user and closed to everyone else (created 0700 when missing). Default:
     /// [`default_spool_dir`].
     pub spool_dir: Option<PathBuf>,
-    /// Most connections open at once. At the limit, a new connection closes the one idle
-    /// longest (no request in flight); when every connection has a request in flight, new
-    /// ones wait in the listen queue. Default 512.
+    /// Most connections open at once, on each listener (HTTP, and each Flyte front door).
+    /// At the limit, a new connection closes the one idle longest (no request in flight);
+    /// when every connection has a request in flight, new ones wait in the listen queue.
+    /// Default 512.
     pub max_connections: usize,
     /// The memory tier.
     pub hot: HotSettings,

@@ -1,33 +1,73 @@
 //! Connect's unary protocol (connectrpc.com/docs/protocol) in front of recalld's gRPC
 //! services, on the same port: a `POST /<package>.<Service>/<Method>` with `Content-Type:
-//! application/proto` or `application/json` is turned into a gRPC call to the same tonic
-//! service in-process, and its answer back into Connect's (the message, or Connect's JSON
-//! error body with the HTTP status Connect assigns to the code). JSON is transcoded to and from
-//! protobuf with prost-reflect over the services' descriptors, so each method is written once,
-//! for tonic. Request bodies may be gzip-compressed; answers are not compressed. Streaming
-//! calls are not served (Flyte's executor makes unary calls).
+//! application/proto` or `application/json` calls the same method of the same service
+//! implementation as gRPC does ([`Unary`]: decoded message in, message out, no gRPC framing),
+//! and its answer becomes Connect's (the message, or Connect's JSON error body with the HTTP
+//! status Connect assigns to the code). JSON is transcoded to and from protobuf with
+//! prost-reflect over the services' descriptors, so each method is written once, for tonic.
+//! Request bodies may be gzip-compressed; answers are not compressed. Streaming calls are not
+//! served (Flyte's executor makes unary calls). gRPC requests on the port go to tonic.
 //!
 //! No Connect server crate fits: connectrpc's Rust implementations are young and would bring a
 //! second protobuf code generator; Connect unary is this small file.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
-use hyper::{HeaderMap, Request, StatusCode, header};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use hyper::{Request, StatusCode, header};
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
-use tonic::Code;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Extensions, Status};
 use tower::ServiceExt;
+
+use crate::config::Access;
+use crate::state::AppState;
 
 /// Largest Connect request body accepted.
 const MAX_BODY: usize = 64 << 20;
+
+/// A service's unary methods as Connect calls them: by path, with the caller's metadata and
+/// the encoded request message; the encoded answer.
+pub trait Unary: Send + Sync + 'static {
+    /// Calls the method at `path` (`/<package>.<Service>/<Method>`), or `None` when there is
+    /// no such method.
+    fn call(
+        &self,
+        path: &str,
+        metadata: MetadataMap,
+        message: Bytes,
+    ) -> Option<BoxFuture<'_, Result<Vec<u8>, Status>>>;
+}
+
+/// Decodes `message` as the request of `method` (a generated service trait's method, whose
+/// future is what tonic would await), calls it with `metadata`, and encodes its answer.
+pub async fn call_unary<Req, Resp, Fut>(
+    metadata: MetadataMap,
+    message: Bytes,
+    method: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Vec<u8>, Status>
+where
+    Req: prost_reflect::prost::Message + Default,
+    Resp: prost_reflect::prost::Message,
+    Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let request = Req::decode(message)
+        .map_err(|e| Status::invalid_argument(format!("request message: {e}")))?;
+    let request = tonic::Request::from_parts(metadata, Extensions::default(), request);
+    Ok(method(request).await?.into_inner().encode_to_vec())
+}
 
 /// The Connect side of one listener.
 #[derive(Clone)]
 pub struct Connect {
     grpc: axum::Router,
+    unary: Arc<dyn Unary>,
     pool: Arc<DescriptorPool>,
+    state: Arc<AppState>,
 }
 
 /// How a request's messages are encoded.
@@ -47,12 +87,20 @@ impl Codec {
 }
 
 impl Connect {
-    /// Connect in front of `grpc` (tonic's routes as a router), whose messages
-    /// `descriptor_set` (an encoded `FileDescriptorSet`) describes.
-    pub fn new(grpc: axum::Router, descriptor_set: &[u8]) -> anyhow::Result<Connect> {
+    /// Connect calls to `unary`, gRPC ones to `grpc` (tonic's routes for the same services,
+    /// as a router); `descriptor_set` (an encoded `FileDescriptorSet`) describes their
+    /// messages; tokens are checked against `state`'s.
+    pub fn new(
+        grpc: axum::Router,
+        unary: Arc<dyn Unary>,
+        descriptor_set: &[u8],
+        state: Arc<AppState>,
+    ) -> anyhow::Result<Connect> {
         Ok(Connect {
             grpc,
+            unary,
             pool: Arc::new(DescriptorPool::decode(descriptor_set)?),
+            state,
         })
     }
 
@@ -117,69 +165,48 @@ impl Connect {
             }
         };
         let method = self.method(parts.uri.path())?;
+        // No body is read for a caller without a known token (the project and domain it may
+        // touch are checked once the message names them).
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.state
+            .auth
+            .check_level(token, Access::Read)
+            .map_err(|denied| {
+                let status = crate::grpc::denied(denied);
+                (status.code(), status.message().to_string())
+            })?;
         let body = axum::body::to_bytes(body, MAX_BODY)
             .await
             .map_err(|e| (Code::InvalidArgument, format!("request body: {e}")))?;
-        let body = if gzip { gunzip(&body)? } else { body.to_vec() };
+        let body = if gzip { gunzip(&body)?.into() } else { body };
         let message = match codec {
             Codec::Proto => body,
             Codec::Json => {
                 let mut json = serde_json::Deserializer::from_slice(&body);
                 let message = DynamicMessage::deserialize(method.input(), &mut json)
                     .map_err(|e| (Code::InvalidArgument, format!("request JSON: {e}")))?;
-                prost_reflect::prost::Message::encode_to_vec(&message)
+                prost_reflect::prost::Message::encode_to_vec(&message).into()
             }
         };
-
-        // The same call as gRPC: one length-prefixed message, the caller's metadata.
-        let mut framed = Vec::with_capacity(message.len() + 5);
-        framed.push(0);
-        framed.extend_from_slice(
-            &u32::try_from(message.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        framed.extend_from_slice(&message);
-        let mut grpc = Request::post(parts.uri.clone())
-            .body(Body::from(framed))
-            .map_err(|e| (Code::Internal, e.to_string()))?;
-        for (name, value) in &parts.headers {
-            if !matches!(
-                name.as_str(),
-                "content-type" | "content-length" | "content-encoding" | "accept-encoding"
-            ) && !name.as_str().starts_with("connect-")
-            {
-                grpc.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        let headers = grpc.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            "application/grpc".parse().expect("static"),
-        );
-        headers.insert(header::TE, "trailers".parse().expect("static"));
-        let response = match self.grpc.clone().oneshot(grpc).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let (head, body) = response.into_parts();
-        let collected = body
-            .collect()
+        let metadata = MetadataMap::from_headers(parts.headers);
+        let answer = self
+            .unary
+            .call(parts.uri.path(), metadata, message)
+            .ok_or_else(|| {
+                (
+                    Code::Unimplemented,
+                    format!("no method {:?}", parts.uri.path()),
+                )
+            })?
             .await
-            .map_err(|e| (Code::Internal, format!("gRPC answer: {e}")))?;
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        let bytes = collected.to_bytes();
-        let (code, message) = grpc_status(&trailers)
-            .or_else(|| grpc_status(&head.headers))
-            .unwrap_or((Code::Unknown, "the gRPC answer has no grpc-status".into()));
-        if code != Code::Ok {
-            return Err((code, message));
-        }
-        let payload = bytes.get(5..).unwrap_or_default();
+            .map_err(|status| (status.code(), status.message().to_string()))?;
         let body = match codec {
-            Codec::Proto => payload.to_vec(),
+            Codec::Proto => answer,
             Codec::Json => {
-                let message = DynamicMessage::decode(method.output(), payload)
+                let message = DynamicMessage::decode(method.output(), answer.as_slice())
                     .map_err(|e| (Code::Internal, format!("answer: {e}")))?;
                 let mut out = serde_json::Serializer::new(Vec::new());
                 message
@@ -220,25 +247,6 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>, (Code, String)> {
         ));
     }
     Ok(out)
-}
-
-/// `grpc-status` and the percent-decoded `grpc-message` of `headers`, if present.
-fn grpc_status(headers: &HeaderMap) -> Option<(Code, String)> {
-    let code = headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    let message = headers
-        .get("grpc-message")
-        .map(|m| {
-            percent_encoding::percent_decode(m.as_bytes())
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
-    Some((Code::from_i32(code), message))
 }
 
 /// Connect's error answer: its JSON body and the HTTP status its protocol assigns to `code`.

@@ -1,10 +1,11 @@
 //! Plumbing shared by recalld's gRPC front doors (Flyte's datacatalog, Flyte 2's
-//! CacheService): each is served by tonic on its own listener, with gRPC health checking and
-//! server reflection beside it, and checks the same bearer tokens as HTTP, taken from the
-//! `authorization` metadata.
+//! CacheService): each is a tonic service on its own listener, with gRPC health checking and
+//! server reflection beside it, served by recalld's own connection handling
+//! ([`crate::server`]: worker threads, connection limits, timeouts); each checks the same
+//! bearer tokens as HTTP, taken from the `authorization` metadata, before a message is read.
 
-use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -14,6 +15,7 @@ use tonic::{Code, Status};
 use crate::auth::{Auth, Denied};
 use crate::config::Access;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Binds a gRPC front door's listener (`what` names its setting in the error).
 pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -22,16 +24,15 @@ pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener
         .map_err(|e| anyhow::anyhow!("{what} {address}: {e}"))
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes, with the gRPC health service
-/// (every name in `services` reported SERVING, and the server as a whole, `""`) and server
-/// reflection over `descriptor_sets` (encoded `FileDescriptorSet`s).
-pub async fn serve(
-    listener: TcpListener,
+/// `routes` as one router with the gRPC health service (every name in `services` reported
+/// SERVING, and the server as a whole, `""`) and server reflection over `descriptor_sets`
+/// (encoded `FileDescriptorSet`s) beside them. recalld's connection handling
+/// ([`crate::server`], HTTP/1.1 and HTTP/2) serves it.
+pub async fn router(
     routes: Routes,
     services: &[&str],
     descriptor_sets: &[&[u8]],
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<axum::Router> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
@@ -46,16 +47,33 @@ pub async fn serve(
         reflection = reflection.register_encoded_file_descriptor_set(set);
     }
     let reflection = reflection.build_v1()?;
-    tonic::transport::Server::builder()
-        // HTTP/1.1 too: Connect clients (Flyte 2's executor) call over it.
-        .accept_http1(true)
-        .add_routes(routes.add_service(health).add_service(reflection))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
-    Ok(())
+    Ok(routes
+        .add_service(health)
+        .add_service(reflection)
+        .into_axum_router())
+}
+
+/// A tonic interceptor that refuses a call without a known bearer token before its message
+/// is read or decoded, so that a client without a token cannot make recalld read a request
+/// body. Which project and domain the token may touch is checked later, by each method,
+/// once the message names them.
+#[derive(Clone)]
+pub struct RequireToken {
+    state: Arc<AppState>,
+}
+
+impl RequireToken {
+    /// The check against `state`'s tokens (it lets everything through when auth is off).
+    pub fn new(state: Arc<AppState>) -> Self {
+        RequireToken { state }
+    }
+}
+
+impl tonic::service::Interceptor for RequireToken {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        authorize_level(&self.state.auth, request.metadata(), Access::Read)?;
+        Ok(request)
+    }
 }
 
 /// Checks the bearer token in `metadata`'s `authorization` entry for a request on
@@ -97,7 +115,8 @@ pub fn status_of(err: ApiError) -> Status {
     }
 }
 
-fn denied(denied: Denied) -> Status {
+/// A refused token as a gRPC status: `Unauthenticated` or `PermissionDenied`.
+pub fn denied(denied: Denied) -> Status {
     match denied {
         Denied::Unauthenticated => {
             Status::unauthenticated("missing or unknown bearer token in `authorization`")

@@ -66,14 +66,19 @@ pub async fn serve(
     state.keep_checking_store();
     let shutdown = futures::FutureExt::shared(shutdown);
     println!("recalld: listening on http://{address}");
-    let mut grpc_doors = Vec::new();
+    // Each front door has its own listener and workers, with the same connection limits.
+    let mut doors = Vec::new();
     if let Some(listener) = datacatalog {
-        let grpc_address = listener.local_addr()?;
-        println!("recalld: datacatalog gRPC on {grpc_address}");
-        tracing::info!(address = %grpc_address, "serving Flyte's datacatalog (gRPC)");
-        grpc_doors.push(tokio::spawn(flyte::serve_datacatalog(
-            state.clone(),
+        let door_address = listener.local_addr()?;
+        println!("recalld: datacatalog gRPC on {door_address}");
+        tracing::info!(address = %door_address, "serving Flyte's datacatalog (gRPC)");
+        let router = flyte::datacatalog_router(state.clone()).await?;
+        doors.push(tokio::spawn(server::run(
             listener,
+            router,
+            threads,
+            limits,
+            server::Protocols::Http1AndHttp2,
             shutdown.clone(),
         )));
     }
@@ -81,15 +86,27 @@ pub async fn serve(
         let door_address = listener.local_addr()?;
         println!("recalld: cacheservice gRPC and Connect on {door_address}");
         tracing::info!(address = %door_address, "serving Flyte 2's CacheService (gRPC, Connect)");
-        grpc_doors.push(tokio::spawn(flyte::serve_cacheservice(
-            state.clone(),
+        let router = flyte::cacheservice_router(state.clone()).await?;
+        doors.push(tokio::spawn(server::run(
             listener,
+            router,
+            threads,
+            limits,
+            server::Protocols::Http1AndHttp2,
             shutdown.clone(),
         )));
     }
     tracing::info!(%address, store = %store_url, worker_threads = threads, "recalld serving");
-    server::run(listener, routes::app(state), threads, limits, shutdown).await?;
-    for door in grpc_doors {
+    server::run(
+        listener,
+        routes::app(state),
+        threads,
+        limits,
+        server::Protocols::Http1,
+        shutdown,
+    )
+    .await?;
+    for door in doors {
         door.await??;
     }
     tracing::info!("recalld stopped");

@@ -4,10 +4,12 @@
 //! worker has to wake another to share work (a multi-threaded runtime does, and on a busy
 //! two-core machine that cost more CPU per hot hit than the hit itself; docs/BENCHMARKS.md).
 //!
-//! Workers speak HTTP/1.1 through hyper directly (not `axum::serve`) for the limits a client
+//! Workers speak HTTP through hyper directly (not `axum::serve`) for the limits a client
 //! must not be able to get around ([`ConnectionLimits`]): a header-read timeout (also the idle
 //! timeout of kept-alive connections), a body-idle timeout, a connection limit that closes
-//! the longest-idle connection to make room, and a shutdown deadline.
+//! the longest-idle connection to make room, and a shutdown deadline. The HTTP API speaks
+//! HTTP/1.1; the gRPC and Connect front doors ([`Protocols::Http1AndHttp2`]) are served by
+//! the same loop and workers, with the same limits.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,7 +26,8 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Barrier, Notify, mpsc, watch};
 use tokio::task::JoinSet;
@@ -45,6 +48,16 @@ pub fn worker_count(requested: usize) -> usize {
         return requested;
     }
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Which HTTP versions a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 only (recalld's HTTP API).
+    Http1,
+    /// HTTP/1.1, and HTTP/2 with prior knowledge (h2c), told apart by the connection
+    /// preface: gRPC clients speak HTTP/2, Connect clients either.
+    Http1AndHttp2,
 }
 
 /// What the server allows a connection, and how long it waits at shutdown.
@@ -180,14 +193,15 @@ struct Handoff {
     connection: Arc<Connection>,
 }
 
-/// Serves `app` on `listener` with `threads` workers until `shutdown` completes; then
-/// stops accepting and returns once every worker has finished its requests in flight, or
-/// `limits.shutdown` after that, whichever is first.
+/// Serves `app` on `listener` over `protocols` with `threads` workers until `shutdown`
+/// completes; then stops accepting and returns once every worker has finished its requests
+/// in flight, or `limits.shutdown` after that, whichever is first.
 pub async fn run<App>(
     listener: TcpListener,
     app: App,
     threads: usize,
     limits: ConnectionLimits,
+    protocols: Protocols,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()>
 where
@@ -217,7 +231,7 @@ where
             .name(format!("recalld-worker-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    serve_handoffs(handoffs, app, connections, limits, stopped).await;
+                    serve_handoffs(handoffs, app, connections, limits, protocols, stopped).await;
                     all_done.wait().await;
                 });
                 // Blocking work still running (a slow disk) must not hold the exit.
@@ -253,6 +267,7 @@ async fn serve_handoffs<App>(
     app: App,
     connections: Arc<Connections>,
     limits: ConnectionLimits,
+    protocols: Protocols,
     stopped: watch::Receiver<bool>,
 ) where
     App: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -266,7 +281,9 @@ async fn serve_handoffs<App>(
                     let app = app.clone();
                     let connections = connections.clone();
                     let stopped = stopped.clone();
-                    tasks.spawn(serve_connection(handoff, app, connections, limits, stopped));
+                    tasks.spawn(serve_connection(
+                        handoff, app, connections, limits, protocols, stopped,
+                    ));
                 }
                 None => break,
             },
@@ -297,7 +314,8 @@ async fn serve_connection<App>(
     app: App,
     connections: Arc<Connections>,
     limits: ConnectionLimits,
-    mut stopped: watch::Receiver<bool>,
+    protocols: Protocols,
+    stopped: watch::Receiver<bool>,
 ) where
     App: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     App::Future: Send,
@@ -323,10 +341,55 @@ async fn serve_connection<App>(
         connections: connections.clone(),
         body_idle: limits.body_idle,
     };
-    let serving = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
-        .serve_connection(TokioIo::new(stream), service);
+    let io = TokioIo::new(stream);
+    match protocols {
+        Protocols::Http1 => {
+            let serving = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .serve_connection(io, service);
+            drive(
+                serving,
+                |c| c.graceful_shutdown(),
+                peer,
+                &connection,
+                stopped,
+            )
+            .await;
+        }
+        Protocols::Http1AndHttp2 => {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read);
+            builder.http2().timer(TokioTimer::new());
+            let serving = builder.serve_connection(io, service);
+            drive(
+                serving,
+                |c| c.graceful_shutdown(),
+                peer,
+                &connection,
+                stopped,
+            )
+            .await;
+        }
+    }
+    connections.remove(id);
+}
+
+/// Drives `serving` to its end; asks it to close gracefully when the accept loop needs room
+/// or the server stops.
+async fn drive<C, E>(
+    serving: C,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    peer: SocketAddr,
+    connection: &Connection,
+    mut stopped: watch::Receiver<bool>,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut serving = std::pin::pin!(serving);
     let mut closing = false;
     loop {
@@ -339,15 +402,14 @@ async fn serve_connection<App>(
             }
             () = connection.close.notified(), if !closing => {
                 closing = true;
-                serving.as_mut().graceful_shutdown();
+                graceful_shutdown(serving.as_mut());
             }
             _ = stopped.wait_for(|stop| *stop), if !closing => {
                 closing = true;
-                serving.as_mut().graceful_shutdown();
+                graceful_shutdown(serving.as_mut());
             }
         }
     }
-    connections.remove(id);
 }
 
 /// The application as hyper calls it on one connection: counts its requests in flight and
@@ -619,6 +681,7 @@ mod tests {
             test_router(),
             threads,
             ConnectionLimits::default(),
+            Protocols::Http1,
             async {
                 let _ = stopped.await;
             },

@@ -20,8 +20,12 @@ use recall_store::{EntryRef, EvictSelector, Output, PublishMode, PublishOptions,
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
 use super::{Read, drop_broken, duration, read_output, timestamp};
 use crate::config::Access;
+use crate::connect::{Unary, call_unary};
 use crate::grpc::{authorize, status_of};
 use crate::state::AppState;
 
@@ -410,6 +414,78 @@ delegate!(
     },
     v2
 );
+
+/// Both services' methods as Connect calls them (by path, encoded messages), so that a
+/// Connect call runs the very methods a gRPC call runs, without gRPC's framing.
+pub struct ConnectMethods {
+    base: BaseService,
+    v2: V2Service,
+}
+
+impl ConnectMethods {
+    /// The base and v2 services over `service`.
+    pub fn new(service: CacheService) -> Self {
+        ConnectMethods {
+            base: BaseService(service.clone()),
+            v2: V2Service(service),
+        }
+    }
+}
+
+impl Unary for ConnectMethods {
+    fn call(
+        &self,
+        path: &str,
+        metadata: MetadataMap,
+        message: Bytes,
+    ) -> Option<BoxFuture<'_, Result<Vec<u8>, Status>>> {
+        use pb::cache_service_server::CacheService as Base;
+        use pb2::cache_service_server::CacheService as V2;
+        let (base, v2) = (&self.base, &self.v2);
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        Some(match (service, method) {
+            ("flyteidl2.cacheservice.CacheService", "Get") => {
+                Box::pin(call_unary(metadata, message, |r| Base::get(base, r)))
+            }
+            ("flyteidl2.cacheservice.CacheService", "Put") => {
+                Box::pin(call_unary(metadata, message, |r| Base::put(base, r)))
+            }
+            ("flyteidl2.cacheservice.CacheService", "Delete") => {
+                Box::pin(call_unary(metadata, message, |r| Base::delete(base, r)))
+            }
+            ("flyteidl2.cacheservice.CacheService", "GetOrExtendReservation") => {
+                Box::pin(call_unary(metadata, message, |r| {
+                    Base::get_or_extend_reservation(base, r)
+                }))
+            }
+            ("flyteidl2.cacheservice.CacheService", "ReleaseReservation") => {
+                Box::pin(call_unary(metadata, message, |r| {
+                    Base::release_reservation(base, r)
+                }))
+            }
+            ("flyteidl2.cacheservice.v2.CacheService", "Get") => {
+                Box::pin(call_unary(metadata, message, |r| V2::get(v2, r)))
+            }
+            ("flyteidl2.cacheservice.v2.CacheService", "Put") => {
+                Box::pin(call_unary(metadata, message, |r| V2::put(v2, r)))
+            }
+            ("flyteidl2.cacheservice.v2.CacheService", "Delete") => {
+                Box::pin(call_unary(metadata, message, |r| V2::delete(v2, r)))
+            }
+            ("flyteidl2.cacheservice.v2.CacheService", "GetOrExtendReservation") => {
+                Box::pin(call_unary(metadata, message, |r| {
+                    V2::get_or_extend_reservation(v2, r)
+                }))
+            }
+            ("flyteidl2.cacheservice.v2.CacheService", "ReleaseReservation") => {
+                Box::pin(call_unary(metadata, message, |r| {
+                    V2::release_reservation(v2, r)
+                }))
+            }
+            _ => return None,
+        })
+    }
+}
 
 fn missing(field: &str) -> Status {
     Status::invalid_argument(format!("{field} is missing or empty"))

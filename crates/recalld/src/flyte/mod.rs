@@ -8,7 +8,6 @@
 pub mod cacheservice;
 pub mod datacatalog;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,60 +19,58 @@ use tonic::Status;
 
 use crate::cache::LookupAnswer;
 use crate::error::ApiError;
-use crate::grpc::{code_name, status_of};
+use crate::grpc::{RequireToken, code_name, status_of};
 use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 
 use recall_flyteidl::datacatalog::data_catalog_server::DataCatalogServer;
 
 use crate::state::AppState;
 
-/// Serves the datacatalog service on `listener` until `shutdown` completes.
-pub async fn serve_datacatalog(
-    state: Arc<AppState>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let service = DataCatalogServer::new(datacatalog::DataCatalog::new(state));
-    crate::grpc::serve(
-        listener,
+/// The datacatalog service (with gRPC health and reflection) as a router for recalld's
+/// connection handling; a call without a known token is refused before its message is read.
+pub async fn datacatalog_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
+    let service = DataCatalogServer::with_interceptor(
+        datacatalog::DataCatalog::new(state.clone()),
+        RequireToken::new(state),
+    );
+    crate::grpc::router(
         tonic::service::Routes::new(service),
         &["datacatalog.DataCatalog"],
         &[recall_flyteidl::FILE_DESCRIPTOR_SET],
-        shutdown,
     )
     .await
 }
 
-/// Serves Flyte 2's CacheService (the base and v2 services) on `listener` until `shutdown`
-/// completes: gRPC and Connect unary (binary and JSON) on the one port.
-pub async fn serve_cacheservice(
-    state: Arc<AppState>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Flyte 2's CacheService (the base and v2 services) as a router for recalld's connection
+/// handling: gRPC, with health and reflection, and Connect unary (binary and JSON) on the
+/// same port. Calls without a known token are refused before their message is read.
+pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
     use recall_flyteidl::cacheservice::cache_service_server::CacheServiceServer;
     use recall_flyteidl::cacheservice::v2::cache_service_server::CacheServiceServer as V2Server;
 
-    let service = cacheservice::CacheService::new(state);
-    let grpc = tonic::service::Routes::new(CacheServiceServer::new(cacheservice::BaseService(
-        service.clone(),
-    )))
-    .add_service(V2Server::new(cacheservice::V2Service(service)))
-    .into_axum_router();
-    let connect = crate::connect::Connect::new(grpc, recall_flyteidl::FILE_DESCRIPTOR_SET)?;
-    let router = axum::Router::new()
-        .fallback(move |request: axum::extract::Request| connect.clone().route(request));
-    crate::grpc::serve(
-        listener,
-        tonic::service::Routes::from(router),
+    let service = cacheservice::CacheService::new(state.clone());
+    let unary = Arc::new(cacheservice::ConnectMethods::new(service.clone()));
+    let base = CacheServiceServer::with_interceptor(
+        cacheservice::BaseService(service.clone()),
+        RequireToken::new(state.clone()),
+    );
+    let v2 = V2Server::with_interceptor(
+        cacheservice::V2Service(service),
+        RequireToken::new(state.clone()),
+    );
+    let grpc = crate::grpc::router(
+        tonic::service::Routes::new(base).add_service(v2),
         &[
             "flyteidl2.cacheservice.CacheService",
             "flyteidl2.cacheservice.v2.CacheService",
         ],
         &[recall_flyteidl::FILE_DESCRIPTOR_SET],
-        shutdown,
     )
-    .await
+    .await?;
+    let connect =
+        crate::connect::Connect::new(grpc, unary, recall_flyteidl::FILE_DESCRIPTOR_SET, state)?;
+    Ok(axum::Router::new()
+        .fallback(move |request: axum::extract::Request| connect.clone().route(request)))
 }
 
 /// What reading one Flyte entry gave.

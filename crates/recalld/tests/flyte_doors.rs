@@ -1,0 +1,210 @@
+//! What a client without a token, or a flood of idle connections, can do to recalld's Flyte
+//! front doors (the datacatalog gRPC listener and the CacheService gRPC + Connect listener):
+//! a call without a known token is refused before its message is read, and the listeners
+//! have the HTTP API's connection limit. The real binary over local disk.
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{ADMIN, Backend, Daemon, Options, TOKENS};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use recall_flyteidl::datacatalog as pb;
+use recall_flyteidl::datacatalog::data_catalog_client::DataCatalogClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// How long a test waits for an answer that must come without the request body.
+const ANSWER_LIMIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A daemon with the test tokens, both Flyte listeners, and `extra` TOML; the two ports.
+fn start(extra: &str) -> (Daemon, u16, u16) {
+    let (datacatalog, cacheservice) = (free_port(), free_port());
+    let options = Options {
+        toml: format!(
+            "{extra}\n{TOKENS}\n[flyte]\ndatacatalog_listen = \"127.0.0.1:{datacatalog}\"\n\
+             cacheservice_listen = \"127.0.0.1:{cacheservice}\"\n"
+        ),
+        ..Options::default()
+    };
+    let daemon = Daemon::start(&Backend::local(), &options);
+    (daemon, datacatalog, cacheservice)
+}
+
+/// Sends a gRPC call over HTTP/2 whose 5-byte frame header announces a 4 MiB message that
+/// never comes, with `token` if given; the `grpc-status` of the answer, which must arrive
+/// while the body is still open.
+async fn grpc_status_with_body_pending(port: u16, path: &str, token: Option<&str>) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let frames = Box::pin(futures::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    }));
+    let mut request = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(StreamBody::new(frames)).expect("request");
+    let mut header = vec![0u8];
+    header.extend_from_slice(&(4u32 << 20).to_be_bytes());
+    body_tx
+        .send(Bytes::from(header))
+        .await
+        .expect("frame header");
+    let response = tokio::time::timeout(ANSWER_LIMIT, sender.send_request(request))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer while the message was still unsent"))
+        .expect("answer");
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().expect("ASCII").to_string())
+        .unwrap_or_default();
+    drop(body_tx);
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_without_a_token_are_refused_before_the_message_is_read() {
+    let (_daemon, datacatalog, cacheservice) = start("");
+    let unauthenticated = (Code::Unauthenticated as i32).to_string();
+    for (port, path) in [
+        (datacatalog, "/datacatalog.DataCatalog/CreateArtifact"),
+        (cacheservice, "/flyteidl2.cacheservice.v2.CacheService/Put"),
+        (cacheservice, "/flyteidl2.cacheservice.CacheService/Put"),
+    ] {
+        assert_eq!(
+            grpc_status_with_body_pending(port, path, None).await,
+            unauthenticated,
+            "{path} without a token"
+        );
+        assert_eq!(
+            grpc_status_with_body_pending(port, path, Some("not-a-token")).await,
+            unauthenticated,
+            "{path} with an unknown token"
+        );
+    }
+}
+
+/// Sends a Connect POST announcing `length` bytes of body and sends none; the answer's status
+/// line and body, which must arrive while the body is still owed.
+async fn connect_answer_with_body_pending(port: u16, token: Option<&str>) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /flyteidl2.cacheservice.v2.CacheService/Put HTTP/1.1\r\nHost: test\r\n\
+         Content-Type: application/proto\r\n{authorization}Content-Length: 1073741824\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = async {
+        // Up to the end of the JSON error body (Connect errors are JSON objects).
+        while !answer.ends_with(b"}") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(ANSWER_LIMIT, read)
+        .await
+        .expect("no Connect answer while the body was still owed");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_calls_without_a_token_are_refused_before_the_body_is_read() {
+    let (_daemon, _, cacheservice) = start("");
+    for token in [None, Some("not-a-token")] {
+        let answer = connect_answer_with_body_pending(cacheservice, token).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "token {token:?}: {answer}"
+        );
+        assert!(
+            answer.contains("\"code\":\"unauthenticated\""),
+            "token {token:?}: {answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_a_flyte_listener_are_closed_at_the_limit() {
+    let (_daemon, datacatalog, _) = start("max_connections = 4");
+    // Ten connections that never send anything: at the limit of 4, each new one closes the
+    // one idle longest, so at least six of them are closed by the server.
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(
+            TcpStream::connect(("127.0.0.1", datacatalog))
+                .await
+                .expect("connect"),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A real client still gets served.
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{datacatalog}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect a client");
+    let mut client = DataCatalogClient::new(channel);
+    let mut request = tonic::Request::new(pb::GetDatasetRequest {
+        dataset: Some(pb::DatasetId {
+            project: "flytesnacks".into(),
+            domain: "development".into(),
+            name: "flyte_task-wf.idle".into(),
+            version: "1-aaaaaaaa-bbbbbbbb".into(),
+            ..pb::DatasetId::default()
+        }),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN}").parse().expect("metadata"),
+    );
+    let answer = tokio::time::timeout(ANSWER_LIMIT, client.get_dataset(request))
+        .await
+        .expect("the client was not served with the idle connections open");
+    assert_eq!(answer.expect_err("no such dataset").code(), Code::NotFound);
+    // Closed ones read end-of-file; the ones still open wait (all at once) until the limit.
+    let reads = idle.into_iter().map(|mut stream| async move {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    });
+    let closed = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|closed| *closed)
+        .count();
+    assert!(closed >= 6, "only {closed} of 10 idle connections closed");
+}
