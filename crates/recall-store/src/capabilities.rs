@@ -190,19 +190,36 @@ impl Store {
     }
 }
 
+/// One PUT of the probe: `body` at `path` with `mode`.
+async fn put_probe(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    body: &'static [u8],
+    mode: PutMode,
+) -> object_store::Result<object_store::PutResult> {
+    objects
+        .put_opts(path, PutPayload::from_static(body), mode.into())
+        .await
+}
+
+/// The version (ETag and version id) of the object at `path`, from a HEAD.
+async fn head_version(objects: &dyn ObjectStore, path: &Path) -> Result<UpdateVersion, StoreError> {
+    let meta = objects
+        .head(path)
+        .await
+        .map_err(|e| StoreError::backend("head", path, e))?;
+    Ok(UpdateVersion {
+        e_tag: meta.e_tag,
+        version: meta.version,
+    })
+}
+
 /// Create-if-absent on a new object must succeed; on the same object again it must fail.
 async fn check_create(
     objects: &dyn ObjectStore,
     path: &Path,
 ) -> Result<CapabilityCheck, StoreError> {
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"first"),
-            PutMode::Create.into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"first", PutMode::Create).await {
         Ok(_) => {}
         Err(
             object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. },
@@ -213,14 +230,7 @@ async fn check_create(
         }
         Err(e) => return Err(StoreError::backend("put", path, e)),
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"second"),
-            PutMode::Create.into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"second", PutMode::Create).await {
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) => Ok(CapabilityCheck::yes(
@@ -242,39 +252,18 @@ async fn check_replace(
     objects: &dyn ObjectStore,
     path: &Path,
 ) -> Result<CapabilityCheck, StoreError> {
-    let version = |meta: &object_store::ObjectMeta| UpdateVersion {
-        e_tag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    };
-    let stale = version(
-        &objects
-            .head(path)
-            .await
-            .map_err(|e| StoreError::backend("head", path, e))?,
-    );
+    let stale = head_version(objects, path).await?;
     objects
         .put(path, PutPayload::from_static(b"third, unconditional"))
         .await
         .map_err(|e| StoreError::backend("put", path, e))?;
-    let current = version(
-        &objects
-            .head(path)
-            .await
-            .map_err(|e| StoreError::backend("head", path, e))?,
-    );
+    let current = head_version(objects, path).await?;
     if current == stale {
         return Ok(CapabilityCheck::no(
             "the object's version (ETag) did not change when it was replaced",
         ));
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"fourth, stale"),
-            PutMode::Update(stale).into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"fourth, stale", PutMode::Update(stale)).await {
         Err(object_store::Error::Precondition { .. }) => {}
         Ok(_) => {
             return Ok(CapabilityCheck::no(
@@ -295,14 +284,7 @@ async fn check_replace(
             )));
         }
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"fifth, current"),
-            PutMode::Update(current).into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"fifth, current", PutMode::Update(current)).await {
         Ok(_) => Ok(CapabilityCheck::yes(
             "a stale version was refused and the current one accepted",
         )),
