@@ -35,6 +35,7 @@ case "${1:-}" in
 esac
 export RECALL_TEST_SKIP="azure${RECALL_TEST_SKIP:+,$RECALL_TEST_SKIP}"
 source scripts/test-servers.sh
+source scripts/recalld-url.sh
 [ -n "${recall_moto_pid:-}" ] || { echo "chaos.sh needs the moto server it starts itself (unset RECALL_TEST_S3_BUCKET)"; exit 1; }
 
 if [ "$store_scenarios" = yes ]; then
@@ -163,13 +164,7 @@ TOML
 "$bin/recalld" --config "$recall_servers_dir/recalld.toml" >"$recall_servers_dir/recalld.out" 2>"$recall_servers_dir/recalld.log" &
 recalld_pid=$!
 recall_server_pids+=("$recalld_pid")
-url=
-for _ in $(seq 100); do
-  url=$(sed -n 's/^recalld: listening on //p' "$recall_servers_dir/recalld.out")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$recall_servers_dir/recalld.log"; exit 1; }
+url=$(recalld_url "$recall_servers_dir/recalld.out" "$recall_servers_dir/recalld.log") || exit 1
 
 # lookups N: N lookups of random keys, one at a time; prints "count status...", "max_ms".
 lookups() {
@@ -293,13 +288,8 @@ start_hostile_recalld() {
     >"$hostile_dir/$name.out" 2>"$hostile_dir/$name.log" &
   hostile_pid=$!
   recall_server_pids+=("$hostile_pid")
-  hostile_address=
-  for _ in $(seq 100); do
-    hostile_address=$(sed -n 's/^recalld: listening on http:\/\///p' "$hostile_dir/$name.out")
-    [ -n "$hostile_address" ] && break
-    sleep 0.1
-  done
-  [ -n "$hostile_address" ] || { cat "$hostile_dir/$name.log"; exit 1; }
+  hostile_address=$(recalld_url "$hostile_dir/$name.out" "$hostile_dir/$name.log") || exit 1
+  hostile_address=${hostile_address#http://}
 }
 rss_mib() { awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 

@@ -57,6 +57,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_started NAME TRIES CHECK...: runs the command CHECK every 0.2 s, TRIES times at most,
+# until it succeeds; if the server ($server_pid) exits meanwhile, prints its log
+# ($work/NAME.log) and stops the script.
+wait_started() {
+  local name=$1 tries=$2 i
+  shift 2
+  for i in $(seq 1 "$tries"); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "== $name exited during start-up; its log:" >&2
+      cat "$work/$name.log" >&2
+      exit 1
+    fi
+    "$@" && return 0
+    sleep 0.2
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -99,18 +116,13 @@ GARAGE_TOML
     "$tools/bin/garage" -c "$work/garage/garage.toml" server --single-node --default-bucket \
     >"$work/garage.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 300); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      echo "== garage exited during start-up; its log:" >&2
-      cat "$work/garage.log" >&2
-      exit 1
-    fi
-    # Ready once the default bucket answers a signed HEAD.
+  # Ready once the default bucket answers a signed HEAD.
+  garage_answers() {
     [ "$(curl -s -o /dev/null -w '%{http_code}' -I --aws-sigv4 'aws:amz:us-east-1:s3' \
       --user "$garage_key:$garage_secret" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
-      "http://127.0.0.1:$port/rcc")" = 200 ] && break
-    sleep 0.2
-  done
+      "http://127.0.0.1:$port/rcc")" = 200 ]
+  }
+  wait_started garage 300 garage_answers
   export RECALL_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   export RECALL_TEST_S3_BUCKET=rcc
   export RECALL_TEST_S3_REGION=us-east-1
@@ -129,15 +141,7 @@ else
     --access-key recall-compat --secret-key recall-compat-secret "$work/data" \
     >"$work/s3s-fs.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      echo "== s3s-fs exited during start-up; its log:" >&2
-      cat "$work/s3s-fs.log" >&2
-      exit 1
-    fi
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.2
-  done
+  wait_started s3s-fs 150 curl -s -o /dev/null "http://127.0.0.1:$port/"
   export RECALL_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   # s3s-fs names a metadata file after base64(bucket) + base64(key), and file names end at 255
   # bytes: a short bucket and short test roots keep recall's keys under that.

@@ -27,13 +27,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/recall-schemathesis.XXXXXX")
 "$recalld" --listen 127.0.0.1:0 --store "file://$work/store" >"$work/out" 2>"$work/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-url=
-for _ in $(seq 100); do
-  url=$(sed -n 's/^recalld: listening on //p' "$work/out")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "recalld did not start:"; cat "$work/log"; exit 1; }
+source scripts/recalld-url.sh
+url=$(recalld_url "$work/out" "$work/log") || exit 1
 echo "== schemathesis against $url/openapi.json"
 cd tests/schemathesis
 run_schemathesis() {

@@ -21,6 +21,8 @@ mod derive;
 mod digest;
 mod error;
 pub mod files;
+#[cfg(feature = "bench-fixture")]
+pub mod fixture;
 mod json;
 mod material_json;
 mod name;

@@ -18,40 +18,9 @@ use recall_cli::error::CliError;
 use recall_key::{DerivedKey, InputSource, KeyError, KeyMaterial, Value, ValueType};
 use recall_store::{EntryRef, Output, PublishOptions, StoreConfig};
 
+/// The benchmark's key material (ten scalar inputs, one output), built and derived.
 fn key() -> Result<DerivedKey, KeyError> {
-    let mut m = KeyMaterial::new("flytesnacks", "development", "wf.example.train", "1.0")?;
-    let inputs: [(&str, ValueType, Value); 10] = [
-        ("epochs", ValueType::Int, Value::Int(10)),
-        ("lr", ValueType::Float, Value::Float(0.001)),
-        ("shuffle", ValueType::Bool, Value::Bool(true)),
-        ("name", ValueType::String, Value::String("resnet-50".into())),
-        ("seed", ValueType::Int, Value::Int(42)),
-        ("momentum", ValueType::Float, Value::Float(0.9)),
-        (
-            "dataset",
-            ValueType::String,
-            Value::String("imagenet/train".into()),
-        ),
-        ("batch", ValueType::Int, Value::Int(256)),
-        (
-            "timeout",
-            ValueType::Duration,
-            Value::Duration(3_600_000_000_000),
-        ),
-        (
-            "asof",
-            ValueType::Datetime,
-            Value::Datetime {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            },
-        ),
-    ];
-    for (name, ty, value) in inputs {
-        m.add_input(name, ty, InputSource::Value(value))?;
-    }
-    m.add_output("model", ValueType::File)?;
-    m.derive()
+    recall_key::fixture::ten_scalar_inputs()?.derive()
 }
 
 /// Best of five rounds of `n` calls, in nanoseconds per call.

@@ -51,15 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             inline: None,
         },
     );
-    outputs.insert(
-        "score".to_owned(),
-        OutputRecord {
-            ty: "float".into(),
-            size: score.len() as u64,
-            digest: Digest::of_content(&score),
-            inline: Some(score),
-        },
-    );
+    outputs.insert("score".to_owned(), OutputRecord::inline("float", score));
     let manifest = Manifest {
         layout_version: recall_store::LAYOUT_VERSION,
         key,

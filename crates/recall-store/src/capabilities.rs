@@ -190,19 +190,36 @@ impl Store {
     }
 }
 
+/// One PUT of the probe: `body` at `path` with `mode`.
+async fn put_probe(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    body: &'static [u8],
+    mode: PutMode,
+) -> object_store::Result<object_store::PutResult> {
+    objects
+        .put_opts(path, PutPayload::from_static(body), mode.into())
+        .await
+}
+
+/// The version (ETag and version id) of the object at `path`, from a HEAD.
+async fn head_version(objects: &dyn ObjectStore, path: &Path) -> Result<UpdateVersion, StoreError> {
+    let meta = objects
+        .head(path)
+        .await
+        .map_err(|e| StoreError::backend("head", path, e))?;
+    Ok(UpdateVersion {
+        e_tag: meta.e_tag,
+        version: meta.version,
+    })
+}
+
 /// Create-if-absent on a new object must succeed; on the same object again it must fail.
 async fn check_create(
     objects: &dyn ObjectStore,
     path: &Path,
 ) -> Result<CapabilityCheck, StoreError> {
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"first"),
-            PutMode::Create.into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"first", PutMode::Create).await {
         Ok(_) => {}
         Err(
             object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. },
@@ -213,14 +230,7 @@ async fn check_create(
         }
         Err(e) => return Err(StoreError::backend("put", path, e)),
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"second"),
-            PutMode::Create.into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"second", PutMode::Create).await {
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) => Ok(CapabilityCheck::yes(
@@ -242,39 +252,18 @@ async fn check_replace(
     objects: &dyn ObjectStore,
     path: &Path,
 ) -> Result<CapabilityCheck, StoreError> {
-    let version = |meta: &object_store::ObjectMeta| UpdateVersion {
-        e_tag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    };
-    let stale = version(
-        &objects
-            .head(path)
-            .await
-            .map_err(|e| StoreError::backend("head", path, e))?,
-    );
+    let stale = head_version(objects, path).await?;
     objects
         .put(path, PutPayload::from_static(b"third, unconditional"))
         .await
         .map_err(|e| StoreError::backend("put", path, e))?;
-    let current = version(
-        &objects
-            .head(path)
-            .await
-            .map_err(|e| StoreError::backend("head", path, e))?,
-    );
+    let current = head_version(objects, path).await?;
     if current == stale {
         return Ok(CapabilityCheck::no(
             "the object's version (ETag) did not change when it was replaced",
         ));
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"fourth, stale"),
-            PutMode::Update(stale).into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"fourth, stale", PutMode::Update(stale)).await {
         Err(object_store::Error::Precondition { .. }) => {}
         Ok(_) => {
             return Ok(CapabilityCheck::no(
@@ -295,14 +284,7 @@ async fn check_replace(
             )));
         }
     }
-    match objects
-        .put_opts(
-            path,
-            PutPayload::from_static(b"fifth, current"),
-            PutMode::Update(current).into(),
-        )
-        .await
-    {
+    match put_probe(objects, path, b"fifth, current", PutMode::Update(current)).await {
         Ok(_) => Ok(CapabilityCheck::yes(
             "a stale version was refused and the current one accepted",
         )),
@@ -336,122 +318,11 @@ async fn check_range(
 
 #[cfg(test)]
 mod tests {
-    use std::fmt;
-    use std::ops::Range;
-    use std::sync::Arc;
-
-    use async_trait::async_trait;
-    use futures::stream::BoxStream;
-    use object_store::memory::InMemory;
-    use object_store::{
-        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-        PutMultipartOptions, PutOptions, PutResult, Result,
-    };
-
     use super::*;
     use crate::store::StoreConfig;
 
-    /// In memory, but every conditional PUT is a plain overwrite: what Garage and s3rver do.
-    #[derive(Debug)]
-    struct IgnoresConditions(InMemory);
-
-    impl fmt::Display for IgnoresConditions {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "IgnoresConditions")
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for IgnoresConditions {
-        async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: PutOptions,
-        ) -> Result<PutResult> {
-            let opts = PutOptions {
-                mode: PutMode::Overwrite,
-                ..opts
-            };
-            self.0.put_opts(location, payload, opts).await
-        }
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> Result<Box<dyn MultipartUpload>> {
-            self.0.put_multipart_opts(location, opts).await
-        }
-        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-            self.0.get_opts(location, options).await
-        }
-        async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-            self.0.get_ranges(location, ranges).await
-        }
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, Result<Path>>,
-        ) -> BoxStream<'static, Result<Path>> {
-            self.0.delete_stream(locations)
-        }
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.0.list(prefix)
-        }
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-            self.0.list_with_delimiter(prefix).await
-        }
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-            self.0.copy_opts(from, to, options).await
-        }
-    }
-
-    async fn probe(objects: Arc<dyn ObjectStore>) -> (Capabilities, usize) {
-        let store = Store::from_object_store(Arc::clone(&objects), "root", StoreConfig::default())
-            .await
-            .unwrap();
-        let capabilities = store
-            .probe_capabilities(Duration::from_secs(10))
-            .await
-            .unwrap();
-        let left = objects
-            .list(Some(&Path::from("root/probe")))
-            .collect::<Vec<_>>()
-            .await
-            .len();
-        (capabilities, left)
-    }
-
-    use futures::StreamExt;
-
-    #[tokio::test]
-    async fn a_store_that_ignores_conditions_is_reported_as_such() {
-        let (capabilities, left) = probe(Arc::new(IgnoresConditions(InMemory::new()))).await;
-        assert!(!capabilities.create_if_absent.supported);
-        assert!(
-            capabilities
-                .create_if_absent
-                .detail
-                .contains("If-None-Match"),
-            "{}",
-            capabilities.create_if_absent.detail
-        );
-        assert!(!capabilities.replace_if_version_matches.supported);
-        assert!(capabilities.ranged_get.supported);
-        assert!(!capabilities.conditional_writes());
-        assert_eq!(
-            capabilities.missing(),
-            ["create_if_absent", "replace_if_version_matches"]
-        );
-        assert_eq!(left, 0, "the probe cleans up after itself");
-    }
-
-    #[tokio::test]
-    async fn memory_honours_everything_and_the_probe_cleans_up() {
-        let (capabilities, left) = probe(Arc::new(InMemory::new())).await;
-        assert!(capabilities.conditional_writes(), "{capabilities:?}");
-        assert!(capabilities.missing().is_empty());
-        assert_eq!(left, 0);
-    }
+    // The probe against stores that honour or ignore conditional writes is tested in
+    // tests/memory.rs (with the conformance suite's FaultyStore).
 
     #[test]
     fn probe_paths_are_under_the_probe_prefix_and_differ() {

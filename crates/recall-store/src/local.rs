@@ -631,50 +631,53 @@ mod tests {
         );
     }
 
+    /// A PUT of `body` at `path` with `mode`, which must succeed.
+    async fn put_ok(
+        store: &LocalCasStore,
+        path: &Path,
+        body: &'static str,
+        mode: PutMode,
+    ) -> PutResult {
+        store
+            .put_opts(path, body.into(), mode.into())
+            .await
+            .unwrap()
+    }
+
+    /// A PUT of `body` at `path` with `mode`, which must fail its precondition.
+    async fn put_refused(store: &LocalCasStore, path: &Path, body: &'static str, mode: PutMode) {
+        let err = store
+            .put_opts(path, body.into(), mode.into())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, object_store::Error::Precondition { .. }),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn update_succeeds_only_with_the_current_version() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalCasStore::new(dir.path()).unwrap();
         let path = Path::from("a/b");
-        let first = store
-            .put_opts(&path, "one".into(), PutMode::Create.into())
-            .await
-            .unwrap();
+        let first = put_ok(&store, &path, "one", PutMode::Create).await;
         let stale = UpdateVersion::from(first.clone());
-        let second = store
-            .put_opts(&path, "two".into(), PutMode::Update(first.into()).into())
-            .await
-            .unwrap();
-        let err = store
-            .put_opts(&path, "three".into(), PutMode::Update(stale).into())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, object_store::Error::Precondition { .. }),
-            "{err}"
-        );
-        store
-            .put_opts(&path, "four".into(), PutMode::Update(second.into()).into())
-            .await
-            .unwrap();
+        let second = put_ok(&store, &path, "two", PutMode::Update(first.into())).await;
+        put_refused(&store, &path, "three", PutMode::Update(stale)).await;
+        put_ok(&store, &path, "four", PutMode::Update(second.into())).await;
         let body = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(&body[..], b"four");
-        let missing = Path::from("a/missing");
-        let err = store
-            .put_opts(
-                &missing,
-                "x".into(),
-                PutMode::Update(UpdateVersion {
-                    e_tag: Some("x".into()),
-                    version: None,
-                })
-                .into(),
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, object_store::Error::Precondition { .. }),
-            "{err}"
-        );
+        let unknown = UpdateVersion {
+            e_tag: Some("x".into()),
+            version: None,
+        };
+        put_refused(
+            &store,
+            &Path::from("a/missing"),
+            "x",
+            PutMode::Update(unknown),
+        )
+        .await;
     }
 }

@@ -163,22 +163,22 @@ impl Store {
         Ok(body.map(|body| Manifest::decode(&body).ok()))
     }
 
+    /// The common prefixes directly below `prefix` (one delimited LIST).
+    async fn list_folders(&self, prefix: &Path) -> Result<Vec<Path>, StoreError> {
+        let listed = self
+            .objects
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(|e| StoreError::backend("list", prefix, e))?;
+        Ok(listed.common_prefixes)
+    }
+
     /// The project/domain pairs that have objects in the store (two delimited LISTs).
     pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         let mut tenants = Vec::new();
         let root = self.path("tenants");
-        let projects = self
-            .objects
-            .list_with_delimiter(Some(&root))
-            .await
-            .map_err(|e| StoreError::backend("list", &root, e))?;
-        for project in projects.common_prefixes {
-            let domains = self
-                .objects
-                .list_with_delimiter(Some(&project))
-                .await
-                .map_err(|e| StoreError::backend("list", &project, e))?;
-            for domain in domains.common_prefixes {
+        for project in self.list_folders(&root).await? {
+            for domain in self.list_folders(&project).await? {
                 let (Some(p), Some(d)) = (project.filename(), domain.filename()) else {
                     continue;
                 };
@@ -195,13 +195,9 @@ impl Store {
     /// Names recall would reject (written by something else) are skipped.
     pub async fn tasks(&self, tenant: &Tenant) -> Result<Vec<String>, StoreError> {
         let prefix = self.path(&tenant.tasks_prefix());
-        let listed = self
-            .objects
-            .list_with_delimiter(Some(&prefix))
-            .await
-            .map_err(|e| StoreError::backend("list", &prefix, e))?;
-        let mut tasks: Vec<String> = listed
-            .common_prefixes
+        let mut tasks: Vec<String> = self
+            .list_folders(&prefix)
+            .await?
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
             .filter(|t| validate_name("task", t).is_ok())

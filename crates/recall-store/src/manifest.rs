@@ -22,6 +22,19 @@ pub struct OutputRecord {
     pub inline: Option<Bytes>,
 }
 
+impl OutputRecord {
+    /// The record of an output of type `ty` whose `bytes` are stored inline in the manifest:
+    /// its size and digest are those of `bytes`.
+    pub fn inline(ty: impl Into<String>, bytes: Bytes) -> OutputRecord {
+        OutputRecord {
+            ty: ty.into(),
+            size: bytes.len() as u64,
+            digest: Digest::of_content(&bytes),
+            inline: Some(bytes),
+        }
+    }
+}
+
 /// Everything one cache entry records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -505,15 +518,7 @@ mod tests {
         let key = material.derive().unwrap();
         let small = Bytes::from_static(b"\x03");
         let mut outputs = BTreeMap::new();
-        outputs.insert(
-            "o0".to_string(),
-            OutputRecord {
-                ty: "int".into(),
-                size: 1,
-                digest: Digest::of_content(&small),
-                inline: Some(small),
-            },
-        );
+        outputs.insert("o0".to_string(), OutputRecord::inline("int", small));
         outputs.insert(
             "model".to_string(),
             OutputRecord {
@@ -551,15 +556,9 @@ mod tests {
         manifest.outputs.clear();
         for i in 0..count {
             let bytes = Bytes::from(vec![(i % 251) as u8; inline_len]);
-            manifest.outputs.insert(
-                format!("o{i}"),
-                OutputRecord {
-                    ty: "file".into(),
-                    size: inline_len as u64,
-                    digest: Digest::of_content(&bytes),
-                    inline: Some(bytes),
-                },
-            );
+            manifest
+                .outputs
+                .insert(format!("o{i}"), OutputRecord::inline("file", bytes));
         }
         manifest
     }

@@ -351,6 +351,72 @@ impl Store {
         self.path(relative)
     }
 
+    /// The bytes of the object at a layout path, `None` when there is none, for
+    /// recall-store's own tests (feature `test-access`): not API.
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub async fn raw_get(&self, relative: &str) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path(relative);
+        match self.objects.get(&path).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| StoreError::backend("get", &path, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::backend("get", &path, e)),
+        }
+    }
+
+    /// Writes `bytes` at a layout path, replacing what is there, for recall-store's own tests
+    /// (feature `test-access`): not API.
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub async fn raw_put(&self, relative: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
+        let path = self.path(relative);
+        self.objects
+            .put(&path, PutPayload::from_bytes(bytes.into()))
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::backend("put", &path, e))
+    }
+
+    /// Rewrites the object at a layout path with `edit` applied to its bytes (a damaged blob or
+    /// manifest), for recall-store's own tests (feature `test-access`): not API. An absent
+    /// object is an error naming the path.
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub async fn raw_edit(
+        &self,
+        relative: &str,
+        edit: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), StoreError> {
+        let path = self.path(relative);
+        let mut bytes = self
+            .objects
+            .get(&path)
+            .await
+            .map_err(|e| StoreError::backend("get", &path, e))?
+            .bytes()
+            .await
+            .map_err(|e| StoreError::backend("get", &path, e))?
+            .to_vec();
+        edit(&mut bytes);
+        self.raw_put(relative, bytes).await
+    }
+
+    /// Deletes the object at a layout path, for recall-store's own tests (feature
+    /// `test-access`): not API.
+    #[cfg(feature = "test-access")]
+    #[doc(hidden)]
+    pub async fn raw_delete(&self, relative: &str) -> Result<(), StoreError> {
+        let path = self.path(relative);
+        self.objects
+            .delete(&path)
+            .await
+            .map_err(|e| StoreError::backend("delete", &path, e))
+    }
+
     /// The settings this store was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.config
@@ -729,18 +795,24 @@ impl Store {
         }
         let previous = self.read_entry_manifest(&entry).await?;
         let observed = self.carry_over(&mut manifest, previous.as_ref(), &produced);
-        self.objects
-            .put_opts(
-                &path,
-                PutPayload::from(manifest.encode()),
-                PutMode::Overwrite.into(),
-            )
-            .await
-            .map_err(|e| StoreError::backend("put", &path, e))?;
+        self.overwrite_manifest(&path, &manifest).await?;
         Ok(PublishOutcome::Published {
             manifest: Box::new(manifest),
             observed,
         })
+    }
+
+    /// Writes `manifest` at `path` unconditionally, replacing whatever is there.
+    async fn overwrite_manifest(&self, path: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+        self.objects
+            .put_opts(
+                path,
+                PutPayload::from(manifest.encode()),
+                PutMode::Overwrite.into(),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::backend("put", path, e))
     }
 
     /// The create-if-absent write of the manifest (6.1 step 5). An existing entry that is
@@ -788,14 +860,7 @@ impl Store {
                 Err(object_store::Error::NotImplemented { .. }) if broken.is_some() => {
                     // No conditional replace on this backend: replace the broken entry
                     // outright (a concurrent sound entry would be replaced by another sound one).
-                    self.objects
-                        .put_opts(
-                            &path,
-                            PutPayload::from(manifest.encode()),
-                            PutMode::Overwrite.into(),
-                        )
-                        .await
-                        .map_err(|e| StoreError::backend("put", &path, e))?;
+                    self.overwrite_manifest(&path, &manifest).await?;
                     return Ok(PublishOutcome::Published {
                         manifest: Box::new(manifest),
                         observed: None,

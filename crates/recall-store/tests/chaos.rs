@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use recall_key::{DerivedKey, Digest, InputSource, KeyMaterial, Value, ValueType};
 use recall_store::{
     EntryRef, FetchTo, Fetched, Lookup, Manifest, Output, PublishOptions, Store, StoreConfig,
@@ -192,6 +192,31 @@ struct Audit {
     corrupt_blobs: u64,
 }
 
+impl Audit {
+    /// Fails unless every manifest decoded and every output it names is there, whole.
+    fn assert_sound(&self, after: &str) {
+        assert_eq!(
+            (self.undecodable, self.missing_blobs, self.corrupt_blobs),
+            (0, 0, 0),
+            "torn entries after {after}"
+        );
+    }
+}
+
+impl std::fmt::Display for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} manifests checked, {} outputs; {} undecodable, {} missing blobs, {} corrupt blobs",
+            self.manifests,
+            self.outputs_checked,
+            self.undecodable,
+            self.missing_blobs,
+            self.corrupt_blobs
+        )
+    }
+}
+
 async fn audit(store: &Store) -> Audit {
     let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
     let objects = store.raw_object_store();
@@ -218,12 +243,9 @@ async fn audit(store: &Store) -> Audit {
             audit.outputs_checked += 1;
             let data = match &record.inline {
                 Some(inline) => inline.clone(),
-                None => match objects
-                    .get(&store.raw_path(&tenant.blob(&record.digest)))
-                    .await
-                {
-                    Ok(got) => got.bytes().await.unwrap(),
-                    Err(_) => {
+                None => match store.raw_get(&tenant.blob(&record.digest)).await {
+                    Ok(Some(got)) => got,
+                    Ok(None) | Err(_) => {
                         audit.missing_blobs += 1;
                         continue;
                     }
@@ -282,24 +304,14 @@ fn kill_publishers(runtime: &tokio::runtime::Runtime, target: &Target, publishes
     let found = runtime.block_on(audit(&store));
     println!(
         "chaos kill-9 [{}]: {publishes} publishes of {keys} keys (one undisturbed publish took \
-         {typical:?}); {killed} killed mid-way, {finished} finished; {} manifests checked, {} \
-         outputs; {} undecodable, {} missing blobs, {} corrupt blobs",
+         {typical:?}); {killed} killed mid-way, {finished} finished; {found}",
         target.name,
-        found.manifests,
-        found.outputs_checked,
-        found.undecodable,
-        found.missing_blobs,
-        found.corrupt_blobs
     );
     assert!(
         killed > 0 && finished > 0,
         "the kill points did not spread: {killed} killed, {finished} finished"
     );
-    assert_eq!(
-        (found.undecodable, found.missing_blobs, found.corrupt_blobs),
-        (0, 0, 0),
-        "torn entries after kill -9"
-    );
+    found.assert_sound("kill -9");
     // Every key can be published afterwards, and then reads back whole.
     runtime.block_on(async {
         let mut republished = 0;
@@ -358,7 +370,6 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             originals.push((n, data));
         }
         let tenant = Tenant::new(PROJECT, DOMAIN).unwrap();
-        let objects = store.raw_object_store();
         let mut flipped = 0;
         // About half the entries, and at least one damaged and one intact.
         let damaged: Vec<bool> = (0..originals.len())
@@ -370,20 +381,15 @@ fn flip_bytes(runtime: &tokio::runtime::Runtime, target: &Target, seed: u64) {
             .filter(|(_, d)| **d)
             .map(|(o, _)| o)
         {
-            let path = store.raw_path(&tenant.blob(&Digest::of_content(data)));
-            let mut bytes = objects
-                .get(&path)
+            store
+                .raw_edit(&tenant.blob(&Digest::of_content(data)), |bytes| {
+                    for _ in 0..=rng.below(3) {
+                        let i = rng.below(bytes.len() as u64) as usize;
+                        bytes[i] ^= 1 << rng.below(8);
+                    }
+                })
                 .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                .to_vec();
-            for _ in 0..=rng.below(3) {
-                let i = rng.below(bytes.len() as u64) as usize;
-                bytes[i] ^= 1 << rng.below(8);
-            }
-            objects.put(&path, PutPayload::from(bytes)).await.unwrap();
+                .unwrap();
             flipped += 1;
         }
         let (mut hits, mut misses, mut corrupt) = (0, 0, 0);
@@ -498,22 +504,15 @@ fn full_disk(runtime: &tokio::runtime::Runtime, seed: u64) {
         }
         println!(
             "chaos full-disk [24 MiB tmpfs]: 40 publishes of 1-4 MiB; {ok} succeeded, {failed} \
-             failed cleanly (first: {}); {} manifests checked: {} undecodable, {} missing blobs, \
-             {} corrupt; {verified} of {ok} published entries read back verified",
+             failed cleanly (first: {}); {found}; {verified} of {ok} published entries read \
+             back verified",
             first_error.as_deref().unwrap_or("none"),
-            found.manifests,
-            found.undecodable,
-            found.missing_blobs,
-            found.corrupt_blobs
         );
         assert!(
             ok > 0 && failed > 0,
             "the disk did not fill: {ok} ok, {failed} failed"
         );
-        assert_eq!(
-            (found.undecodable, found.missing_blobs, found.corrupt_blobs),
-            (0, 0, 0)
-        );
+        found.assert_sound("a full disk");
         assert_eq!(verified, ok);
     });
 }

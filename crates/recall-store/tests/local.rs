@@ -29,8 +29,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use recall_key::{InputSource, KeyMaterial, Value, ValueType};
 use recall_store::local::{LOCK_FILE, LocalCasStore, LockTimeout};
 use recall_store::{
-    EntryRef, FetchTo, GcOptions, Lookup, Miss, Output, PublishOptions, Store, StoreConfig,
-    StoreError, Tenant,
+    EntryRef, FetchTo, Lookup, Miss, Output, PublishOptions, Store, StoreConfig, StoreError, Tenant,
 };
 
 /// A store on a fresh `file://` directory, with `lock_timeout` for the store lock.
@@ -56,6 +55,16 @@ fn one_output_key(task: &str, n: i64) -> recall_key::DerivedKey {
 }
 
 /// Publishes a 64 KiB blob output (not inlined) for `key`.
+/// Takes (or extends) the lease on `entry` for owner `me`, with a 10 s heartbeat.
+async fn lease_for_me(
+    store: &Store,
+    entry: &EntryRef,
+) -> Result<recall_store::LeaseStatus, StoreError> {
+    store
+        .get_or_extend_lease(entry, "me", Duration::from_secs(10), 3)
+        .await
+}
+
 async fn publish_blob(store: &Store, key: &recall_key::DerivedKey, seed: u8) {
     let body = Bytes::from(vec![seed; 64 << 10]);
     store
@@ -100,16 +109,7 @@ async fn gc_and_evict_never_follow_links_out_of_the_store() {
     std::os::unix::fs::symlink(&other_file, blobs.join("ab").join(&fake)).unwrap();
     std::os::unix::fs::symlink(outside.path(), root.join("tenants/proj/linked")).unwrap();
 
-    let report = store
-        .gc(
-            None,
-            &GcOptions {
-                grace: Duration::ZERO,
-                dry_run: false,
-            },
-        )
-        .await
-        .unwrap();
+    let report = store.gc(None, &conformance::SWEEP_NOW).await.unwrap();
     assert_eq!(report.blobs, 1, "links are not listed: {report:?}");
     let tenants = store.tenants().await.unwrap();
     assert_eq!(
@@ -169,10 +169,7 @@ async fn store_files_are_private_to_the_owner() {
     .unwrap();
     publish_blob(&store, &key, 2).await;
     let entry = EntryRef::of(&key).unwrap();
-    store
-        .get_or_extend_lease(&entry, "me", Duration::from_secs(10), 3)
-        .await
-        .unwrap();
+    lease_for_me(&store, &entry).await.unwrap();
     let mut seen = 0;
     let mut pending = vec![root.clone()];
     while let Some(path) = pending.pop() {
@@ -199,10 +196,7 @@ async fn a_lock_held_elsewhere_gives_a_bounded_typed_error() {
     publish_blob(&store, &key, 3).await;
     let entry = EntryRef::of(&key).unwrap();
     // Taking a free lease is a create-if-absent (no lock); extending it is a swap (the lock).
-    store
-        .get_or_extend_lease(&entry, "me", Duration::from_secs(10), 3)
-        .await
-        .unwrap();
+    lease_for_me(&store, &entry).await.unwrap();
     // Another holder of the lock: a second open file description, as another process has.
     let holder = std::fs::OpenOptions::new()
         .read(true)
@@ -214,12 +208,9 @@ async fn a_lock_held_elsewhere_gives_a_bounded_typed_error() {
         no_hang("lookup", store.lookup(&entry)).await.unwrap(),
         Lookup::Hit(_)
     ));
-    let err = no_hang(
-        "lease",
-        store.get_or_extend_lease(&entry, "me", Duration::from_secs(10), 3),
-    )
-    .await
-    .unwrap_err();
+    let err = no_hang("lease", lease_for_me(&store, &entry))
+        .await
+        .unwrap_err();
     let timed_out = |err: &StoreError| {
         let mut source: Option<&dyn std::error::Error> = Some(err);
         while let Some(e) = source {

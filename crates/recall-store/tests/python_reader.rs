@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use object_store::{ObjectStoreExt, PutPayload};
 use recall_key::{DerivedKey, Digest, KeyMaterial};
 use recall_store::{
     Output, PublishOptions, PublishOutcome, Store, StoreConfig, Tenant, open_url_with,
@@ -81,25 +80,24 @@ impl Run {
         })
     }
 
-    fn assert_hit(&self) -> serde_json::Value {
+    /// Checks the exit code and the summary's `result` (`hit` with 0, `miss` with 1).
+    fn assert_result(&self, code: i32, result: &str) -> serde_json::Value {
         assert_eq!(
-            self.code, 0,
-            "expected a hit (exit 0); stdout:\n{}\nstderr:\n{}",
+            self.code, code,
+            "expected a {result} (exit {code}); stdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
         let summary = self.summary();
-        assert_eq!(summary["result"], "hit");
+        assert_eq!(summary["result"], result);
         summary
     }
 
+    fn assert_hit(&self) -> serde_json::Value {
+        self.assert_result(0, "hit")
+    }
+
     fn assert_miss(&self, reason_contains: &str) -> serde_json::Value {
-        assert_eq!(
-            self.code, 1,
-            "expected a miss (exit 1); stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        let summary = self.summary();
-        assert_eq!(summary["result"], "miss");
+        let summary = self.assert_result(1, "miss");
         let reason = summary["reason"].as_str().expect("miss reason");
         assert!(
             reason.contains(reason_contains),
@@ -149,6 +147,29 @@ impl Ctx {
             dir: tempfile::tempdir().expect("temp dir"),
             python,
         })
+    }
+
+    /// A fresh world for the test `name` with key material `json` written to `NAME.json`
+    /// (its path returned); `None` when skipped.
+    async fn start(name: &str, json: serde_json::Value) -> Option<(Ctx, PathBuf)> {
+        let ctx = Ctx::new(name).await?;
+        let material = ctx.write_material(&format!("{name}.json"), &json);
+        Some((ctx, material))
+    }
+
+    /// Publishes `outputs` for `material` with `options`, then reads the entry with the
+    /// Python reader and checks the hit ([`assert_outputs`]); the key and the summary.
+    async fn publish_and_read(
+        &self,
+        material: &Path,
+        outputs: &[(&str, Vec<u8>)],
+        options: &PublishOptions,
+    ) -> (DerivedKey, serde_json::Value) {
+        let derived = self.publish_with(material, outputs, options).await;
+        let run = self.read(material, &[]);
+        let summary = run.assert_hit();
+        assert_outputs(&run, &summary, &derived, outputs);
+        (derived, summary)
     }
 
     /// Writes key material JSON (and returns its path); the same file feeds both sides.
@@ -342,12 +363,9 @@ fn assert_outputs(
 
 #[tokio::test]
 async fn inline_small_output() {
-    let Some(ctx) = Ctx::new("inline").await else {
-        return;
-    };
-    let material = ctx.write_material(
-        "inline.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "inline",
+        serde_json::json!({
             "project": "flytesnacks",
             "domain": "development",
             "task": "wf.square",
@@ -355,39 +373,31 @@ async fn inline_small_output() {
             "inputs": [{"name": "n", "type": "int", "value": 3}],
             "outputs": [{"name": "o0", "type": "int"}]
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
     // KEY-SPEC 4.2 / LAYOUT 4.3: an int output 9 is CBOR(9), the single byte 0x09.
     let outputs = [("o0", vec![0x09u8])];
-    let derived = ctx.publish(&material, &outputs).await;
-    let run = ctx.read(&material, &[]);
-    let summary = run.assert_hit();
-    assert_outputs(&run, &summary, &derived, &outputs);
+    let (derived, summary) = ctx
+        .publish_and_read(&material, &outputs, &PublishOptions::default())
+        .await;
     assert_eq!(summary["outputs"]["o0"]["source"], "inline");
     assert_eq!(summary["producer"], "python_reader-test/inline");
     assert!(summary["expires_at_ms"].is_null());
 
     // LAYOUT 4.2: the reader checks inline bytes too. Change the inline byte string h'09'
     // (`66 "inline" 41 09`) to h'08' in the stored manifest: still valid CBOR, wrong digest.
-    let manifest = ctx
-        .store
-        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
-    let objects = ctx.store.raw_object_store();
-    let mut bytes = objects
-        .get(&manifest)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let needle = b"\x66inline\x41\x09";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("inline byte string in the manifest");
-    bytes[at + needle.len() - 1] = 0x08;
-    objects
-        .put(&manifest, PutPayload::from(bytes))
+    ctx.store
+        .raw_edit(&ctx.tenant(&derived).entry(&derived.key), |bytes| {
+            let needle = b"\x66inline\x41\x09";
+            let at = bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("inline byte string in the manifest");
+            bytes[at + needle.len() - 1] = 0x08;
+        })
         .await
         .unwrap();
     ctx.read(&material, &[])
@@ -396,13 +406,9 @@ async fn inline_small_output() {
 
 #[tokio::test]
 async fn multi_mib_blob_output() {
-    let Some(ctx) = Ctx::new("blob").await else {
-        return;
-    };
-    std::fs::write(ctx.dir.path().join("train.csv"), b"x,y\n1,2\n3,4\n").unwrap();
-    let material = ctx.write_material(
-        "blob.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "blob",
+        serde_json::json!({
             "project": "ml",
             "domain": "production",
             "task": "wf.train",
@@ -413,14 +419,18 @@ async fn multi_mib_blob_output() {
             ],
             "outputs": [{"name": "model", "type": "file"}]
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
+    std::fs::write(ctx.dir.path().join("train.csv"), b"x,y\n1,2\n3,4\n").unwrap();
     // 12 MiB plus a little: larger than one multipart part.
     let model = pseudo_random(12 * 1024 * 1024 + 12345, 1);
     let outputs = [("model", model)];
-    let derived = ctx.publish(&material, &outputs).await;
-    let run = ctx.read(&material, &[]);
-    let summary = run.assert_hit();
-    assert_outputs(&run, &summary, &derived, &outputs);
+    let (_, summary) = ctx
+        .publish_and_read(&material, &outputs, &PublishOptions::default())
+        .await;
     let digest = Digest::of_content(&outputs[0].1).to_hex();
     assert!(
         summary["outputs"]["model"]["source"]
@@ -435,15 +445,9 @@ async fn multi_mib_blob_output() {
 
 #[tokio::test]
 async fn several_outputs_of_different_types() {
-    let Some(ctx) = Ctx::new("several").await else {
-        return;
-    };
-    std::fs::create_dir(ctx.dir.path().join("ds")).unwrap();
-    std::fs::write(ctx.dir.path().join("ds/a.txt"), b"alpha").unwrap();
-    std::fs::write(ctx.dir.path().join("ds/b.bin"), [0u8, 1, 2]).unwrap();
-    let material = ctx.write_material(
-        "several.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "several",
+        serde_json::json!({
             "project": "proj-1",
             "domain": "staging",
             "task": "wf.many_outputs",
@@ -471,7 +475,14 @@ async fn several_outputs_of_different_types() {
             ],
             "salt": "team-a"
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
+    std::fs::create_dir(ctx.dir.path().join("ds")).unwrap();
+    std::fs::write(ctx.dir.path().join("ds/a.txt"), b"alpha").unwrap();
+    std::fs::write(ctx.dir.path().join("ds/b.bin"), [0u8, 1, 2]).unwrap();
     let outputs = [
         ("model", pseudo_random(3 * 1024 * 1024 + 1, 2)),
         // CBOR of the struct {"acc": 0.5}
@@ -486,27 +497,27 @@ async fn several_outputs_of_different_types() {
         ("empty", Vec::new()),
         ("parts", pseudo_random(70_000, 5)),
     ];
-    let derived = ctx.publish(&material, &outputs).await;
+    let (derived, summary) = ctx
+        .publish_and_read(&material, &outputs, &PublishOptions::default())
+        .await;
     assert_eq!(derived.cache_version, "v1+exp");
-    let run = ctx.read(&material, &[]);
-    let summary = run.assert_hit();
-    assert_outputs(&run, &summary, &derived, &outputs);
     assert_eq!(summary["cache_version"], "v1+exp");
 }
 
 #[tokio::test]
 async fn never_published_is_a_miss() {
-    let Some(ctx) = Ctx::new("never").await else {
-        return;
-    };
-    let published = ctx.write_material(
-        "published.json",
-        &serde_json::json!({
+    let Some((ctx, published)) = Ctx::start(
+        "never",
+        serde_json::json!({
             "project": "flytesnacks", "domain": "development", "task": "wf.t",
             "cache_version": "1", "inputs": [{"name": "n", "type": "int", "value": 1}],
             "outputs": [{"name": "o", "type": "bytes"}]
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
     ctx.publish(&published, &[("o", b"one".to_vec())]).await;
     // Same task, another input value: a key nobody published.
     let other = ctx.write_material(
@@ -525,22 +536,14 @@ async fn never_published_is_a_miss() {
 
     // LAYOUT 4.1: a manifest read from another key's path is a miss (key.key differs).
     let tenant = ctx.tenant(&ctx.derive(&published));
-    let objects = ctx.store.raw_object_store();
-    let bytes = objects
-        .get(
-            &ctx.store
-                .raw_path(&tenant.entry(&ctx.derive(&published).key)),
-        )
+    let bytes = ctx
+        .store
+        .raw_get(&tenant.entry(&ctx.derive(&published).key))
         .await
         .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    objects
-        .put(
-            &ctx.store.raw_path(&tenant.entry(&ctx.derive(&other).key)),
-            PutPayload::from(bytes),
-        )
+        .expect("the published manifest");
+    ctx.store
+        .raw_put(&tenant.entry(&ctx.derive(&other).key), bytes)
         .await
         .unwrap();
     ctx.read(&other, &[])
@@ -549,41 +552,31 @@ async fn never_published_is_a_miss() {
 
 #[tokio::test]
 async fn corrupt_blob_is_a_miss() {
-    let Some(ctx) = Ctx::new("corrupt").await else {
-        return;
-    };
-    let material = ctx.write_material(
-        "corrupt.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "corrupt",
+        serde_json::json!({
             "project": "flytesnacks", "domain": "development", "task": "wf.corrupt",
             "cache_version": "1",
             "outputs": [{"name": "small", "type": "int"}, {"name": "model", "type": "file"}]
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
     let model = pseudo_random(5 * 1024 * 1024 + 7, 6);
     let outputs = [("small", vec![0x01u8]), ("model", model.clone())];
-    let derived = ctx.publish(&material, &outputs).await;
-    let run = ctx.read(&material, &[]);
-    let summary = run.assert_hit();
-    assert_outputs(&run, &summary, &derived, &outputs);
+    let (derived, _) = ctx
+        .publish_and_read(&material, &outputs, &PublishOptions::default())
+        .await;
 
     // Flip one byte of the blob, keeping its size.
-    let blob = ctx
-        .store
-        .raw_path(&ctx.tenant(&derived).blob(&Digest::of_content(&model)));
-    let objects = ctx.store.raw_object_store();
-    let mut bytes = objects
-        .get(&blob)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    assert_eq!(bytes, model);
-    bytes[4 * 1024 * 1024 + 3] ^= 0x40;
-    objects
-        .put(&blob, PutPayload::from(bytes))
+    let blob = ctx.tenant(&derived).blob(&Digest::of_content(&model));
+    ctx.store
+        .raw_edit(&blob, |bytes| {
+            assert_eq!(*bytes, model);
+            bytes[4 * 1024 * 1024 + 3] ^= 0x40;
+        })
         .await
         .expect("overwrite blob");
 
@@ -591,43 +584,36 @@ async fn corrupt_blob_is_a_miss() {
     run.assert_miss("BLAKE3");
 
     // A blob of the wrong size is a miss too.
-    objects
-        .put(&blob, PutPayload::from(model[..1000].to_vec()))
+    ctx.store
+        .raw_put(&blob, model[..1000].to_vec())
         .await
         .unwrap();
     ctx.read(&material, &[]).assert_miss("1000 bytes");
 
     // And a missing one.
-    objects.delete(&blob).await.unwrap();
+    ctx.store.raw_delete(&blob).await.unwrap();
     ctx.read(&material, &[]).assert_miss("missing");
 }
 
 #[tokio::test]
 async fn expired_and_undecodable_entries_are_misses() {
-    let Some(ctx) = Ctx::new("expiry").await else {
-        return;
-    };
-    let material = ctx.write_material(
-        "ttl.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "expiry",
+        serde_json::json!({
             "project": "flytesnacks", "domain": "development", "task": "wf.ttl",
             "cache_version": "1", "outputs": [{"name": "o", "type": "string"}]
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
     let outputs = [("o", b"\x62hi".to_vec())];
-    let derived = ctx
-        .publish_with(
-            &material,
-            &outputs,
-            &PublishOptions {
-                ttl: Some(Duration::from_secs(3600)),
-                ..PublishOptions::default()
-            },
-        )
-        .await;
-    let run = ctx.read(&material, &[]);
-    let summary = run.assert_hit();
-    assert_outputs(&run, &summary, &derived, &outputs);
+    let with_ttl = PublishOptions {
+        ttl: Some(Duration::from_secs(3600)),
+        ..PublishOptions::default()
+    };
+    let (derived, summary) = ctx.publish_and_read(&material, &outputs, &with_ttl).await;
     let created = summary["created_at_ms"].as_i64().unwrap();
     let expires = summary["expires_at_ms"].as_i64().unwrap();
     assert_eq!(expires - created, 3_600_000, "ttl recorded in the manifest");
@@ -644,20 +630,18 @@ async fn expired_and_undecodable_entries_are_misses() {
         .assert_miss("old");
 
     // 4.4 case 1: a manifest that does not decode.
-    let manifest = ctx
-        .store
-        .raw_path(&ctx.tenant(&derived).entry(&derived.key));
     ctx.store
-        .raw_object_store()
-        .put(&manifest, PutPayload::from_static(b"\xff\x00 not cbor"))
+        .raw_put(
+            &ctx.tenant(&derived).entry(&derived.key),
+            &b"\xff\x00 not cbor"[..],
+        )
         .await
         .unwrap();
     ctx.read(&material, &[]).assert_miss("decode");
 
     // LAYOUT 1: the reader checks the descriptor; without one, nothing is cached here.
     ctx.store
-        .raw_object_store()
-        .delete(&ctx.store.raw_path(recall_store::DESCRIPTOR))
+        .raw_delete(recall_store::DESCRIPTOR)
         .await
         .unwrap();
     ctx.read(&material, &[]).assert_miss("no descriptor");
@@ -665,16 +649,17 @@ async fn expired_and_undecodable_entries_are_misses() {
 
 #[tokio::test]
 async fn bad_material_is_a_usage_error() {
-    let Some(ctx) = Ctx::new("usage").await else {
-        return;
-    };
-    let material = ctx.write_material(
-        "bad.json",
-        &serde_json::json!({
+    let Some((ctx, material)) = Ctx::start(
+        "usage",
+        serde_json::json!({
             "project": "no/slash", "domain": "development", "task": "wf.t",
             "cache_version": "1"
         }),
-    );
+    )
+    .await
+    else {
+        return;
+    };
     let run = ctx.read(&material, &[]);
     assert_eq!(run.code, 2, "stderr: {}", run.stderr);
     assert!(run.stderr.contains("project"), "stderr: {}", run.stderr);

@@ -76,6 +76,17 @@ pub fn short_root(long: &str) -> String {
     format!("t{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
+/// Creates the directory `name` under `parent` with permission bits `mode` (e.g. `0o777`, a
+/// directory other users can reach) and returns its path.
+pub fn dir_with_mode(parent: &std::path::Path, name: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {:o} {}: {e}", mode, dir.display()));
+    dir
+}
+
 /// xorshift64*: a small deterministic generator, so a failure reproduces from its seed.
 pub struct Rng(pub u64);
 

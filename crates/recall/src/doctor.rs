@@ -371,8 +371,9 @@ fn credentials_line(report: &mut Report, scheme: &str) {
                 );
             }
         }
-        "az" => {
-            let found = [
+        "az" => credentials_from(
+            report,
+            &[
                 "AZURE_STORAGE_ACCOUNT_KEY",
                 "AZURE_STORAGE_ACCESS_KEY",
                 "AZURE_STORAGE_SAS_KEY",
@@ -380,50 +381,41 @@ fn credentials_line(report: &mut Report, scheme: &str) {
                 "AZURE_CLIENT_SECRET",
                 "AZURE_FEDERATED_TOKEN_FILE",
                 "AZURE_STORAGE_USE_EMULATOR",
-            ]
-            .into_iter()
-            .filter(|name| has(name))
-            .collect::<Vec<_>>();
-            if found.is_empty() {
-                report.warn(
-                    "credentials",
-                    "none in the environment: recall will try a managed identity",
-                    "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or another \
-                     AZURE_* credential)",
-                    &[],
-                );
-            } else {
-                report.ok(
-                    "credentials",
-                    format!("from the environment: {}", found.join(", ")),
-                );
-            }
-        }
-        "gs" => {
-            let found = [
+            ],
+            "none in the environment: recall will try a managed identity",
+            "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or another AZURE_* \
+             credential)",
+        ),
+        "gs" => credentials_from(
+            report,
+            &[
                 "GOOGLE_SERVICE_ACCOUNT",
                 "GOOGLE_SERVICE_ACCOUNT_PATH",
                 "GOOGLE_SERVICE_ACCOUNT_KEY",
                 "GOOGLE_APPLICATION_CREDENTIALS",
-            ]
-            .into_iter()
-            .filter(|name| has(name))
-            .collect::<Vec<_>>();
-            if found.is_empty() {
-                report.warn(
-                    "credentials",
-                    "none in the environment: recall will ask the GCE metadata server",
-                    "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file",
-                    &[],
-                );
-            } else {
-                report.ok(
-                    "credentials",
-                    format!("from the environment: {}", found.join(", ")),
-                );
-            }
-        }
+            ],
+            "none in the environment: recall will ask the GCE metadata server",
+            "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file",
+        ),
         _ => {}
+    }
+}
+
+/// The credentials line of a backend whose credentials are any of the variables `names`: ok
+/// naming those set, else a warning saying what recall falls back to (`none`) and `fix`.
+fn credentials_from(report: &mut Report, names: &[&str], none: &str, fix: &str) {
+    let found: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| env(name).is_some())
+        .collect();
+    if found.is_empty() {
+        report.warn("credentials", none, fix, &[]);
+    } else {
+        report.ok(
+            "credentials",
+            format!("from the environment: {}", found.join(", ")),
+        );
     }
 }
 

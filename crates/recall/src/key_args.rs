@@ -71,11 +71,7 @@ impl KeyFlags {
             material.add_input(name, ty, InputSource::Value(value))?;
         }
         for flag in &self.outputs {
-            let (name, ty_text) = flag.split_once(':').ok_or_else(|| FlagError::Shape {
-                flag: "--output",
-                value: flag.clone(),
-                expected: "NAME:TYPE, e.g. model:file",
-            })?;
+            let (name, ty_text) = split_flag("--output", flag, ':', "NAME:TYPE, e.g. model:file")?;
             let ty = parse_type(&format!("output {name:?}"), ty_text)?;
             material.add_output(name, ty)?;
         }
@@ -83,11 +79,12 @@ impl KeyFlags {
             material.ignore_input(name)?;
         }
         for flag in &self.input_hashes {
-            let (name, hex) = flag.split_once('=').ok_or_else(|| FlagError::Shape {
-                flag: "--input-hash",
-                value: flag.clone(),
-                expected: "NAME=HEX (64 hexadecimal characters)",
-            })?;
+            let (name, hex) = split_flag(
+                "--input-hash",
+                flag,
+                '=',
+                "NAME=HEX (64 hexadecimal characters)",
+            )?;
             material.supply_hash(name, parse_supplied_hash(name, hex)?)?;
         }
         if let Some(salt) = &self.salt {
@@ -95,6 +92,21 @@ impl KeyFlags {
         }
         Ok(())
     }
+}
+
+/// Splits the text `value` of `flag` at the first `separator`; an error naming the flag, the
+/// text and the `expected` form when there is none.
+fn split_flag<'a>(
+    flag: &'static str,
+    value: &'a str,
+    separator: char,
+    expected: &'static str,
+) -> Result<(&'a str, &'a str), FlagError> {
+    value.split_once(separator).ok_or_else(|| FlagError::Shape {
+        flag,
+        value: value.to_string(),
+        expected,
+    })
 }
 
 /// Splits `NAME:TYPE=VALUE`. Names cannot contain `:` and types cannot contain `=`, so the

@@ -4,7 +4,10 @@
 
 mod e2e;
 
-use e2e::{Backend, Env, Mode, assert_code, skipped, start_daemon, stderr, stdout};
+use e2e::{
+    Backend, Env, Mode, assert_code, assert_contains, on_task, recall_unconfigured, skipped,
+    start_daemon, stderr, stdout,
+};
 
 /// A fresh prefix on s3rver, used directly; `None` when `RECALL_TEST_SKIP` names s3nocas.
 fn nocas_env(case: &str) -> Option<Env> {
@@ -22,21 +25,8 @@ fn own_cache(env: &mut Env) -> std::path::PathBuf {
 }
 
 fn run_args(serialize: bool) -> Vec<&'static str> {
-    let mut args = vec![
-        "run",
-        "--project",
-        "demo",
-        "--domain",
-        "dev",
-        "--task",
-        "caps",
-        "--cache-version",
-        "1",
-        "--input",
-        "n:int=1",
-        "--output",
-        "o:file=out.txt",
-    ];
+    let mut args = on_task("run", "demo", "dev", "caps", "1");
+    args.extend(["--input", "n:int=1", "--output", "o:file=out.txt"]);
     if serialize {
         args.push("--serialize");
     }
@@ -53,11 +43,7 @@ fn doctor_says_every_guarantee(mut env: Env) {
     own_cache(&mut env);
     let out = env.recall(&["doctor"]);
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).contains("with every guarantee"),
-        "{}",
-        stdout(&out)
-    );
+    assert_contains(&stdout(&out), "with every guarantee");
     for check in [
         "URL",
         "credentials",
@@ -98,14 +84,9 @@ fn doctor_on_moto_reports_every_guarantee() {
 
 #[test]
 fn doctor_without_a_store_is_bad_usage() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
-        .arg("doctor")
-        .env_remove("RECALL_STORE")
-        .env_remove("RECALL_DAEMON")
-        .output()
-        .unwrap();
+    let out = recall_unconfigured(&["doctor"]);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("--store"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "--store");
 }
 
 #[test]
@@ -124,7 +105,7 @@ fn doctor_on_s3rver_exits_1_naming_the_missing_guarantees() {
         "weaker guarantees: exactly one manifest wins",
         "leases (--serialize is refused)",
     ] {
-        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+        assert_contains(&text, expected);
     }
     let out = env.recall(&["doctor", "--json"]);
     assert_code(&out, 1);
@@ -185,7 +166,7 @@ fn a_cached_probe_result_is_used_without_probing() {
     .unwrap();
     let out = env.recall(&run_args(true));
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_POPULATED");
 }
 
 #[test]
@@ -202,24 +183,12 @@ fn through_recalld_on_s3rver_serialize_is_refused_and_doctor_exits_1() {
     env.mode = Mode::Daemon;
     let out = env.recall(&run_args(true));
     assert_code(&out, 2);
-    assert!(
-        stderr(&out).contains("create_if_absent"),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), "create_if_absent");
     assert!(!env.dir().join("runs.log").exists());
     let out = env.recall(&run_args(false));
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("\"exactly one manifest wins\" does not hold"),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), "\"exactly one manifest wins\" does not hold");
     let out = env.recall(&["doctor"]);
     assert_code(&out, 1);
-    assert!(
-        stdout(&out).contains("WARN  create-if-absent"),
-        "{}",
-        stdout(&out)
-    );
+    assert_contains(&stdout(&out), "WARN  create-if-absent");
 }

@@ -1,7 +1,11 @@
 //! End-to-end tests of `recall key`, running the built binary.
 
+mod e2e;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use e2e::on_task;
 
 fn recall(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recall"))
@@ -11,20 +15,12 @@ fn recall(args: &[&str], cwd: &Path) -> Output {
         .expect("run recall")
 }
 
-const BASE: &[&str] = &[
-    "key",
-    "--project",
-    "flytesnacks",
-    "--domain",
-    "development",
-    "--task",
-    "wf.square",
-    "--cache-version",
-    "1.0",
-];
-
 fn with(extra: &[&str]) -> Vec<String> {
-    BASE.iter().chain(extra).map(|s| s.to_string()).collect()
+    on_task("key", "flytesnacks", "development", "wf.square", "1.0")
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn run(extra: &[&str], cwd: &Path) -> Output {
@@ -207,20 +203,7 @@ fn bad_input_is_one_line_naming_field_and_value_with_status_2() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(stdout(&out).is_empty());
     }
-    let out = recall(
-        &[
-            "key",
-            "--project",
-            "..",
-            "--domain",
-            "d",
-            "--task",
-            "t",
-            "--cache-version",
-            "1",
-        ],
-        dir.path(),
-    );
+    let out = recall(&on_task("key", "..", "d", "t", "1"), dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("invalid project \"..\""));
     let out = recall(&["key", "--spec", "nope.json"], dir.path());

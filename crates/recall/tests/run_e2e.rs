@@ -6,7 +6,10 @@ mod e2e;
 
 use std::process::Output;
 
-use e2e::{Backend, Env, Mode, assert_code, data, stderr, stdout};
+use e2e::{
+    Backend, Env, Mode, assert_code, assert_contains, data, in_tenant, on_task,
+    recall_unconfigured, stderr, stdout,
+};
 
 /// One case per backend and mode.
 macro_rules! on_every_backend {
@@ -164,6 +167,39 @@ fn setup(env: &Env) {
 }
 
 /// Every output file's bytes, by relative path.
+/// Sets up the working directory and runs the task once (a miss that publishes its outputs).
+fn published(env: &Env) -> Task {
+    setup(env);
+    let task = Task::new();
+    assert_code(&task.run(env, &[]), 0);
+    task
+}
+
+/// A `file://` store (case `case`) with the task published once, and the outputs that run
+/// produced: the start of the cases that damage the stored entry.
+fn published_on_disk(case: &str) -> (Env, Task, Vec<(String, Vec<u8>)>) {
+    let env = Env::new(Backend::File, Mode::Direct, case).unwrap();
+    let task = published(&env);
+    let produced = snapshot(&env);
+    (env, task, produced)
+}
+
+/// Runs the task again in a working directory without its outputs.
+fn rerun(task: &Task, env: &Env) -> Output {
+    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
+    task.run(env, &[])
+}
+
+/// The files of a `file://` store's tenant `demo/dev` under `folder` (`blobs`, `entries`).
+fn stored(env: &Env, folder: &str) -> Vec<std::path::PathBuf> {
+    walk(
+        &env.store_path()
+            .unwrap()
+            .join("tenants/demo/dev")
+            .join(folder),
+    )
+}
+
 fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = walk(&env.dir().join("out"))
         .into_iter()
@@ -423,9 +459,9 @@ fn invalidation_rules_and_explain_verdicts(env: &Env) {
     let ignored = base.clone().input("seed", "seed:int=99");
     assert_eq!(explain_json(&ignored, env, &[])["verdict"], "hit");
     let out = ignored.run(env, &[]);
-    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_HIT");
     let out = base.run_command(env, &[], &["sh", "-c", "echo changed code >> runs.log"]);
-    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_HIT");
     assert_eq!(env.runs(), before, "neither may run the command");
 
     // Max age: an old entry is expired, explain says so, and the run recomputes.
@@ -435,30 +471,16 @@ fn invalidation_rules_and_explain_verdicts(env: &Env) {
         "expired"
     );
     let out = base.run(env, &["--max-age", "10ms"]);
-    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "expired");
     assert_eq!(env.runs(), before + 1);
 }
 
 fn eviction_is_explained(env: &Env) {
-    setup(env);
-    let task = Task::new();
+    let task = published(env);
     let key = task.key(env);
-    assert_code(&task.run(env, &[]), 0);
-    let out = env.recall(&[
-        "evict",
-        "--project",
-        "demo",
-        "--domain",
-        "dev",
-        "--key",
-        &key,
-    ]);
+    let out = env.recall(&in_tenant("evict", "demo", "dev", &["--key", &key]));
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).contains("evicted 1 entries"),
-        "{}",
-        stdout(&out)
-    );
+    assert_contains(&stdout(&out), "evicted 1 entries");
     let explained = explain_json(&task, env, &[]);
     assert_eq!(explained["verdict"], "absent", "{explained:#}");
     assert!(explained.to_string().contains("evicted"), "{explained:#}");
@@ -490,11 +512,7 @@ fn failing_command_publishes_nothing(env: &Env) {
     // Exit 0 without every declared output: nothing published either, status kept.
     let out = task.run_command(env, &[], &["sh", "-c", "rm -rf out; echo run >> runs.log"]);
     assert_code(&out, 0);
-    assert!(
-        stderr(&out).contains("nothing published"),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), "nothing published");
     assert_code(&task.sub(env, "inspect", &[]), 1);
 
     // A command that cannot start: 127, like a shell.
@@ -509,17 +527,11 @@ fn failing_command_publishes_nothing(env: &Env) {
 
 /// Fails unless the run's stderr contains `text`.
 fn assert_says(out: &Output, text: &str) {
-    assert!(
-        stderr(out).contains(text),
-        "expected {text:?} in:\n{}",
-        stderr(out)
-    );
+    assert_contains(&stderr(out), text);
 }
 
 fn earlier_outputs_are_never_published(env: &Env) {
-    setup(env);
-    let task = Task::new();
-    assert_code(&task.run(env, &[]), 0);
+    let task = published(env);
     assert!(env.dir().join("out/model.bin").exists());
 
     // New inputs, and a command that no longer writes the model: the model left by the run
@@ -682,9 +694,7 @@ fn restores_are_all_or_nothing(env: &Env) {
 /// from a blob (the model) or inline (the report).
 fn restored_files_get_the_mode_of_new_files(env: &Env) {
     use std::os::unix::fs::PermissionsExt;
-    setup(env);
-    let task = Task::new();
-    assert_code(&task.run(env, &[]), 0);
+    let task = published(env);
     std::fs::remove_dir_all(env.dir().join("out")).unwrap();
     let mut args = vec!["run".to_string()];
     args.extend(task.material());
@@ -707,16 +717,10 @@ fn restored_files_get_the_mode_of_new_files(env: &Env) {
     let out = env.recall_with_umask(
         "027",
         &[
-            "get",
-            "--project",
-            "demo",
-            "--domain",
-            "dev",
-            "--key",
-            &key,
-            "--to",
-            "fetched",
-        ],
+            &in_tenant("get", "demo", "dev", &["--key", &key])[..],
+            &["--to", "fetched"],
+        ]
+        .concat(),
     );
     assert_code(&out, 0);
     assert_eq!(mode("fetched/model"), 0o640, "blob-restored");
@@ -726,20 +730,13 @@ fn restored_files_get_the_mode_of_new_files(env: &Env) {
 fn thirty_two_serialized_runs_compute_once(env: &Env) {
     let key_args = |i: usize| -> Vec<String> {
         let out = format!("out/r{i}.txt");
-        [
-            "run",
-            "--project",
-            "demo",
-            "--domain",
-            "dev",
-            "--task",
-            "wf.slow",
-            "--cache-version",
-            "1",
+        let output = format!("r:file={out}");
+        let mut args = on_task("run", "demo", "dev", "wf.slow", "1");
+        args.extend([
             "--input",
             "n:int=5",
             "--output",
-            &format!("r:file={out}"),
+            &output,
             "--serialize",
             "--poll",
             "200ms",
@@ -748,10 +745,8 @@ fn thirty_two_serialized_runs_compute_once(env: &Env) {
             "-c",
             "echo run >> runs.log; sleep 1; mkdir -p out; echo computed > \"$0\"",
             &out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ]);
+        args.iter().map(|s| s.to_string()).collect()
     };
     let children: Vec<_> = (0..32)
         .map(|i| {
@@ -828,7 +823,7 @@ plots = { type = "dir", path = "out/plots" }
     let out = env.recall(&["run", "--job", "job.toml"]);
     assert!(stderr(&out).contains(&format!("CACHE_HIT {key}")));
     let out = env.recall(&["run", "--job", "job.toml", "--cache-version", "2"]);
-    assert!(stderr(&out).contains("CACHE_MISS"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_MISS");
     assert_eq!(env.runs(), 2);
     // A bad value in the job file is exit 2, naming the input.
     env.write(
@@ -860,7 +855,7 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert!(stderr(&out).contains(&format!("CACHE_POPULATED {key}")));
     let out = task.sub(env, "put", &["--json"]);
     assert_code(&out, 0);
-    assert!(stdout(&out).contains("already_exists"), "{}", stdout(&out));
+    assert_contains(&stdout(&out), "already_exists");
 
     let tenant = ["--project", "demo", "--domain", "dev"];
     let with_tenant = |rest: &[&str]| -> Output {
@@ -908,7 +903,7 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
         assert_eq!(stdout(&out), stdout(&direct), "{args:?}");
     }
     let out = env.recall(&["ls", "--json"]);
-    assert!(stdout(&out).contains("demo/dev"), "{}", stdout(&out));
+    assert_contains(&stdout(&out), "demo/dev");
     assert_eq!(stdout(&env.recall(&["ls"])).trim(), "demo/dev");
     let out = with_tenant(&["ls"]);
     assert_eq!(stdout(&out).trim(), "wf.train");
@@ -952,9 +947,7 @@ fn ls_through_a_daemon_lists_expired_entries_as_expired() {
     let Some(mut env) = Env::new(Backend::File, Mode::Daemon, "ls_expired") else {
         return;
     };
-    setup(&env);
-    let task = Task::new();
-    assert_code(&task.run(&env, &[]), 0);
+    let task = published(&env);
     let key = task.key(&env);
     // A second daemon over the same store, for which every entry over 1 s old has expired.
     env.daemon = Some(e2e::start_daemon(
@@ -971,7 +964,7 @@ fn ls_through_a_daemon_lists_expired_entries_as_expired() {
     assert_eq!(entry["status"], "expired", "{listed}");
     assert!(entry["created_at_ms"].as_i64().is_some(), "{listed}");
     let out = env.recall(&[&["ls"][..], &tenant_task[..]].concat());
-    assert!(stdout(&out).contains("expired"), "{}", stdout(&out));
+    assert_contains(&stdout(&out), "expired");
 
     // Directly, with no max age, the same entry is live.
     let out = env.recall_direct(&[&["ls", "--json"][..], &tenant_task[..]].concat());
@@ -981,12 +974,8 @@ fn ls_through_a_daemon_lists_expired_entries_as_expired() {
 
 #[test]
 fn corrupted_blob_is_a_miss_and_a_correct_rerun() {
-    let env = Env::new(Backend::File, Mode::Direct, "corrupt").unwrap();
-    setup(&env);
-    let task = Task::new();
-    assert_code(&task.run(&env, &[]), 0);
-    let produced = snapshot(&env);
-    let blobs = walk(&env.store_path().unwrap().join("tenants/demo/dev/blobs"));
+    let (env, task, produced) = published_on_disk("corrupt");
+    let blobs = stored(&env, "blobs");
     assert_eq!(
         blobs.len(),
         1,
@@ -996,16 +985,14 @@ fn corrupted_blob_is_a_miss_and_a_correct_rerun() {
     bytes[1234] ^= 0x01;
     std::fs::write(&blobs[0], bytes).unwrap();
 
-    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
-    let out = task.run(&env, &[]);
+    let out = rerun(&task, &env);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("CACHE_MISS"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_MISS");
+    assert_contains(&stderr(&out), "CACHE_POPULATED");
     assert_eq!(env.runs(), 2, "the corrupt entry is recomputed");
     assert_eq!(snapshot(&env), produced, "never corrupt output");
-    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
-    let out = task.run(&env, &[]);
-    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    let out = rerun(&task, &env);
+    assert_contains(&stderr(&out), "CACHE_HIT");
     assert_eq!(snapshot(&env), produced);
 }
 
@@ -1039,12 +1026,8 @@ fn the_store_folder_is_never_an_output() {
 /// a tar) is replaced by the next run's publish instead of being kept forever.
 #[test]
 fn unrestorable_entry_is_replaced_by_the_next_run() {
-    let env = Env::new(Backend::File, Mode::Direct, "unrestorable").unwrap();
-    setup(&env);
-    let task = Task::new();
-    assert_code(&task.run(&env, &[]), 0);
-    let produced = snapshot(&env);
-    let entries = walk(&env.store_path().unwrap().join("tenants/demo/dev/entries"));
+    let (env, task, produced) = published_on_disk("unrestorable");
+    let entries = stored(&env, "entries");
     assert_eq!(entries.len(), 1, "{entries:?}");
     let mut manifest =
         recall_store::Manifest::decode(&std::fs::read(&entries[0]).unwrap()).unwrap();
@@ -1056,19 +1039,17 @@ fn unrestorable_entry_is_replaced_by_the_next_run() {
     plots.inline = Some(garbage.into());
     std::fs::write(&entries[0], manifest.encode()).unwrap();
 
-    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
-    let out = task.run(&env, &[]);
+    let out = rerun(&task, &env);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("CACHE_POPULATED"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "CACHE_POPULATED");
     assert!(
         !stderr(&out).contains("another run published it first"),
         "the unrestorable entry was kept: {}",
         stderr(&out)
     );
     assert_eq!(env.runs(), 2);
-    std::fs::remove_dir_all(env.dir().join("out")).unwrap();
-    let out = task.run(&env, &[]);
-    assert!(stderr(&out).contains("CACHE_HIT"), "{}", stderr(&out));
+    let out = rerun(&task, &env);
+    assert_contains(&stderr(&out), "CACHE_HIT");
     assert_eq!(env.runs(), 2, "the replaced entry hits");
     assert_eq!(snapshot(&env), produced);
 }
@@ -1093,29 +1074,14 @@ fn storage_down_still_runs_the_command_with_its_own_status() {
             .output()
             .unwrap()
     };
-    let material = [
-        "run",
-        "--project",
-        "p",
-        "--domain",
-        "d",
-        "--task",
-        "t",
-        "--cache-version",
-        "1",
-        "--output",
-        "o:file=o.txt",
-    ];
+    let mut material = on_task("run", "p", "d", "t", "1");
+    material.extend(["--output", "o:file=o.txt"]);
     let started = std::time::Instant::now();
     let mut args = material.to_vec();
     args.extend(["--", "sh", "-c", "echo ran > o.txt; exit 5"]);
     let failing = recall(&args);
     assert_code(&failing, 5);
-    assert!(
-        stderr(&failing).contains("CACHE_LOOKUP_FAILURE"),
-        "{}",
-        stderr(&failing)
-    );
+    assert_contains(&stderr(&failing), "CACHE_LOOKUP_FAILURE");
     let mut args = material.to_vec();
     args.extend(["--serialize", "--", "sh", "-c", "echo ran > o.txt"]);
     let working = recall(&args);
@@ -1145,41 +1111,19 @@ fn storage_down_still_runs_the_command_with_its_own_status() {
     args.extend(["--", "sh", "-c", "echo again > o.txt; exit 9"]);
     let out = daemon(&args);
     assert_code(&out, 9);
-    assert!(
-        stderr(&out).contains("CACHE_LOOKUP_FAILURE"),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), "CACHE_LOOKUP_FAILURE");
     assert_eq!(
         std::fs::read(work.path().join("o.txt")).unwrap(),
         b"again\n"
     );
-    let out = daemon(&[
-        "inspect",
-        "--project",
-        "p",
-        "--domain",
-        "d",
-        "--key",
-        &"a".repeat(64),
-    ]);
+    let out = daemon(&in_tenant("inspect", "p", "d", &["--key", &"a".repeat(64)]));
     assert_code(&out, 3);
 }
 
 #[test]
 fn usage_errors_are_status_2_naming_the_flag() {
     let env = Env::new(Backend::File, Mode::Direct, "usage").unwrap();
-    let base = [
-        "run",
-        "--project",
-        "p",
-        "--domain",
-        "d",
-        "--task",
-        "t",
-        "--cache-version",
-        "1",
-    ];
+    let base = on_task("run", "p", "d", "t", "1");
     let cases: &[(&[&str], &str)] = &[
         (
             &["--output", "n:int=x.txt", "--", "true"],
@@ -1203,14 +1147,9 @@ fn usage_errors_are_status_2_naming_the_flag() {
         assert_code(&out, 2);
         assert!(stderr(&out).contains(needle), "{extra:?}: {}", stderr(&out));
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
-        .args(["ls"])
-        .env_remove("RECALL_STORE")
-        .env_remove("RECALL_DAEMON")
-        .output()
-        .unwrap();
+    let out = recall_unconfigured(&["ls"]);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("--store"), "{}", stderr(&out));
+    assert_contains(&stderr(&out), "--store");
 }
 
 #[test]
@@ -1245,21 +1184,13 @@ fn every_help_shows_an_example_and_completions_print() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert!(stdout(&out).contains("_recall"), "{}", stdout(&out));
+    assert_contains(&stdout(&out), "_recall");
 }
 
 /// `--serialize` args for the lease tests: one key, output `o.txt`.
 fn serialized(heartbeat: &str, script: &str) -> Vec<String> {
-    [
-        "run",
-        "--project",
-        "demo",
-        "--domain",
-        "dev",
-        "--task",
-        "wf.lease",
-        "--cache-version",
-        "1",
+    let mut args = on_task("run", "demo", "dev", "wf.lease", "1");
+    args.extend([
         "--output",
         "o:file=o.txt",
         "--serialize",
@@ -1271,10 +1202,8 @@ fn serialized(heartbeat: &str, script: &str) -> Vec<String> {
         "sh",
         "-c",
         script,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ]);
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]
@@ -1346,9 +1275,7 @@ fn waiter_takes_over_the_lease_of_a_crashed_holder() {
 /// age. Before the store owned dry runs, `recall --store` counted a marker for the first and
 /// no lease for the second.
 fn dry_run_counts_what_eviction_removes(env: &Env) {
-    setup(env);
-    let task = Task::new();
-    assert_code(&task.run(env, &[]), 0);
+    let task = published(env);
     let key = task.key(env);
     let store = env.store_path().expect("the file backend has a local path");
     let tenant_dir = store.join("tenants/demo/dev");

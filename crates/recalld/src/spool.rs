@@ -112,9 +112,7 @@ mod tests {
     #[test]
     fn a_directory_open_to_others_is_refused() {
         let base = tempfile::tempdir().unwrap();
-        let dir = base.path().join("spool");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = recall_testkit::dir_with_mode(base.path(), "spool", 0o777);
         let err = prepare(&dir).unwrap_err().to_string();
         assert!(
             err.contains(&dir.display().to_string()) && err.contains("0777"),

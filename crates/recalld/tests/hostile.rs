@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ADMIN, ALPHA_READ, Backend, Daemon, Material, Options, TOKENS};
+use common::{ADMIN, ALPHA_READ, Backend, Daemon, Material, Options, lease_request, tokens};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,11 +17,12 @@ use tokio::net::TcpStream;
 /// daemon that never does it (the bug) reaches this.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn options(toml: &str) -> Options {
-    Options {
-        toml: toml.to_string(),
-        ..Options::default()
-    }
+/// A daemon over a fresh local-disk store, with `toml` appended to its configuration (the
+/// store lives as long as the backend returned with it).
+fn local_daemon(toml: &str) -> (Backend, Daemon) {
+    let backend = Backend::local();
+    let daemon = Daemon::start(&backend, &Options::toml(toml));
+    (backend, daemon)
 }
 
 /// `host:port` of a daemon.
@@ -59,8 +60,7 @@ fn publish_head(token: Option<&str>, length: u64) -> String {
 /// recalld reads the (here 4 GiB) body; before the fix it read the whole material part first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_without_a_write_token_is_refused_before_its_body() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options(TOKENS));
+    let (_store, d) = local_daemon(&tokens());
     for (token, expected) in [
         (None, "HTTP/1.1 401"),
         (Some("not-a-token-at-all"), "HTTP/1.1 401"),
@@ -95,8 +95,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// Item 9: the material part is held in memory only up to `limits.max_material_bytes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_material_part_over_the_limit_is_refused() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[limits]\nmax_material_bytes = 1024\n"));
+    let (_store, d) = local_daemon("[limits]\nmax_material_bytes = 1024\n");
     let m = Material::new(&d, "alpha", "wf.big", 1, &["o"]).await;
     let mut padded = m.clone();
     padded.json["inputs"][0]["name"] = json!("n".repeat(2000));
@@ -116,8 +115,7 @@ async fn a_material_part_over_the_limit_is_refused() {
 /// and the count, before any output is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_with_too_many_outputs_is_refused() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[limits]\nmax_outputs = 3\n"));
+    let (_store, d) = local_daemon("[limits]\nmax_outputs = 3\n");
     let m = Material::new(&d, "alpha", "wf.wide", 1, &["a", "b", "c", "d"]).await;
     let outputs: Vec<(&str, Vec<u8>)> =
         ["a", "b", "c", "d"].iter().map(|n| (*n, vec![1])).collect();
@@ -137,8 +135,7 @@ async fn a_publish_with_too_many_outputs_is_refused() {
 /// Item 11: a manifest over `limits.max_manifest_bytes` is refused and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_whose_manifest_is_too_large_is_refused() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[limits]\nmax_manifest_bytes = 4096\n"));
+    let (_store, d) = local_daemon("[limits]\nmax_manifest_bytes = 4096\n");
     // Two outputs of 3000 bytes are both inlined: about 6 KB of manifest.
     let m = Material::new(&d, "alpha", "wf.inline", 1, &["a", "b"]).await;
     let outputs = [("a", vec![1u8; 3000]), ("b", vec![2u8; 3000])];
@@ -171,13 +168,7 @@ async fn a_manifest_over_the_reader_limit_is_a_miss() {
         "inputs": [],
         "outputs": names.iter().map(|n| json!({ "name": n, "type": "file" })).collect::<Vec<_>>(),
     });
-    let derived = recall_key::KeyMaterial::from_json(
-        &material.to_string(),
-        std::path::Path::new("/nonexistent"),
-    )
-    .unwrap()
-    .derive()
-    .unwrap();
+    let derived = common::derive(&material);
     let store = recall_store::Store::open(&backend.url()).await.unwrap();
     let outputs: Vec<recall_store::Output> = names
         .iter()
@@ -211,8 +202,7 @@ async fn a_manifest_over_the_reader_limit_is_a_miss() {
 /// and so is a kept-alive connection after its last response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_after_the_header_read_timeout() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[timeouts]\nheader_read_secs = 1\n"));
+    let (_store, d) = local_daemon("[timeouts]\nheader_read_secs = 1\n");
     let mut silent = TcpStream::connect(address(&d)).await.unwrap();
     let answer = read_until_closed(&mut silent)
         .await
@@ -240,8 +230,7 @@ async fn idle_connections_are_closed_after_the_header_read_timeout() {
 /// Item 10: a request body that stops arriving fails after the body-idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_fails_after_the_idle_timeout() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[timeouts]\nbody_idle_secs = 1\n"));
+    let (_store, d) = local_daemon("[timeouts]\nbody_idle_secs = 1\n");
     let mut stream = TcpStream::connect(address(&d)).await.unwrap();
     stream
         .write_all(publish_head(None, 100_000).as_bytes())
@@ -292,10 +281,8 @@ async fn idle_connections_beyond_the_limit_do_not_starve_healthz() {
 /// deadline instead of waiting for them forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_half_sent_requests_exits_within_the_deadline() {
-    let backend = Backend::local();
-    let mut d = Daemon::start(
-        &backend,
-        &options("[timeouts]\nshutdown_secs = 1\nheader_read_secs = 600\nbody_idle_secs = 600\n"),
+    let (_store, mut d) = local_daemon(
+        "[timeouts]\nshutdown_secs = 1\nheader_read_secs = 600\nbody_idle_secs = 600\n",
     );
     let mut head = TcpStream::connect(address(&d)).await.unwrap();
     head.write_all(b"POST /v1/keys HTTP/1.1\r\nHost: test\r\n")
@@ -320,30 +307,17 @@ async fn sigterm_with_half_sent_requests_exits_within_the_deadline() {
 /// naming the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_heartbeat_over_the_maximum_is_refused() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options("[limits]\nmax_heartbeat_secs = 60\n"));
+    let (_store, d) = local_daemon("[limits]\nmax_heartbeat_secs = 60\n");
     let m = Material::new(&d, "alpha", "wf.lease", 1, &["o"]).await;
-    let path = format!("/v1/leases/alpha/development/{}", m.key);
-    let (status, body) = d
-        .post(
-            &path,
-            &json!({ "owner": "w", "heartbeat_seconds": 61 }),
-            None,
-        )
-        .await;
+    let path = m.lease_path();
+    let (status, body) = d.post(&path, &lease_request("w", 61), None).await;
     assert_eq!(status, 400, "{body}");
     let message = body["error"].as_str().unwrap_or("");
     assert!(
         message.contains("61") && message.contains("limits.max_heartbeat_secs"),
         "{body}"
     );
-    let (status, body) = d
-        .post(
-            &path,
-            &json!({ "owner": "w", "heartbeat_seconds": 60 }),
-            None,
-        )
-        .await;
+    let (status, body) = d.post(&path, &lease_request("w", 60), None).await;
     assert_eq!(
         (status, body["granted"].as_bool()),
         (200, Some(true)),
@@ -356,9 +330,7 @@ async fn a_lease_heartbeat_over_the_maximum_is_refused() {
 #[test]
 fn a_spool_directory_open_to_others_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
-    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let spool = recall_testkit::dir_with_mode(dir.path(), "spool", 0o777);
     let config = dir.path().join("recalld.toml");
     std::fs::write(
         &config,
@@ -424,8 +396,7 @@ fn the_default_spool_is_private() {
 /// refusal leaves the daemon serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_token_still_publishes() {
-    let backend = Backend::local();
-    let d = Daemon::start(&backend, &options(TOKENS));
+    let (_store, d) = local_daemon(&tokens());
     let m = Material::new(&d, "alpha", "wf.ok", 1, &["o"]).await;
     let (status, body): (u16, Value) = d.publish(&m, &[("o", vec![3])], "", Some(ADMIN)).await;
     assert_eq!(status, 201, "{body}");
@@ -451,13 +422,7 @@ async fn a_spooled_upload_changed_after_it_was_received_is_not_published() {
             "inputs": [],
             "outputs": [{ "name": "o", "type": "file" }],
         });
-        let derived = recall_key::KeyMaterial::from_json(
-            &material.to_string(),
-            std::path::Path::new("/nonexistent"),
-        )
-        .unwrap()
-        .derive()
-        .unwrap();
+        let derived = common::derive(&material);
         let received = common::bytes(size, 1);
         let path = dir.path().join(case);
         // The file now holds other bytes of the same length than those received.

@@ -62,13 +62,8 @@ async fn lookups_work_when_the_probe_cannot_write() {
             .contains("capability probe"),
         "{body}"
     );
-    let lease = format!("/v1/leases/alpha/development/{}", m.key);
     let (status, body) = d
-        .post(
-            &lease,
-            &serde_json::json!({ "owner": "w", "heartbeat_seconds": 30 }),
-            None,
-        )
+        .post(&m.lease_path(), &common::lease_request("w", 30), None)
         .await;
     assert_eq!(status, 503, "{body}");
 }

@@ -27,6 +27,8 @@ pub enum Fault {
     /// Just before the first replace-if-version-matches of a manifest, another writer puts
     /// the bytes in [`FaultyStore::race`] there (a concurrent publish winning the race).
     RacedManifestUpdate,
+    /// Every conditional put is a plain overwrite: what Garage and s3rver do.
+    IgnoresConditions,
 }
 
 /// Delegates to `inner`, except for the chosen fault.
@@ -66,6 +68,13 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        if self.fault == Fault::IgnoresConditions {
+            let overwrite = PutOptions {
+                mode: object_store::PutMode::Overwrite,
+                ..opts
+            };
+            return self.inner.put_opts(location, payload, overwrite).await;
+        }
         if self.fault == Fault::ManifestPut && location.as_ref().contains("/entries/") {
             return Err(injected("manifest put"));
         }

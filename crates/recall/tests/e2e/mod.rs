@@ -262,6 +262,52 @@ pub fn assert_code(o: &Output, code: i32) {
     );
 }
 
+/// Asserts that `text` (a command's stdout or stderr) contains `needle`, showing the text.
+#[track_caller]
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} in:\n{text}");
+}
+
+/// Runs the built `recall` with `args` and neither `RECALL_STORE` nor `RECALL_DAEMON` set.
+pub fn recall_unconfigured(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recall"))
+        .args(args)
+        .env_remove("RECALL_STORE")
+        .env_remove("RECALL_DAEMON")
+        .output()
+        .expect("run recall")
+}
+
+/// `SUBCOMMAND --project P --domain D` and then `selector` (e.g. `--key KEY`): the start of
+/// a command on entries of one tenant.
+pub fn in_tenant<'a>(
+    subcommand: &'a str,
+    project: &'a str,
+    domain: &'a str,
+    selector: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![subcommand, "--project", project, "--domain", domain];
+    args.extend_from_slice(selector);
+    args
+}
+
+/// `SUBCOMMAND --project P --domain D --task T --cache-version V`: the start of a command on
+/// the entries of one task version (its key material's names).
+pub fn on_task<'a>(
+    subcommand: &'a str,
+    project: &'a str,
+    domain: &'a str,
+    task: &'a str,
+    cache_version: &'a str,
+) -> Vec<&'a str> {
+    in_tenant(
+        subcommand,
+        project,
+        domain,
+        &["--task", task, "--cache-version", cache_version],
+    )
+}
+
 /// Deterministic test bytes of a given length.
 pub fn data(seed: &str, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);

@@ -54,17 +54,9 @@ mod tests {
         let inline = bytes::Bytes::from_static(b"\"quoted\" \\ text");
         let manifest = Manifest {
             layout_version: 1,
-            outputs: [(
-                "o".to_string(),
-                OutputRecord {
-                    ty: "string".into(),
-                    size: inline.len() as u64,
-                    digest: Digest::of_content(&inline),
-                    inline: Some(inline),
-                },
-            )]
-            .into_iter()
-            .collect(),
+            outputs: [("o".to_string(), OutputRecord::inline("string", inline))]
+                .into_iter()
+                .collect(),
             key: key.clone(),
             created_at_ms: 1,
             expires_at_ms: None,

@@ -44,6 +44,16 @@ pub struct Options {
     pub open_files: Option<u64>,
 }
 
+impl Options {
+    /// Default options with `toml` appended to the configuration.
+    pub fn toml(toml: &str) -> Options {
+        Options {
+            toml: toml.to_string(),
+            ..Options::default()
+        }
+    }
+}
+
 /// A running recalld process with an HTTP client; killed when dropped.
 pub struct Daemon {
     process: Recalld,
@@ -108,6 +118,15 @@ impl Daemon {
     /// POST a JSON body to `path` with an optional token.
     pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
         send(self.http.post(self.url(path)).json(body), token, "POST").await
+    }
+
+    /// `GET /v1/blobs/{project}/{domain}/{digest}`, the response as it comes (no token).
+    pub async fn blob(&self, project: &str, domain: &str, digest: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/v1/blobs/{project}/{domain}/{digest}")))
+            .send()
+            .await
+            .expect("blob")
     }
 
     /// DELETE `path` with an optional token.
@@ -238,38 +257,52 @@ impl Material {
     pub fn entry_path(&self) -> String {
         format!("/v1/entries/{}/{}/{}", self.project, self.domain, self.key)
     }
+
+    /// `/v1/leases/{project}/{domain}/{key}`.
+    pub fn lease_path(&self) -> String {
+        format!("/v1/leases/{}/{}/{}", self.project, self.domain, self.key)
+    }
 }
 
-/// The admin token of [`TOKENS`] (also accepted, and ignored, by daemons without tokens).
+/// The body of a lease request: `owner` and `heartbeat_seconds` (any JSON value, so a test
+/// can send a bad one).
+pub fn lease_request(owner: &str, heartbeat_seconds: impl Into<Value>) -> Value {
+    json!({ "owner": owner, "heartbeat_seconds": heartbeat_seconds.into() })
+}
+
+/// The key that KEY-SPEC section 8 key material `json` (with no file inputs) derives.
+pub fn derive(json: &Value) -> recall_key::DerivedKey {
+    recall_key::KeyMaterial::from_json(&json.to_string(), std::path::Path::new("/nonexistent"))
+        .expect("key material")
+        .derive()
+        .expect("derive the key")
+}
+
+/// The admin token of [`tokens`] (also accepted, and ignored, by daemons without tokens).
 pub const ADMIN: &str = "admin-token-0123456789";
 /// Project `alpha`, read access.
 pub const ALPHA_READ: &str = "alpha-read-0123456789";
 /// Project `alpha`, write access.
 pub const ALPHA_WRITE: &str = "alpha-write-0123456789";
 
-/// Tokens for the auth matrix.
-pub const TOKENS: &str = r#"
-[[tokens]]
-name = "admin"
-token = "admin-token-0123456789"
-projects = ["*"]
-domains = ["*"]
-access = "admin"
-
-[[tokens]]
-name = "alpha-read"
-token = "alpha-read-0123456789"
-projects = ["alpha"]
-domains = ["*"]
-access = "read"
-
-[[tokens]]
-name = "alpha-write"
-token = "alpha-write-0123456789"
-projects = ["alpha"]
-domains = ["development"]
-access = "write"
-"#;
+/// Tokens for the auth matrix, as recalld configuration: name, token, projects, domains,
+/// access.
+pub fn tokens() -> String {
+    [
+        ("admin", ADMIN, "*", "*", "admin"),
+        ("alpha-read", ALPHA_READ, "alpha", "*", "read"),
+        ("alpha-write", ALPHA_WRITE, "alpha", "development", "write"),
+    ]
+    .iter()
+    .map(|(name, token, project, domain, access)| {
+        format!(
+            "[[tokens]]\nname = {name:?}\ntoken = {token:?}\nprojects = [{project:?}]\n\
+             domains = [{domain:?}]\naccess = {access:?}\n"
+        )
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
+}
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -8,13 +8,44 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use super::proxy::Proxy;
-use super::{ADMIN, ALPHA_READ, ALPHA_WRITE, Backend, Daemon, Material, Options, TOKENS, bytes};
+use super::{
+    ADMIN, ALPHA_READ, ALPHA_WRITE, Backend, Daemon, Material, Options, bytes, lease_request,
+    tokens,
+};
 
-fn options(toml: &str) -> Options {
-    Options {
-        toml: toml.to_string(),
-        ..Options::default()
+/// `POST /v1/evict` in tenant alpha/development with the selector fields of `fields`.
+async fn evict_alpha(d: &Daemon, fields: Value) -> (u16, Value) {
+    let mut body = json!({ "project": "alpha", "domain": "development" });
+    for (k, v) in fields.as_object().expect("object") {
+        body[k] = v.clone();
     }
+    d.post("/v1/evict", &body, None).await
+}
+
+/// Asserts a 400 whose `error` contains `needle` (the field or value at fault).
+#[track_caller]
+fn assert_bad_request(status: u16, body: &Value, needle: &str) {
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or("");
+    assert!(error.contains(needle), "{needle:?} in {body}");
+}
+
+/// A proxy in front of the S3 backend's server, which a test can cut and restore.
+async fn proxy_to_s3(backend: &Backend) -> Proxy {
+    let endpoint = backend.s3_endpoint().expect("an S3 backend");
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("a proxy needs an http:// S3 endpoint")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let upstream = tokio::net::lookup_host(authority.as_str())
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
+    Proxy::start(upstream).await
 }
 
 /// Miss → publish through A → hit from the store through B → hit from B's memory; blobs and
@@ -62,12 +93,7 @@ pub async fn miss_publish_store_hit_hot_hit(backend: &Backend) {
     assert!(outputs["model"].get("inline_base64").is_none());
     let digest = outputs["model"]["digest"].as_str().expect("digest");
     assert_eq!(digest, blake3::hash(&model).to_hex().as_str());
-    let blob = b
-        .http
-        .get(b.url(&format!("/v1/blobs/alpha/development/{digest}")))
-        .send()
-        .await
-        .expect("blob");
+    let blob = b.blob("alpha", "development", digest).await;
     assert_eq!(blob.status().as_u16(), 200);
     assert_eq!(blob.bytes().await.expect("blob body").as_ref(), &model[..]);
 
@@ -129,7 +155,7 @@ pub async fn coalescing(backend: &Backend) {
 
 /// Who may do what: 401 without a token, 403 outside the token's scope or level.
 pub async fn auth_matrix(backend: &Backend) {
-    let d = Daemon::start(backend, &options(TOKENS));
+    let d = Daemon::start(backend, &Options::toml(&tokens()));
     let alpha = Material::new(&d, "alpha", "wf.auth", 1, &["o"]).await;
     let beta = Material::new(&d, "beta", "wf.auth", 1, &["o"]).await;
     let out = outputs_of(&[("o", 5)]);
@@ -145,8 +171,8 @@ pub async fn auth_matrix(backend: &Backend) {
     assert_eq!(d.lookup(&alpha, Some(ALPHA_READ)).await.0, 404);
     assert_eq!(d.lookup(&beta, Some(ALPHA_READ)).await.0, 403);
     assert_eq!(d.publish(&alpha, &out, "", Some(ALPHA_READ)).await.0, 403);
-    let lease = json!({ "owner": "w1", "heartbeat_seconds": 10 });
-    let lease_path = format!("/v1/leases/alpha/development/{}", alpha.key);
+    let lease = lease_request("w1", 10);
+    let lease_path = alpha.lease_path();
     assert_eq!(d.post(&lease_path, &lease, Some(ALPHA_READ)).await.0, 403);
     // Write token: publishes and leases in its project, not in another, no admin.
     let (status, body) = d.publish(&alpha, &out, "", Some(ALPHA_WRITE)).await;
@@ -266,8 +292,8 @@ pub async fn auth_matrix(backend: &Backend) {
 pub async fn leases(backend: &Backend) {
     let d = Daemon::start(backend, &Options::default());
     let m = Material::new(&d, "alpha", "wf.lease", 1, &["o"]).await;
-    let path = format!("/v1/leases/alpha/development/{}", m.key);
-    let ask = |owner: &str| json!({ "owner": owner, "heartbeat_seconds": 30 });
+    let path = m.lease_path();
+    let ask = |owner: &str| lease_request(owner, 30);
 
     let (status, first) = d.post(&path, &ask("worker-1"), None).await;
     assert_eq!(status, 200, "{first}");
@@ -291,41 +317,13 @@ pub async fn leases(backend: &Backend) {
     assert_eq!(taken["owner"], "worker-2");
 
     // Bad input is a 400 naming the field.
-    let (status, body) = d
-        .post(
-            &path,
-            &json!({ "owner": "w", "heartbeat_seconds": 0 }),
-            None,
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("heartbeat_seconds")
-    );
-    let (status, body) = d
-        .post(
-            &path,
-            &json!({ "owner": "w", "heartbeat_seconds": "soon" }),
-            None,
-        )
-        .await;
-    assert_eq!(status, 400);
-    let message = body["error"].as_str().unwrap_or("");
-    assert!(
-        message.contains("heartbeat_seconds") && message.contains("soon"),
-        "{body}"
-    );
+    let (status, body) = d.post(&path, &lease_request("w", 0), None).await;
+    assert_bad_request(status, &body, "heartbeat_seconds");
+    let (status, body) = d.post(&path, &lease_request("w", "soon"), None).await;
+    assert_bad_request(status, &body, "heartbeat_seconds");
+    assert_bad_request(status, &body, "soon");
     let (status, body) = d.post(&path, &json!({ "owner": "w" }), None).await;
-    assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("heartbeat_seconds")
-    );
+    assert_bad_request(status, &body, "heartbeat_seconds");
     let (status, body) = d.delete(&path, None).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or("").contains("owner"));
@@ -405,42 +403,12 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
 
     // Selectors: at most one; bad values are named.
     let tenant = json!({ "project": "alpha", "domain": "development" });
-    let with = |extra: Value| {
-        let mut body = tenant.clone();
-        for (k, v) in extra.as_object().expect("object") {
-            body[k] = v.clone();
-        }
-        body
-    };
-    let (status, body) = d
-        .post(
-            "/v1/evict",
-            &with(json!({ "key": m1.key, "task": "wf.evict" })),
-            None,
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("key and task")
-    );
-    let (status, body) = d
-        .post("/v1/evict", &with(json!({ "cache_version": "1.0" })), None)
-        .await;
-    assert_eq!(status, 400);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cache_version")
-    );
-    let (status, body) = d
-        .post("/v1/evict", &with(json!({ "key": "zz" })), None)
-        .await;
-    assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap_or("").contains("key"));
+    let (status, body) = evict_alpha(&d, json!({ "key": m1.key, "task": "wf.evict" })).await;
+    assert_bad_request(status, &body, "key and task");
+    let (status, body) = evict_alpha(&d, json!({ "cache_version": "1.0" })).await;
+    assert_bad_request(status, &body, "cache_version");
+    let (status, body) = evict_alpha(&d, json!({ "key": "zz" })).await;
+    assert_bad_request(status, &body, "key");
     let (status, _) = d
         .post(
             "/v1/evict",
@@ -451,13 +419,7 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
     assert_eq!(status, 400);
 
     // Dry run by task counts and deletes nothing.
-    let (status, body) = d
-        .post(
-            "/v1/evict",
-            &with(json!({ "task": "wf.evict", "dry_run": true })),
-            None,
-        )
-        .await;
+    let (status, body) = evict_alpha(&d, json!({ "task": "wf.evict", "dry_run": true })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["entries"].as_u64(), body["markers"].as_u64()),
@@ -467,9 +429,7 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
     assert_eq!(d.lookup(&m1, None).await.0, 200);
 
     // By key: gone at once, also from this daemon's memory.
-    let (status, body) = d
-        .post("/v1/evict", &with(json!({ "key": m1.key })), None)
-        .await;
+    let (status, body) = evict_alpha(&d, json!({ "key": m1.key })).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("CACHE_EVICTED"))
@@ -478,9 +438,7 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
     let (status, body) = d.lookup(&m1, None).await;
     assert_eq!((status, body["status"].as_str()), (404, Some("CACHE_MISS")));
     // By task: the other entry of wf.evict goes, wf.keep stays.
-    let (status, body) = d
-        .post("/v1/evict", &with(json!({ "task": "wf.evict" })), None)
-        .await;
+    let (status, body) = evict_alpha(&d, json!({ "task": "wf.evict" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["entries"], 1);
     assert_eq!(d.lookup(&m2, None).await.0, 404);
@@ -508,29 +466,16 @@ pub async fn evict_list_gc_overwrite(backend: &Backend) {
     );
 
     // Dry runs by age and for the whole tenant count the one live entry and delete nothing.
-    let (status, body) = d
-        .post(
-            "/v1/evict",
-            &with(json!({ "older_than_seconds": 0, "dry_run": true })),
-            None,
-        )
-        .await;
+    let (status, body) = evict_alpha(&d, json!({ "older_than_seconds": 0, "dry_run": true })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["entries"].as_u64(), body["markers"].as_u64()),
         (Some(1), Some(1))
     );
-    let (status, body) = d
-        .post(
-            "/v1/evict",
-            &with(json!({ "older_than_seconds": 3600, "dry_run": true })),
-            None,
-        )
-        .await;
+    let (status, body) =
+        evict_alpha(&d, json!({ "older_than_seconds": 3600, "dry_run": true })).await;
     assert_eq!((status, body["entries"].as_u64()), (200, Some(0)));
-    let (status, body) = d
-        .post("/v1/evict", &with(json!({ "dry_run": true })), None)
-        .await;
+    let (status, body) = evict_alpha(&d, json!({ "dry_run": true })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["selector"], "tenant");
     assert_eq!(
@@ -613,12 +558,7 @@ pub async fn sigterm_during_publish(backend: &Backend, size: usize) {
         .expect("digest")
         .to_string();
     assert_eq!(digest, expected.to_hex().as_str());
-    let blob = c
-        .http
-        .get(c.url(&format!("/v1/blobs/alpha/development/{digest}")))
-        .send()
-        .await
-        .expect("blob");
+    let blob = c.blob("alpha", "development", &digest).await;
     assert_eq!(blob.status().as_u16(), 200);
     let got = blob.bytes().await.expect("blob body");
     assert_eq!(blake3::hash(&got), expected);
@@ -633,7 +573,7 @@ fn tokio_stream(
 /// An eviction through A is seen by B once B's memory TTL has passed, and at once by A.
 pub async fn eviction_seen_by_other_daemon_within_ttl(backend: &Backend) {
     const TTL: u64 = 2;
-    let cfg = options(&format!("[hot]\nttl_secs = {TTL}\n"));
+    let cfg = Options::toml(&format!("[hot]\nttl_secs = {TTL}\n"));
     let a = Daemon::start(backend, &cfg);
     let b = Daemon::start(backend, &cfg);
     let m = Material::new(&a, "alpha", "wf.ttl", 1, &["o"]).await;
@@ -711,20 +651,7 @@ pub async fn every_route_is_served(backend: &Backend) {
 /// at once, memory hits go on, publishes fail with a cause, and everything recovers without
 /// a restart once the store is back.
 pub async fn backend_cut_fails_open_and_recovers(backend: &Backend) {
-    let endpoint = backend.s3_endpoint().expect("an S3 backend");
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("the backend-cut test needs an http:// S3 endpoint")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let upstream = tokio::net::lookup_host(authority.as_str())
-        .await
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
-    let proxy = Proxy::start(upstream).await;
+    let proxy = proxy_to_s3(backend).await;
     let cfg = Options {
         toml: "[timeouts]\nlookup_ms = 300\npublish_secs = 2\n\n\
                [breaker]\nfailure_threshold = 3\nopen_ms = 1500\n"
@@ -862,14 +789,8 @@ pub async fn store_without_conditional_writes(backend: &Backend) {
     );
 
     let m = Material::new(&d, "alpha", "wf.nocas", 1, &["o"]).await;
-    let path = format!("/v1/leases/alpha/development/{}", m.key);
-    let (status, body) = d
-        .post(
-            &path,
-            &json!({ "owner": "w1", "heartbeat_seconds": 30 }),
-            None,
-        )
-        .await;
+    let path = m.lease_path();
+    let (status, body) = d.post(&path, &lease_request("w1", 30), None).await;
     assert_eq!(status, 501, "{body}");
     let message = body["error"].as_str().unwrap_or("");
     assert!(message.contains(&backend.url()), "{body}");
@@ -889,20 +810,7 @@ pub async fn store_without_conditional_writes(backend: &Backend) {
 /// recalld starts while its store is unreachable: serves, not ready with the cause, lookups
 /// and leases fail open quickly; once the store answers it becomes ready by itself.
 pub async fn starts_while_the_store_is_down(backend: &Backend) {
-    let endpoint = backend.s3_endpoint().expect("an S3 backend");
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("needs an http:// S3 endpoint")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let upstream = tokio::net::lookup_host(authority.as_str())
-        .await
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .unwrap_or_else(|| panic!("cannot resolve the S3 endpoint {endpoint}"));
-    let proxy = Proxy::start(upstream).await;
+    let proxy = proxy_to_s3(backend).await;
     proxy.cut();
     let cfg = Options {
         toml: "[timeouts]\nlookup_ms = 300\n".into(),
@@ -924,14 +832,8 @@ pub async fn starts_while_the_store_is_down(backend: &Backend) {
         "{body}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-    let lease = format!("/v1/leases/alpha/development/{}", m.key);
-    let (status, body) = d
-        .post(
-            &lease,
-            &json!({ "owner": "w", "heartbeat_seconds": 30 }),
-            None,
-        )
-        .await;
+    let lease = m.lease_path();
+    let (status, body) = d.post(&lease, &lease_request("w", 30), None).await;
     assert_eq!(status, 503, "{body}");
 
     proxy.restore();
