@@ -306,6 +306,12 @@ def test_update_artifact_overwrites_and_not_found_falls_back(daemon):
         == grpc.StatusCode.NOT_FOUND
     populate(stub, ds, missing, [dc.ArtifactData(name="o0", value=int_lit(3))])
     assert lookup(stub, ds, missing).data[0].value == int_lit(3)
+    # By artifact_id: the tag pointing at the artifact answers the new data too (issue 15).
+    stub.UpdateArtifact(dc.UpdateArtifactRequest(
+        dataset=ds, artifact_id=artifact_id, data=[dc.ArtifactData(name="o0", value=int_lit(5))]))
+    assert lookup(stub, ds, tag).data[0].value == int_lit(5)
+    by_id = stub.GetArtifact(dc.GetArtifactRequest(dataset=ds, artifact_id=artifact_id)).artifact
+    assert by_id.data[0].value == int_lit(5)
 
 
 def reserve(stub, ds, tag, owner, seconds=1):
@@ -367,12 +373,15 @@ def test_corrupt_data_is_a_miss_then_repopulates(daemon):
 
 def test_eviction_through_the_cli_then_a_miss(daemon):
     stub, ds, tag = daemon.stub, dataset_id(name="flyte_task-evicted"), tag_of(8)
-    populate(stub, ds, tag, outputs()[:2])
+    artifact_id = populate(stub, ds, tag, outputs()[:2])
     assert lookup(stub, ds, tag) is not None
     subprocess.run([RECALL, "evict", "--daemon", daemon.base, "--project", "flytesnacks",
                     "--domain", "development", "--task", ds.name], check=True,
                    stdout=subprocess.DEVNULL)
     assert lookup(stub, ds, tag) is None
+    # The artifact went with its tags: not found by artifact_id either (issue 15).
+    assert code_of(lambda: stub.GetArtifact(dc.GetArtifactRequest(
+        dataset=ds, artifact_id=artifact_id))) == grpc.StatusCode.NOT_FOUND
     populate(stub, ds, tag, outputs()[:2])
     assert lookup(stub, ds, tag) is not None
 
