@@ -6,8 +6,8 @@ its Connect stubs (connectrpc, with binary protobuf and with JSON). Run by scrip
 
     target/pyenv/bin/python -m pytest -q tests/python/test_flyte_cacheservice.py
 
-recalld is RECALL_TEST_RECALLD, else target/debug/recalld. RECALL_TEST_SKIP=s3 skips the S3
-runs (reported as skipped).
+The recalld process and its store come from flyte_recalld.py and conftest.py (shared with
+test_flyte_datacatalog.py). RECALL_TEST_SKIP=s3 skips the S3 runs (reported as skipped).
 """
 
 import json
@@ -31,14 +31,13 @@ from flyteidl2.core import identifier_pb2 as ident
 from flyteidl2.core import literals_pb2 as lit
 from google.protobuf import duration_pb2
 
-# The datacatalog test's store set-up (local directory or S3 prefix) and helpers.
-from test_flyte_datacatalog import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend, free_port
-from test_flyte_datacatalog import Daemon as DatacatalogDaemon
+from flyte_recalld import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend
+from flyte_recalld import Daemon as RecalldDaemon
 
 PROJECT, DOMAIN = "flytesnacks", "development"
 
 
-class Daemon(DatacatalogDaemon):
+class Daemon(RecalldDaemon):
     """A recalld process serving HTTP and the CacheService on free loopback ports."""
 
     DOOR = ("--cacheservice-listen", "recalld: cacheservice gRPC and Connect on")
@@ -128,13 +127,6 @@ def with_literals(m):
 
 def with_uri(uri):
     return cs.CachedOutput(output_uri=uri, metadata=cs.Metadata(source_identifier=source()))
-
-
-@pytest.fixture(params=["file", "s3"])
-def backend(request, tmp_path):
-    if request.param in SKIP:
-        pytest.skip(f"RECALL_TEST_SKIP={request.param}")
-    return Backend(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -303,12 +295,7 @@ def test_corrupt_literal_blob_is_a_miss_then_put_succeeds(daemon, backend):
 def test_store_down_fails_open(tmp_path):
     if "s3" in SKIP:
         pytest.skip("RECALL_TEST_SKIP=s3")
-    # An S3 endpoint where nothing listens.
-    backend = Backend.__new__(Backend)
-    backend.kind, backend.url = "s3", "s3://nowhere/prefix"
-    backend.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_REGION": "us-east-1",
-                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ALLOW_HTTP": "true"}
-    d = Daemon(backend, tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
+    d = Daemon(Backend.unreachable(), tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
     try:
         c = Client(d, "connect-proto")
         assert get(c, "k") == "NOT_FOUND"                            # the task runs

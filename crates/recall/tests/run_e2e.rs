@@ -932,13 +932,7 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert_eq!(counts["entries"], 1);
     assert_code(&with_tenant(&["inspect", "--key", &key]), 1);
 
-    let gc = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec!["gc", "--grace", "0s", "--json"];
-        args.extend_from_slice(extra);
-        let out = env.recall(&args);
-        assert_code(&out, 0);
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
+    let gc = |extra: &[&str]| gc_json(env, extra);
     let dry = gc(&["--dry-run"]);
     assert_eq!(dry["collectable_blobs"], 1, "{dry:#}");
     assert_eq!(dry["collectable_bytes"], 20_000, "{dry:#}");
@@ -1408,6 +1402,15 @@ fn walkdir_count(dir: &std::path::Path) -> u64 {
         .count() as u64
 }
 
+/// `recall gc --grace 0s --json` with `extra` arguments: its report.
+fn gc_json(env: &Env, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["gc", "--grace", "0s", "--json"];
+    args.extend_from_slice(extra);
+    let out = env.recall(&args);
+    assert_code(&out, 0);
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 /// `recall gc --json` reports `expired_entries` as the GC report has it: an entry whose expiry
 /// lies past the grace period is counted on a dry run, removed by the real run, then gone.
 fn gc_json_counts_expired_entries(env: &Env) {
@@ -1436,13 +1439,7 @@ fn gc_json_counts_expired_entries(env: &Env) {
         let outputs = [recall_store::Output::bytes("o", b"expired".to_vec())];
         store.publish(&key, &outputs, &options).await.unwrap();
     });
-    let gc = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec!["gc", "--grace", "0s", "--json"];
-        args.extend_from_slice(extra);
-        let out = env.recall(&args);
-        assert_code(&out, 0);
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
+    let gc = |extra: &[&str]| gc_json(env, extra);
     let dry = gc(&["--dry-run"]);
     assert_eq!(dry["expired_entries"], 1, "{dry:#}");
     assert_eq!(gc(&[])["expired_entries"], 1);

@@ -46,6 +46,16 @@ async fn put(
     key: &str,
     output: pb::cached_output::Output,
 ) -> Result<(), tonic::Status> {
+    put_with(client, key, output, None).await
+}
+
+/// A Put of `output` under `key` with `overwrite` settings.
+async fn put_with(
+    client: &mut CacheServiceClient<Channel>,
+    key: &str,
+    output: pb::cached_output::Output,
+    overwrite: Option<pb::OverwriteOutput>,
+) -> Result<(), tonic::Status> {
     client
         .put(pb2::PutCacheRequest {
             base_request: Some(pb::PutCacheRequest {
@@ -54,7 +64,7 @@ async fn put(
                     output: Some(output),
                     metadata: None,
                 }),
-                overwrite: None,
+                overwrite,
             }),
             identifier: identifier(),
         })
@@ -62,19 +72,25 @@ async fn put(
     Ok(())
 }
 
-async fn miss_put_hit(backend: &Backend) {
+/// recalld over `backend` serving the CacheService, with `flyte` appended to its `[flyte]`
+/// settings, and a v2 client of it.
+async fn start(backend: &Backend, flyte: &str) -> (Daemon, CacheServiceClient<Channel>) {
     let port = free_port();
     let options = Options {
-        toml: format!("[flyte]\ncacheservice_listen = \"127.0.0.1:{port}\"\n"),
+        toml: format!("[flyte]\ncacheservice_listen = \"127.0.0.1:{port}\"\n{flyte}"),
         ..Options::default()
     };
-    let _daemon = Daemon::start(backend, &options);
+    let daemon = Daemon::start(backend, &options);
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
         .expect("uri")
         .connect()
         .await
         .expect("connect to the cacheservice listener");
-    let mut client = CacheServiceClient::new(channel);
+    (daemon, CacheServiceClient::new(channel))
+}
+
+async fn miss_put_hit(backend: &Backend) {
+    let (_daemon, mut client) = start(backend, "").await;
     assert_eq!(
         get(&mut client, "k").await.unwrap_err().code(),
         Code::NotFound
@@ -117,30 +133,21 @@ async fn tonic_client_s3() {
     miss_put_hit(&backend).await;
 }
 
+/// A Put of `uri` under `key` that replaces any output, deleting the old one's object with
+/// `delete_blob`.
 async fn put_over(
     client: &mut CacheServiceClient<Channel>,
     key: &str,
     uri: &str,
     delete_blob: bool,
 ) -> Result<(), tonic::Status> {
-    client
-        .put(pb2::PutCacheRequest {
-            base_request: Some(pb::PutCacheRequest {
-                key: key.into(),
-                output: Some(pb::CachedOutput {
-                    output: Some(pb::cached_output::Output::OutputUri(uri.into())),
-                    metadata: None,
-                }),
-                overwrite: Some(pb::OverwriteOutput {
-                    overwrite: true,
-                    delete_blob,
-                    max_age: None,
-                }),
-            }),
-            identifier: identifier(),
-        })
-        .await?;
-    Ok(())
+    let overwrite = pb::OverwriteOutput {
+        overwrite: true,
+        delete_blob,
+        max_age: None,
+    };
+    let output = pb::cached_output::Output::OutputUri(uri.into());
+    put_with(client, key, output, Some(overwrite)).await
 }
 
 /// Issue 16: an overwrite with `delete_blob` deletes the old `output_uri` when it lies under
@@ -160,22 +167,8 @@ async fn delete_blob_deletes_only_under_the_configured_roots() {
         std::fs::write(&path, b"outputs").expect("write output");
         (format!("file://{}", path.display()), path)
     };
-    let port = free_port();
-    let options = Options {
-        toml: format!(
-            "[flyte]\ncacheservice_listen = \"127.0.0.1:{port}\"\n\
-             delete_blob_roots = [\"file://{}/\"]\n",
-            data.display()
-        ),
-        ..Options::default()
-    };
-    let daemon = Daemon::start(&backend, &options);
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect to the cacheservice listener");
-    let mut client = CacheServiceClient::new(channel);
+    let roots = format!("delete_blob_roots = [\"file://{}/\"]\n", data.display());
+    let (daemon, mut client) = start(&backend, &roots).await;
 
     // Under the root: the old object is deleted, the new one kept, the new URI served.
     let (first, first_path) = object(&data, "first.pb");
@@ -207,37 +200,20 @@ async fn delete_blob_deletes_only_under_the_configured_roots() {
         .expect("overwrite without delete_blob");
     assert!(second_path.exists());
 
-    // Outside the roots, or escaping one with "..": left, and the Put still succeeds.
+    // Outside the roots, or escaping one with "..": left, and the Put still succeeds. An old
+    // object that is already gone: counted as deleted, the Put succeeds.
     let (outside, outside_path) = object(&elsewhere, "o.pb");
-    put_over(&mut client, "out", &outside, false)
-        .await
-        .expect("put");
-    put_over(&mut client, "out", &third, true)
-        .await
-        .expect("overwrite");
-    assert!(
-        outside_path.exists(),
-        "a URI outside the roots is left alone"
-    );
     let escaping = format!("file://{}/../elsewhere/run/o.pb", data.display());
-    put_over(&mut client, "esc", &escaping, false)
-        .await
-        .expect("put");
-    put_over(&mut client, "esc", &third, true)
-        .await
-        .expect("overwrite");
-    assert!(
-        outside_path.exists(),
-        "a URI escaping its root is left alone"
-    );
-
-    // An old object that is already gone: counted as deleted, the Put succeeds.
-    put_over(&mut client, "gone", &first, false)
-        .await
-        .expect("put");
-    put_over(&mut client, "gone", &third, true)
-        .await
-        .expect("overwrite");
+    for (key, old) in [("out", &outside), ("esc", &escaping), ("gone", &first)] {
+        put_over(&mut client, key, old, false).await.expect("put");
+        put_over(&mut client, key, &third, true)
+            .await
+            .expect("overwrite with delete_blob");
+        assert!(
+            outside_path.exists(),
+            "{old} is outside the roots: left alone"
+        );
+    }
 
     let series = |result: &str| format!("recall_flyte_blob_deletes_total{{result=\"{result}\"}}");
     assert_eq!(daemon.metric(&series("deleted")).await, 2.0);
