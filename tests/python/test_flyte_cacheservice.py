@@ -6,11 +6,12 @@ its Connect stubs (connectrpc, with binary protobuf and with JSON). Run by scrip
 
     target/pyenv/bin/python -m pytest -q tests/python/test_flyte_cacheservice.py
 
-recalld is RECALL_TEST_RECALLD, else target/debug/recalld. RECALL_TEST_SKIP=s3 skips the S3
-runs (reported as skipped).
+The recalld process and its store come from flyte_recalld.py and conftest.py (shared with
+test_flyte_datacatalog.py). RECALL_TEST_SKIP=s3 skips the S3 runs (reported as skipped).
 """
 
 import json
+import pathlib
 import subprocess
 import time
 import urllib.error
@@ -30,14 +31,13 @@ from flyteidl2.core import identifier_pb2 as ident
 from flyteidl2.core import literals_pb2 as lit
 from google.protobuf import duration_pb2
 
-# The datacatalog test's store set-up (local directory or S3 prefix) and helpers.
-from test_flyte_datacatalog import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend, free_port
-from test_flyte_datacatalog import Daemon as DatacatalogDaemon
+from flyte_recalld import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend
+from flyte_recalld import Daemon as RecalldDaemon
 
 PROJECT, DOMAIN = "flytesnacks", "development"
 
 
-class Daemon(DatacatalogDaemon):
+class Daemon(RecalldDaemon):
     """A recalld process serving HTTP and the CacheService on free loopback ports."""
 
     DOOR = ("--cacheservice-listen", "recalld: cacheservice gRPC and Connect on")
@@ -127,13 +127,6 @@ def with_literals(m):
 
 def with_uri(uri):
     return cs.CachedOutput(output_uri=uri, metadata=cs.Metadata(source_identifier=source()))
-
-
-@pytest.fixture(params=["file", "s3"])
-def backend(request, tmp_path):
-    if request.param in SKIP:
-        pytest.skip(f"RECALL_TEST_SKIP={request.param}")
-    return Backend(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -302,12 +295,7 @@ def test_corrupt_literal_blob_is_a_miss_then_put_succeeds(daemon, backend):
 def test_store_down_fails_open(tmp_path):
     if "s3" in SKIP:
         pytest.skip("RECALL_TEST_SKIP=s3")
-    # An S3 endpoint where nothing listens.
-    backend = Backend.__new__(Backend)
-    backend.kind, backend.url = "s3", "s3://nowhere/prefix"
-    backend.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_REGION": "us-east-1",
-                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ALLOW_HTTP": "true"}
-    d = Daemon(backend, tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
+    d = Daemon(Backend.unreachable(), tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
     try:
         c = Client(d, "connect-proto")
         assert get(c, "k") == "NOT_FOUND"                            # the task runs
@@ -327,3 +315,64 @@ def test_eviction_through_the_cli_then_a_miss(daemon):
                    stdout=subprocess.DEVNULL)
     assert get(c, "evicted") == "NOT_FOUND"
     assert put(c, "evicted", with_uri("s3://b/o")) == cs.PutCacheResponse()
+
+
+class Outputs:
+    """Objects standing for Flyte's outputs, beside the store: files, or keys in the S3 bucket."""
+
+    def __init__(self, backend, tmp):
+        self.backend = backend
+        if backend.kind == "file":
+            self.base = pathlib.Path(tmp) / "flyte-data"
+            self.base.mkdir()
+            self.url = f"file://{self.base}/"
+        else:
+            self.prefix = f"flyte-outputs-{uuid.uuid4().hex}/"
+            self.url = f"s3://{backend.bucket}/{self.prefix}"
+
+    def write(self, where, name):
+        """An object `name` under the root (where="in") or beside it (where="out"); its URI."""
+        rel = name if where == "in" else f"../elsewhere-{uuid.uuid4().hex}/{name}"
+        if self.backend.kind == "file":
+            path = (self.base / rel).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"outputs")
+            return f"file://{path}"
+        key = (self.prefix + name) if where == "in" else f"elsewhere-{uuid.uuid4().hex}/{name}"
+        self.backend.s3().put_object(Bucket=self.backend.bucket, Key=key, Body=b"outputs")
+        return f"s3://{self.backend.bucket}/{key}"
+
+    def exists(self, uri):
+        if self.backend.kind == "file":
+            return pathlib.Path(uri.removeprefix("file://")).exists()
+        key = uri.removeprefix(f"s3://{self.backend.bucket}/")
+        listed = self.backend.s3().list_objects_v2(Bucket=self.backend.bucket, Prefix=key)
+        return any(o["Key"] == key for o in listed.get("Contents", []))
+
+
+def test_delete_blob_deletes_the_old_output_under_a_configured_root(backend, tmp_path):
+    """Issue 16: with [flyte] delete_blob_roots, an overwrite with delete_blob deletes the old
+    output_uri's object under a root, and leaves one outside every root; both Puts succeed."""
+    outputs = Outputs(backend, tmp_path)
+    d = Daemon(backend, tmp_path, toml=f'[flyte]\ndelete_blob_roots = ["{outputs.url}"]\n')
+    try:
+        c = Client(d, "connect-proto")   # as Flyte's executor calls it
+        delete_blob = cs.OverwriteOutput(overwrite=True, delete_blob=True)
+        old, new = outputs.write("in", "run-1/outputs.pb"), outputs.write("in", "run-2/outputs.pb")
+        assert put(c, "k", with_uri(old)) == cs.PutCacheResponse()
+        assert put(c, "k", with_uri(new), delete_blob) == cs.PutCacheResponse()
+        assert not outputs.exists(old), "the replaced output should be deleted"
+        assert outputs.exists(new)
+        assert get(c, "k").output.output_uri == new
+
+        outside = outputs.write("out", "outputs.pb")
+        assert outputs.exists(outside)
+        assert put(c, "k2", with_uri(outside)) == cs.PutCacheResponse()
+        assert put(c, "k2", with_uri(new), delete_blob) == cs.PutCacheResponse()
+        assert outputs.exists(outside), "an object outside the roots is left alone"
+
+        metrics = urllib.request.urlopen(f"{d.base}/metrics", timeout=10).read().decode()
+        assert 'recall_flyte_blob_deletes_total{result="deleted"} 1' in metrics
+        assert 'recall_flyte_blob_deletes_total{result="left"} 1' in metrics
+    finally:
+        d.stop()

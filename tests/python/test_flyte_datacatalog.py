@@ -6,15 +6,11 @@ scripts/test-servers.sh starts, RECALL_TEST_S3_*). Run by scripts/test.sh:
 
     target/pyenv/bin/python -m pytest -q tests/python/test_flyte_datacatalog.py
 
-recalld is RECALL_TEST_RECALLD, else target/debug/recalld; recall likewise (RECALL_TEST_RECALL).
-RECALL_TEST_SKIP=s3 skips the S3 runs (reported as skipped).
+The recalld process and its store come from flyte_recalld.py and conftest.py (shared with
+test_flyte_cacheservice.py). RECALL_TEST_SKIP=s3 skips the S3 runs (reported as skipped).
 """
 
-import os
-import pathlib
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
 
@@ -26,126 +22,18 @@ from flyteidl.datacatalog import datacatalog_pb2 as dc
 from flyteidl.datacatalog import datacatalog_pb2_grpc as dc_grpc
 from google.protobuf import duration_pb2
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-RECALLD = os.environ.get("RECALL_TEST_RECALLD", str(TARGET / "debug" / "recalld"))
-RECALL = os.environ.get("RECALL_TEST_RECALL", str(TARGET / "debug" / "recall"))
-SKIP = set(filter(None, os.environ.get("RECALL_TEST_SKIP", "").split(",")))
-TOKEN = "flyte-test-token-0123456789"
-OTHER_TOKEN = "other-project-token-0123456789"
+from flyte_recalld import OTHER_TOKEN, RECALL, SKIP, TOKEN, Backend
+from flyte_recalld import Daemon as RecalldDaemon
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Backend:
-    """Where a daemon keeps its store: a local directory or a fresh S3 prefix."""
-
-    def __init__(self, kind, tmp):
-        self.kind = kind
-        self.env = {}
-        if kind == "file":
-            self.dir = pathlib.Path(tmp) / "store"
-            self.url = f"file://{self.dir}"
-        else:
-            need = ["RECALL_TEST_S3_ENDPOINT", "RECALL_TEST_S3_BUCKET"]
-            missing = [n for n in need if n not in os.environ]
-            if missing:
-                pytest.fail(f"{missing} unset: source scripts/test-servers.sh, or RECALL_TEST_SKIP=s3")
-            self.bucket = os.environ["RECALL_TEST_S3_BUCKET"]
-            self.prefix = f"flyte-{uuid.uuid4().hex}"
-            self.url = f"s3://{self.bucket}/{self.prefix}"
-            self.env = {
-                "AWS_ENDPOINT_URL": os.environ["RECALL_TEST_S3_ENDPOINT"],
-                "AWS_REGION": os.environ.get("RECALL_TEST_S3_REGION", "us-east-1"),
-                "AWS_ACCESS_KEY_ID": os.environ.get("RECALL_TEST_S3_ACCESS_KEY_ID", "test"),
-                "AWS_SECRET_ACCESS_KEY": os.environ.get("RECALL_TEST_S3_SECRET_ACCESS_KEY", "test"),
-                "AWS_ALLOW_HTTP": "true",
-            }
-            try:  # the test server starts empty
-                self.s3().create_bucket(Bucket=self.bucket)
-            except Exception as e:  # noqa: BLE001 (already there: fine)
-                if "BucketAlready" not in type(e).__name__ and "BucketAlready" not in str(e):
-                    raise
-
-    def blobs(self, project, domain):
-        """Paths (or S3 keys) of every blob of a tenant."""
-        if self.kind == "file":
-            base = self.dir / "tenants" / project / domain / "blobs"
-            return [p for p in base.rglob("*") if p.is_file()]
-        s3 = self.s3()
-        prefix = f"{self.prefix}/tenants/{project}/{domain}/blobs/"
-        listed = s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        return [o["Key"] for o in listed.get("Contents", [])]
-
-    def corrupt(self, blob):
-        if self.kind == "file":
-            data = bytearray(blob.read_bytes())
-            data[len(data) // 2] ^= 0xFF
-            blob.write_bytes(bytes(data))
-        else:
-            s3 = self.s3()
-            data = bytearray(s3.get_object(Bucket=self.bucket, Key=blob)["Body"].read())
-            data[len(data) // 2] ^= 0xFF
-            s3.put_object(Bucket=self.bucket, Key=blob, Body=bytes(data))
-
-    def s3(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
-            region_name=self.env["AWS_REGION"],
-            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
-        )
-
-
-class Daemon:
+class Daemon(RecalldDaemon):
     """A recalld process serving HTTP and the datacatalog on free loopback ports."""
 
-    # The flag that serves the door, and the line recalld prints once it listens.
     DOOR = ("--datacatalog-listen", "recalld: datacatalog gRPC on")
 
     def __init__(self, backend, tmp, toml="", env=None):
-        self.backend = backend
-        self.http_port, self.grpc_port = free_port(), free_port()
-        config = pathlib.Path(tmp) / f"recalld-{self.grpc_port}.toml"
-        config.write_text(f'spool_dir = "{tmp}/spool-{self.grpc_port}"\n' + toml)
-        self.log = pathlib.Path(tmp) / f"recalld-{self.grpc_port}.log"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("RECALL_", "AWS_"))}
-        environ.update(backend.env)
-        environ.update(env or {})
-        environ["RECALL_LOG"] = "info"
-        self.proc = subprocess.Popen(
-            [RECALLD, "--config", str(config), "--store", backend.url,
-             "--listen", f"127.0.0.1:{self.http_port}",
-             self.DOOR[0], f"127.0.0.1:{self.grpc_port}"],
-            env=environ, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-        )
-        for line in self.proc.stdout:
-            if line.startswith(self.DOOR[1]):
-                break
-        else:
-            raise AssertionError(f"recalld exited; log:\n{self.log.read_text()}")
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        super().__init__(backend, tmp, toml=toml, env=env)
         self.stub = dc_grpc.DataCatalogStub(self.channel)
-        self.base = f"http://127.0.0.1:{self.http_port}"
-
-    def stop(self):
-        self.channel.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-@pytest.fixture(params=["file", "s3"])
-def backend(request, tmp_path):
-    if request.param in SKIP:
-        pytest.skip(f"RECALL_TEST_SKIP={request.param}")
-    return Backend(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -306,6 +194,12 @@ def test_update_artifact_overwrites_and_not_found_falls_back(daemon):
         == grpc.StatusCode.NOT_FOUND
     populate(stub, ds, missing, [dc.ArtifactData(name="o0", value=int_lit(3))])
     assert lookup(stub, ds, missing).data[0].value == int_lit(3)
+    # By artifact_id: the tag pointing at the artifact answers the new data too (issue 15).
+    stub.UpdateArtifact(dc.UpdateArtifactRequest(
+        dataset=ds, artifact_id=artifact_id, data=[dc.ArtifactData(name="o0", value=int_lit(5))]))
+    assert lookup(stub, ds, tag).data[0].value == int_lit(5)
+    by_id = stub.GetArtifact(dc.GetArtifactRequest(dataset=ds, artifact_id=artifact_id)).artifact
+    assert by_id.data[0].value == int_lit(5)
 
 
 def reserve(stub, ds, tag, owner, seconds=1):
@@ -367,12 +261,15 @@ def test_corrupt_data_is_a_miss_then_repopulates(daemon):
 
 def test_eviction_through_the_cli_then_a_miss(daemon):
     stub, ds, tag = daemon.stub, dataset_id(name="flyte_task-evicted"), tag_of(8)
-    populate(stub, ds, tag, outputs()[:2])
+    artifact_id = populate(stub, ds, tag, outputs()[:2])
     assert lookup(stub, ds, tag) is not None
     subprocess.run([RECALL, "evict", "--daemon", daemon.base, "--project", "flytesnacks",
                     "--domain", "development", "--task", ds.name], check=True,
                    stdout=subprocess.DEVNULL)
     assert lookup(stub, ds, tag) is None
+    # The artifact went with its tags: not found by artifact_id either (issue 15).
+    assert code_of(lambda: stub.GetArtifact(dc.GetArtifactRequest(
+        dataset=ds, artifact_id=artifact_id))) == grpc.StatusCode.NOT_FOUND
     populate(stub, ds, tag, outputs()[:2])
     assert lookup(stub, ds, tag) is not None
 
@@ -402,11 +299,7 @@ def test_store_down_fails_open(tmp_path):
     if "s3" in SKIP:
         pytest.skip("RECALL_TEST_SKIP=s3")
     # An S3 endpoint where nothing listens.
-    backend = Backend.__new__(Backend)
-    backend.kind, backend.url = "s3", "s3://nowhere/prefix"
-    backend.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_REGION": "us-east-1",
-                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ALLOW_HTTP": "true"}
-    d = Daemon(backend, tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
+    d = Daemon(Backend.unreachable(), tmp_path, toml="[timeouts]\nlookup_ms = 500\n")
     try:
         ds, tag = dataset_id(), tag_of(10)
         assert lookup(d.stub, ds, tag) is None               # NotFound: the task runs

@@ -18,6 +18,8 @@
 //!   [`Store::list_task_entries`]).
 //! - `lease.rs`: leases. `capabilities.rs`: the capability probe and the readiness round
 //!   trip under `probe/`. `selfcheck.rs`: single requests for `recall doctor`.
+//! - `delete_roots.rs`: [`DeleteRoots`], deleting single objects outside the store under
+//!   prefixes an operator allowed (Flyte 2's `delete_blob`).
 //! - `layout.rs`: the paths of docs/LAYOUT.md section 2; `manifest.rs`: the manifest's CBOR;
 //!   `backend.rs` and `local.rs`: store URLs and the local-disk backend.
 
@@ -26,6 +28,7 @@ mod blob;
 mod capabilities;
 pub mod catalog;
 mod clock;
+mod delete_roots;
 mod error;
 mod layout;
 mod lease;
@@ -39,6 +42,7 @@ pub use backend::{Backend, BackendProblem, open_url, open_url_with};
 pub use blob::{BlobStream, UploadTuning};
 pub use capabilities::{Capabilities, CapabilityCheck, PROBE_PREFIX, ProbeError};
 pub use clock::{Clock, ManualClock, SystemClock, system_time_ms};
+pub use delete_roots::{DeleteRootError, DeleteRoots, DeleteUriError, RootProblem};
 pub use error::StoreError;
 pub use layout::{DESCRIPTOR, INLINE_MAX_BYTES, KEY_SPEC_VERSION, LAYOUT_VERSION, Tenant};
 pub use lease::{DEFAULT_GRACE, LeaseRecord, LeaseStatus};

@@ -54,6 +54,8 @@ on_every_backend!(
 // local-disk store; the store's conformance suite runs the same check on every backend.
 on_every_backend!(@mode file_store, Backend::File, Mode::Direct; dry_run_counts_what_eviction_removes);
 on_every_backend!(@mode daemon_file_store, Backend::File, Mode::Daemon; dry_run_counts_what_eviction_removes);
+on_every_backend!(@mode gc_file_store, Backend::File, Mode::Direct; gc_json_counts_expired_entries);
+on_every_backend!(@mode gc_daemon_file_store, Backend::File, Mode::Daemon; gc_json_counts_expired_entries);
 
 /// The task of most cases: three outputs (a blob, an inline file, a directory).
 #[derive(Clone)]
@@ -925,13 +927,7 @@ fn put_get_inspect_ls_evict_gc(env: &Env) {
     assert_eq!(counts["entries"], 1);
     assert_code(&with_tenant(&["inspect", "--key", &key]), 1);
 
-    let gc = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec!["gc", "--grace", "0s", "--json"];
-        args.extend_from_slice(extra);
-        let out = env.recall(&args);
-        assert_code(&out, 0);
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
+    let gc = |extra: &[&str]| gc_json(env, extra);
     let dry = gc(&["--dry-run"]);
     assert_eq!(dry["collectable_blobs"], 1, "{dry:#}");
     assert_eq!(dry["collectable_bytes"], 20_000, "{dry:#}");
@@ -1331,4 +1327,48 @@ fn walkdir_count(dir: &std::path::Path) -> u64 {
         .into_iter()
         .filter(|e| e.as_ref().unwrap().file_type().is_file())
         .count() as u64
+}
+
+/// `recall gc --grace 0s --json` with `extra` arguments: its report.
+fn gc_json(env: &Env, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["gc", "--grace", "0s", "--json"];
+    args.extend_from_slice(extra);
+    let out = env.recall(&args);
+    assert_code(&out, 0);
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// `recall gc --json` reports `expired_entries` as the GC report has it: an entry whose expiry
+/// lies past the grace period is counted on a dry run, removed by the real run, then gone.
+fn gc_json_counts_expired_entries(env: &Env) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let hour_ago = recall_store::system_time_ms(std::time::SystemTime::now()) - 3_600_000;
+        let config = recall_store::StoreConfig {
+            clock: std::sync::Arc::new(recall_store::ManualClock::new(hour_ago)),
+            ..recall_store::StoreConfig::default()
+        };
+        let store = recall_store::Store::open_with(&env.store, config)
+            .await
+            .unwrap();
+        let mut material = recall_key::KeyMaterial::new("demo", "dev", "short.lived", "1").unwrap();
+        material
+            .add_output("o", recall_key::ValueType::File)
+            .unwrap();
+        let key = material.derive().unwrap();
+        let options = recall_store::PublishOptions {
+            mode: recall_store::PublishMode::CreateIfAbsent,
+            ttl: Some(std::time::Duration::from_secs(1)),
+        };
+        let outputs = [recall_store::Output::bytes("o", b"expired".to_vec())];
+        store.publish(&key, &outputs, &options).await.unwrap();
+    });
+    let gc = |extra: &[&str]| gc_json(env, extra);
+    let dry = gc(&["--dry-run"]);
+    assert_eq!(dry["expired_entries"], 1, "{dry:#}");
+    assert_eq!(gc(&[])["expired_entries"], 1);
+    assert_eq!(gc(&["--dry-run"])["expired_entries"], 0);
 }

@@ -71,6 +71,11 @@ pub struct FlyteSettings {
     pub reservation_grace: u32,
     /// An artifact that is created but never tagged expires after this many seconds.
     pub untagged_artifact_ttl_secs: u64,
+    /// URL prefixes (`s3://bucket/prefix/`, `file:///dir/`, ending in `/`) under which a
+    /// CacheService Put with `overwrite.delete_blob` deletes the replaced entry's old
+    /// `output_uri`; empty (the default): nothing is deleted. Opened like the store URL, with
+    /// the same credentials; none may overlap the store.
+    pub delete_blob_roots: Vec<String>,
 }
 
 impl Default for FlyteSettings {
@@ -83,6 +88,7 @@ impl Default for FlyteSettings {
             reservation_max_heartbeat_secs: 10,
             reservation_grace: 3,
             untagged_artifact_ttl_secs: 3600,
+            delete_blob_roots: Vec::new(),
         }
     }
 }
@@ -407,9 +413,13 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_BREAKER_OPEN_MS",
     "RECALL_MAX_AGE_SECS",
     "RECALL_FLYTE_DATACATALOG_LISTEN",
+    "RECALL_FLYTE_CACHESERVICE_LISTEN",
+    "RECALL_FLYTE_DEFAULT_PROJECT",
+    "RECALL_FLYTE_DEFAULT_DOMAIN",
     "RECALL_FLYTE_RESERVATION_MAX_HEARTBEAT_SECS",
     "RECALL_FLYTE_RESERVATION_GRACE",
     "RECALL_FLYTE_UNTAGGED_ARTIFACT_TTL_SECS",
+    "RECALL_FLYTE_DELETE_BLOB_ROOTS",
 ];
 
 /// `RECALL_*` variables that belong to other tools and are ignored here.
@@ -528,6 +538,14 @@ impl Config {
                 "RECALL_FLYTE_UNTAGGED_ARTIFACT_TTL_SECS" => {
                     self.flyte.untagged_artifact_ttl_secs = num()?
                 }
+                "RECALL_FLYTE_DELETE_BLOB_ROOTS" => {
+                    self.flyte.delete_blob_roots = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|root| !root.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
                 _ => {
                     return Err(ConfigError::UnknownEnv {
                         name,
@@ -537,6 +555,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `[flyte] delete_blob_roots`, checked against the store URL (see
+    /// [`recall_store::RootProblem`]).
+    pub fn delete_blob_roots(&self) -> Result<recall_store::DeleteRoots, ConfigError> {
+        recall_store::DeleteRoots::new(&self.flyte.delete_blob_roots, &self.store).map_err(|e| {
+            ConfigError::Invalid {
+                setting: "flyte.delete_blob_roots",
+                value: e.root,
+                reason: e.problem.to_string(),
+            }
+        })
     }
 
     /// Checks the settings together: safe binding, sane limits.
@@ -662,6 +692,7 @@ impl Config {
                 &format!("must be at most {MAX_HEARTBEAT_SECS} (one day)"),
             ));
         }
+        self.delete_blob_roots()?;
         if self.breaker.failure_threshold == 0 {
             return Err(invalid(
                 "breaker.failure_threshold",
@@ -796,6 +827,41 @@ mod tests {
             (7, 8, 9, 10)
         );
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn delete_blob_roots_come_from_the_environment_and_are_checked() {
+        let mut config = Config {
+            store: "s3://cache/recall".into(),
+            ..Config::default()
+        };
+        config
+            .apply_env([(
+                "RECALL_FLYTE_DELETE_BLOB_ROOTS".into(),
+                " s3://flyte-data/raw/ ,file:///srv/flyte/,".into(),
+            )])
+            .unwrap();
+        assert_eq!(
+            config.flyte.delete_blob_roots,
+            ["s3://flyte-data/raw/", "file:///srv/flyte/"]
+        );
+        config.validate().unwrap();
+        for (root, reason) in [
+            (
+                "s3://cache/",
+                "overlaps recalld's own store \"s3://cache/recall\"",
+            ),
+            ("s3://flyte-data/raw", "must end in \"/\""),
+            ("s3://flyte-data/a/../b/", "\"..\""),
+        ] {
+            config.flyte.delete_blob_roots = vec![root.into()];
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("setting flyte.delete_blob_roots = {root}: ")),
+                "{err}"
+            );
+            assert!(err.contains(reason), "{err}");
+        }
     }
 
     #[test]

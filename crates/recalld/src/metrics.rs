@@ -45,6 +45,14 @@ pub struct FlyteLookupLabels {
     pub result: &'static str,
 }
 
+/// Labels of `recall_flyte_blob_deletes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlyteBlobDeleteLabels {
+    /// `deleted` (or already gone), `failed` (the store refused or did not answer), or `left`
+    /// (under no `[flyte] delete_blob_roots` root, or not one object below it).
+    pub result: &'static str,
+}
+
 /// Labels of `recall_store_capability`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CapabilityLabels {
@@ -215,6 +223,9 @@ pub struct Metrics {
     /// `recall_flyte_reservations_failed_open_total`: reservations granted unserialized
     /// because the store could not be asked.
     pub flyte_reservations_failed_open: Counter,
+    /// `recall_flyte_blob_deletes_total`: old output URIs a CacheService overwrite with
+    /// `delete_blob` deleted, failed to delete, or left alone, by result.
+    pub flyte_blob_deletes: Family<FlyteBlobDeleteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -310,7 +321,15 @@ impl Default for Metrics {
             "Flyte reservations granted without asking the store because it failed",
             flyte_reservations_failed_open.clone(),
         );
+        let flyte_blob_deletes = Family::<FlyteBlobDeleteLabels, Counter>::default();
+        registry.register(
+            "flyte_blob_deletes",
+            "Old output URIs of CacheService overwrites with delete_blob, by result: deleted, \
+             failed, or left (outside [flyte] delete_blob_roots)",
+            flyte_blob_deletes.clone(),
+        );
         Metrics {
+            flyte_blob_deletes,
             flyte_requests,
             flyte_lookups,
             flyte_reservation_waits,

@@ -1,4 +1,4 @@
-//! `recall gc`: collect unreferenced blobs and orphan markers.
+//! `recall gc`: collect unreferenced blobs, orphan markers and long-expired entries.
 
 use recall_store::{GcOptions, StoreConfig, Tenant};
 use serde_json::json;
@@ -34,11 +34,12 @@ pub async fn gc(global: &GlobalArgs, args: GcArgs) -> Result<u8, CliError> {
             "collectable_bytes": r.collectable_bytes,
             "deleted_blobs": r.deleted_blobs,
             "orphan_markers": r.orphan_markers,
+            "expired_entries": r.expired_entries,
         }))?;
     } else {
         print_line(format!(
             "{} manifests, {} blobs ({} referenced, {} in grace); {} {} unreferenced blobs ({}); \
-             {} orphan markers",
+             {} orphan markers, {} expired entries",
             r.manifests,
             r.blobs,
             r.referenced_blobs,
@@ -50,7 +51,8 @@ pub async fn gc(global: &GlobalArgs, args: GcArgs) -> Result<u8, CliError> {
             },
             r.collectable_blobs,
             human_bytes(r.collectable_bytes),
-            r.orphan_markers
+            r.orphan_markers,
+            r.expired_entries
         ))?;
     }
     Ok(0)

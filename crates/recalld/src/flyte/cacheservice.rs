@@ -7,16 +7,23 @@
 //! entry whose stored data is missing or corrupt answers NotFound and is dropped, so the
 //! executor's rerun can Put again. Fail open: a store that is slow or down makes Get answer
 //! NotFound within the lookup timeout and GetOrExtendReservation grant the caller.
+//!
+//! `overwrite.delete_blob`: an overwrite that replaces an `output_uri` deletes the old object
+//! when it lies under one of `[flyte] delete_blob_roots` (recall_store::DeleteRoots), and
+//! leaves it otherwise; either way the Put succeeds, and the outcome is logged and counted.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use recall_flyteidl::RawLiteral;
 use recall_flyteidl::cacheservice as pb;
 use recall_flyteidl::cacheservice::v2 as pb2;
 use recall_key::DerivedKey;
 use recall_store::catalog::{CACHED_OUTPUT, CachedOutputRecord, CachedValue, cache_entry_key};
-use recall_store::{EntryRef, EvictSelector, Output, PublishMode, PublishOptions, system_time_ms};
+use recall_store::{
+    DeleteRoots, DeleteUriError, EntryRef, EvictSelector, Output, PublishMode, PublishOptions,
+    system_time_ms,
+};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -27,12 +34,19 @@ use super::{Read, drop_broken, duration, read_output, timestamp};
 use crate::config::Access;
 use crate::connect::{Unary, call_unary};
 use crate::grpc::{authorize, status_of};
+use crate::metrics::FlyteBlobDeleteLabels;
 use crate::state::AppState;
+
+/// Longest wait for deleting an old output URI; past it the Put answers anyway (the object
+/// is left for the bucket's lifecycle rules).
+const DELETE_BLOB_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The service logic both protocol versions share; cheap to clone.
 #[derive(Clone)]
 pub struct CacheService {
     state: Arc<AppState>,
+    /// Where `delete_blob` may delete (`[flyte] delete_blob_roots`).
+    delete_roots: Arc<DeleteRoots>,
 }
 
 /// The base service (`flyteidl2.cacheservice.CacheService`), scoped by the configured
@@ -54,7 +68,15 @@ struct Scope {
 impl CacheService {
     /// The service over recalld's state.
     pub fn new(state: Arc<AppState>) -> Self {
-        CacheService { state }
+        // Config::validate checked the roots before recalld started serving.
+        let delete_roots = state.config.delete_blob_roots().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "delete_blob deletes nothing");
+            DeleteRoots::default()
+        });
+        CacheService {
+            state,
+            delete_roots: Arc::new(delete_roots),
+        }
     }
 
     /// Counts a request by method and status code.
@@ -231,20 +253,49 @@ impl CacheService {
         if !outcome.is_published() {
             return Err(already_exists(&scope, &request.key));
         }
-        if let (
-            true,
-            Some(CachedOutputRecord {
+        if overwrite.delete_blob
+            && let Some(CachedOutputRecord {
                 value: CachedValue::Uri(old_uri),
                 ..
-            }),
-        ) = (overwrite.delete_blob, &existing)
+            }) = &existing
             && record.value != CachedValue::Uri(old_uri.clone())
         {
-            // Outputs live in Flyte's own bucket, which recalld is not given access to:
-            // the old object is left for the bucket's lifecycle rules.
-            tracing::info!(uri = %old_uri, "delete_blob: recalld does not delete objects outside its store; left alone");
+            self.delete_old_blob(old_uri).await;
         }
         Ok(pb::PutCacheResponse {})
+    }
+
+    /// Deletes an overwritten entry's old output URI when it lies under a delete root (an
+    /// object already gone counts as deleted); otherwise leaves it. Logged and counted; a
+    /// failure is never the Put's.
+    async fn delete_old_blob(&self, uri: &str) {
+        let result = match tokio::time::timeout(DELETE_BLOB_TIMEOUT, self.delete_roots.delete(uri))
+            .await
+        {
+            Ok(Ok(root)) => {
+                tracing::info!(%uri, %root, "delete_blob: deleted the overwritten output");
+                "deleted"
+            }
+            Ok(Err(err @ DeleteUriError::Failed { .. })) => {
+                tracing::warn!(error = %err, "delete_blob: the overwritten output was not deleted");
+                "failed"
+            }
+            Ok(Err(err)) => {
+                tracing::info!(why = %err,
+                    "delete_blob: the overwritten output is left alone (see [flyte] delete_blob_roots)");
+                "left"
+            }
+            Err(_) => {
+                tracing::warn!(%uri, timeout = ?DELETE_BLOB_TIMEOUT,
+                    "delete_blob: deleting the overwritten output timed out; it may remain");
+                "failed"
+            }
+        };
+        self.state
+            .metrics
+            .flyte_blob_deletes
+            .get_or_create(&FlyteBlobDeleteLabels { result })
+            .inc();
     }
 
     async fn delete(

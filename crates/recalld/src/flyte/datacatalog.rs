@@ -7,7 +7,7 @@
 //! within the lookup timeout (the task runs), and GetOrExtendReservation grant the caller (the
 //! task runs unserialized). Both are logged and counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -373,20 +373,66 @@ impl DataCatalog {
             tag: None,
             ..current
         };
-        if let CatalogItem::Tag(_) = item {
-            self.publish_artifact(&record, item, PublishMode::Overwrite, None)
+        // Datacatalog's tags point at the artifact, so an update by tag or by id is seen
+        // through every tag: each tag entry (a copy of the record) is rewritten.
+        let mut tags = self.tags_of(&id, &record.id).await?;
+        if let CatalogItem::Tag(tag) = item {
+            tags.insert(tag.to_string());
+        }
+        for tag in &tags {
+            self.publish_artifact(&record, CatalogItem::Tag(tag), PublishMode::Overwrite, None)
                 .await?;
         }
+        // Still untagged, it keeps expiring (see create_artifact).
+        let ttl = tags
+            .is_empty()
+            .then(|| Duration::from_secs(self.state.config.flyte.untagged_artifact_ttl_secs));
         self.publish_artifact(
             &record,
             CatalogItem::Artifact(&record.id),
             PublishMode::Overwrite,
-            None,
+            ttl,
         )
         .await?;
         Ok(pb::UpdateArtifactResponse {
             artifact_id: record.id,
         })
+    }
+
+    /// The names of the tags of dataset version `id` that point at `artifact`, read from
+    /// every entry of the version. A store that does not answer is an error (Unavailable):
+    /// a tag left unread would keep the old data.
+    async fn tags_of(&self, id: &DatasetId, artifact: &str) -> Result<BTreeSet<String>, Status> {
+        let tenant = Tenant::new(&id.project, &id.domain)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut tags = BTreeSet::new();
+        for entry in self
+            .entries_of(&tenant, &id.name, Some(&id.version))
+            .await?
+        {
+            match self.read(&entry, ARTIFACT_OUTPUT).await {
+                Read::Found(bytes) => {
+                    if let Ok(ArtifactRecord {
+                        id: found,
+                        tag: Some(tag),
+                        ..
+                    }) = ArtifactRecord::decode(&bytes)
+                        && found == artifact
+                    {
+                        tags.insert(tag);
+                    }
+                }
+                Read::Missing => {}
+                Read::Failed => {
+                    return Err(Status::unavailable(format!(
+                        "dataset {}: the store did not answer while finding the tags of \
+                         artifact {artifact:?}; nothing was updated",
+                        show(id)
+                    )));
+                }
+            }
+        }
+        Ok(tags)
     }
 
     /// The live entries of one dataset version (or of every version), as the store's index
