@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{ADMIN, Backend, Daemon, Options, TOKENS};
+use common::{ADMIN, Backend, Daemon, Options, tokens};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -35,8 +35,9 @@ fn start(extra: &str) -> (Daemon, u16, u16) {
     let (datacatalog, cacheservice) = (free_port(), free_port());
     let options = Options {
         toml: format!(
-            "{extra}\n{TOKENS}\n[flyte]\ndatacatalog_listen = \"127.0.0.1:{datacatalog}\"\n\
-             cacheservice_listen = \"127.0.0.1:{cacheservice}\"\n"
+            "{extra}\n{}\n[flyte]\ndatacatalog_listen = \"127.0.0.1:{datacatalog}\"\n\
+             cacheservice_listen = \"127.0.0.1:{cacheservice}\"\n",
+            tokens()
         ),
         ..Options::default()
     };
