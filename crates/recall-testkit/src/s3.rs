@@ -9,6 +9,9 @@
 //! | `RECALL_TEST_S3_SECRET_ACCESS_KEY`  | secret key; default `AWS_SECRET_ACCESS_KEY`          |
 //! | `RECALL_TEST_S3NOCAS_ENDPOINT`      | s3rver, the server without conditional writes        |
 //! | `RECALL_TEST_S3NOCAS_BUCKET`        | its bucket (s3rver creates it on start-up)           |
+//! | `RECALL_TEST_S3NOCAS_REGION`        | its region, default `us-east-1`                      |
+//! | `RECALL_TEST_S3NOCAS_ACCESS_KEY_ID` | its access key, default s3rver's `S3RVER`            |
+//! | `RECALL_TEST_S3NOCAS_SECRET_ACCESS_KEY` | its secret key, default s3rver's `S3RVER`        |
 //!
 //! `scripts/test-servers.sh` starts moto and s3rver and sets all of them. A test that finds
 //! no server configured fails, unless `RECALL_TEST_SKIP` names `s3` (or `s3nocas`).
@@ -72,10 +75,13 @@ impl S3Env {
                     .trim_end_matches('/')
                     .to_string(),
             ),
-            region: "us-east-1".into(),
-            // s3rver's fixed development credentials.
-            access_key_id: "S3RVER".into(),
-            secret_access_key: "S3RVER".into(),
+            region: var("RECALL_TEST_S3NOCAS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            // Unless set (scripts/s3-compat.sh points these at Garage): s3rver's fixed
+            // development credentials.
+            access_key_id: var("RECALL_TEST_S3NOCAS_ACCESS_KEY_ID")
+                .unwrap_or_else(|| "S3RVER".into()),
+            secret_access_key: var("RECALL_TEST_S3NOCAS_SECRET_ACCESS_KEY")
+                .unwrap_or_else(|| "S3RVER".into()),
             session_token: None,
         }
     }

@@ -61,6 +61,10 @@ pub struct FlyteSettings {
     /// Where to serve Flyte 2's CacheService (gRPC and Connect on one port); unset: not
     /// served.
     pub cacheservice_listen: Option<SocketAddr>,
+    /// Serve the CacheService listener without checking bearer tokens, even when `[[tokens]]`
+    /// guard the other listeners: Flyte 2's executor sends none. Every caller that reaches
+    /// the port may read and write every project and domain through it.
+    pub cacheservice_insecure_no_auth: bool,
     /// Project of the base (unscoped) CacheService's keys; unset: the base service refuses.
     pub default_project: Option<String>,
     /// Domain of the base (unscoped) CacheService's keys; unset: the base service refuses.
@@ -83,6 +87,7 @@ impl Default for FlyteSettings {
         FlyteSettings {
             datacatalog_listen: None,
             cacheservice_listen: None,
+            cacheservice_insecure_no_auth: false,
             default_project: None,
             default_domain: None,
             reservation_max_heartbeat_secs: 10,
@@ -414,6 +419,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "RECALL_MAX_AGE_SECS",
     "RECALL_FLYTE_DATACATALOG_LISTEN",
     "RECALL_FLYTE_CACHESERVICE_LISTEN",
+    "RECALL_FLYTE_CACHESERVICE_INSECURE_NO_AUTH",
     "RECALL_FLYTE_DEFAULT_PROJECT",
     "RECALL_FLYTE_DEFAULT_DOMAIN",
     "RECALL_FLYTE_RESERVATION_MAX_HEARTBEAT_SECS",
@@ -473,17 +479,19 @@ impl Config {
                     .parse::<u64>()
                     .map_err(|_| bad("expected a whole number"))
             };
+            let boolean = || match value.as_str() {
+                "1" | "true" => Ok(true),
+                "0" | "false" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
             match name.as_str() {
                 "RECALL_LISTEN" => {
                     self.listen = value.parse().map_err(|_| bad("expected ADDRESS:PORT"))?
                 }
                 "RECALL_STORE" => self.store = value.clone(),
-                "RECALL_INSECURE_NO_AUTH" => {
-                    self.insecure_no_auth = match value.as_str() {
-                        "1" | "true" => true,
-                        "0" | "false" => false,
-                        _ => return Err(bad("expected true or false")),
-                    }
+                "RECALL_INSECURE_NO_AUTH" => self.insecure_no_auth = boolean()?,
+                "RECALL_FLYTE_CACHESERVICE_INSECURE_NO_AUTH" => {
+                    self.flyte.cacheservice_insecure_no_auth = boolean()?
                 }
                 "RECALL_LOG_FORMAT" => {
                     self.log_format = match value.as_str() {
@@ -591,6 +599,8 @@ impl Config {
                 && !address.ip().is_loopback()
                 && self.tokens.is_empty()
                 && !self.insecure_no_auth
+                && !(field == "flyte.cacheservice_listen"
+                    && self.flyte.cacheservice_insecure_no_auth)
             {
                 return Err(invalid(
                     field,
@@ -874,6 +884,37 @@ mod tests {
         );
         config.insecure_no_auth = true;
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn an_open_cacheservice_listener_is_asked_for_by_name() {
+        let mut config =
+            Config::from_toml("[flyte]\ncacheservice_listen = \"0.0.0.0:8090\"").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("flyte.cacheservice_listen"), "{err}");
+        config
+            .apply_env([(
+                "RECALL_FLYTE_CACHESERVICE_INSECURE_NO_AUTH".to_string(),
+                "true".to_string(),
+            )])
+            .unwrap();
+        assert!(config.flyte.cacheservice_insecure_no_auth);
+        config.validate().unwrap();
+        // It opens that listener only: a public datacatalog listener still needs tokens.
+        config.flyte.datacatalog_listen = Some("0.0.0.0:8089".parse().unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("flyte.datacatalog_listen"), "{err}");
+        let err = config
+            .apply_env([(
+                "RECALL_FLYTE_CACHESERVICE_INSECURE_NO_AUTH".to_string(),
+                "yes".to_string(),
+            )])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RECALL_FLYTE_CACHESERVICE_INSECURE_NO_AUTH"),
+            "{err}"
+        );
     }
 
     #[test]

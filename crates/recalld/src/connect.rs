@@ -24,8 +24,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Extensions, Status};
 use tower::ServiceExt;
 
+use crate::auth::Auth;
 use crate::config::Access;
-use crate::state::AppState;
 
 /// Largest Connect request body accepted.
 const MAX_BODY: usize = 64 << 20;
@@ -67,7 +67,7 @@ pub struct Connect {
     grpc: axum::Router,
     unary: Arc<dyn Unary>,
     pool: Arc<DescriptorPool>,
-    state: Arc<AppState>,
+    auth: Auth,
 }
 
 /// How a request's messages are encoded.
@@ -89,18 +89,18 @@ impl Codec {
 impl Connect {
     /// Connect calls to `unary`, gRPC ones to `grpc` (tonic's routes for the same services,
     /// as a router); `descriptor_set` (an encoded `FileDescriptorSet`) describes their
-    /// messages; tokens are checked against `state`'s.
+    /// messages; tokens are checked against `auth`'s.
     pub fn new(
         grpc: axum::Router,
         unary: Arc<dyn Unary>,
         descriptor_set: &[u8],
-        state: Arc<AppState>,
+        auth: Auth,
     ) -> anyhow::Result<Connect> {
         Ok(Connect {
             grpc,
             unary,
             pool: Arc::new(DescriptorPool::decode(descriptor_set)?),
-            state,
+            auth,
         })
     }
 
@@ -171,8 +171,7 @@ impl Connect {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        self.state
-            .auth
+        self.auth
             .check_level(token, Access::Read)
             .map_err(|denied| {
                 let status = crate::grpc::denied(denied);

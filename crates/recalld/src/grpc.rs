@@ -5,7 +5,6 @@
 //! bearer tokens as HTTP, taken from the `authorization` metadata, before a message is read.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -15,7 +14,6 @@ use tonic::{Code, Status};
 use crate::auth::{Auth, Denied};
 use crate::config::Access;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Binds a gRPC front door's listener (`what` names its setting in the error).
 pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -59,19 +57,19 @@ pub async fn router(
 /// once the message names them.
 #[derive(Clone)]
 pub struct RequireToken {
-    state: Arc<AppState>,
+    auth: Auth,
 }
 
 impl RequireToken {
-    /// The check against `state`'s tokens (it lets everything through when auth is off).
-    pub fn new(state: Arc<AppState>) -> Self {
-        RequireToken { state }
+    /// The check against `auth`'s tokens (it lets everything through when none is set).
+    pub fn new(auth: Auth) -> Self {
+        RequireToken { auth }
     }
 }
 
 impl tonic::service::Interceptor for RequireToken {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        authorize_level(&self.state.auth, request.metadata(), Access::Read)?;
+        authorize_level(&self.auth, request.metadata(), Access::Read)?;
         Ok(request)
     }
 }

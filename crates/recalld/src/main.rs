@@ -32,6 +32,10 @@ struct Flags {
     /// executor.
     #[arg(long)]
     cacheservice_listen: Option<SocketAddr>,
+    /// Take CacheService calls without a bearer token, even when tokens guard the other
+    /// listeners (Flyte 2's executor sends none).
+    #[arg(long)]
+    cacheservice_insecure_no_auth: bool,
     /// Allow a non-loopback --listen address without tokens.
     #[arg(long)]
     insecure_no_auth: bool,
@@ -69,6 +73,7 @@ async fn run() -> anyhow::Result<()> {
         config.store = store;
     }
     config.insecure_no_auth |= flags.insecure_no_auth;
+    config.flyte.cacheservice_insecure_no_auth |= flags.cacheservice_insecure_no_auth;
     if flags.log_json {
         config.log_format = LogFormat::Json;
     }

@@ -133,6 +133,39 @@ async fn tonic_client_s3() {
     miss_put_hit(&backend).await;
 }
 
+/// `[flyte] cacheservice_insecure_no_auth`: Flyte 2's executor sends no token, so its
+/// listener can take calls without one while `[[tokens]]` still guard the HTTP API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_cacheservice_listener_needs_no_token_while_http_stays_guarded() {
+    let flyte = format!("cacheservice_insecure_no_auth = true\n{}", common::tokens());
+    let (daemon, mut client) = start(&Backend::local(), &flyte).await;
+    assert_eq!(
+        get(&mut client, "open").await.unwrap_err().code(),
+        Code::NotFound,
+        "a Get without a token is answered, not refused"
+    );
+    let output = pb::cached_output::Output::OutputUri("s3://bucket/outputs/open".into());
+    put(&mut client, "open", output.clone())
+        .await
+        .expect("a Put without a token");
+    assert_eq!(
+        get(&mut client, "open").await.expect("hit").output,
+        Some(output)
+    );
+    let (status, _) = daemon.get("/v1/tasks/flytesnacks/development", None).await;
+    assert_eq!(status, 401, "the HTTP API still wants a token");
+}
+
+/// Without the setting, the same listener refuses a call without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cacheservice_listener_with_tokens_refuses_a_call_without_one() {
+    let (_daemon, mut client) = start(&Backend::local(), &common::tokens()).await;
+    assert_eq!(
+        get(&mut client, "closed").await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+}
+
 /// A Put of `uri` under `key` that replaces any output, deleting the old one's object with
 /// `delete_blob`.
 async fn put_over(

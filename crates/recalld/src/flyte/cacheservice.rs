@@ -31,6 +31,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use super::{Read, drop_broken, duration, read_output, timestamp};
+use crate::auth::Auth;
 use crate::config::Access;
 use crate::connect::{Unary, call_unary};
 use crate::grpc::{authorize, status_of};
@@ -45,6 +46,9 @@ const DELETE_BLOB_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct CacheService {
     state: Arc<AppState>,
+    /// The tokens this listener checks: recalld's, or none with `[flyte]
+    /// cacheservice_insecure_no_auth`.
+    pub(crate) auth: Auth,
     /// Where `delete_blob` may delete (`[flyte] delete_blob_roots`).
     delete_roots: Arc<DeleteRoots>,
 }
@@ -73,8 +77,14 @@ impl CacheService {
             tracing::error!(error = %err, "delete_blob deletes nothing");
             DeleteRoots::default()
         });
+        let auth = if state.config.flyte.cacheservice_insecure_no_auth {
+            Auth::default()
+        } else {
+            state.auth.clone()
+        };
         CacheService {
             state,
+            auth,
             delete_roots: Arc::new(delete_roots),
         }
     }
@@ -134,13 +144,7 @@ impl CacheService {
         if key.is_empty() {
             return Err(missing("key"));
         }
-        authorize(
-            &self.state.auth,
-            metadata,
-            &scope.project,
-            &scope.domain,
-            need,
-        )?;
+        authorize(&self.auth, metadata, &scope.project, &scope.domain, need)?;
         let derived = cache_entry_key(&scope.project, &scope.domain, key).map_err(|e| {
             Status::invalid_argument(format!(
                 "project {:?} / domain {:?}: {e}",

@@ -31,7 +31,7 @@ use crate::state::AppState;
 pub async fn datacatalog_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
     let service = DataCatalogServer::with_interceptor(
         datacatalog::DataCatalog::new(state.clone()),
-        RequireToken::new(state),
+        RequireToken::new(state.auth.clone()),
     );
     crate::grpc::router(
         tonic::service::Routes::new(service),
@@ -49,14 +49,21 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
     use recall_flyteidl::cacheservice::v2::cache_service_server::CacheServiceServer as V2Server;
 
     let service = cacheservice::CacheService::new(state.clone());
+    if state.config.flyte.cacheservice_insecure_no_auth && state.auth.enabled() {
+        tracing::warn!(
+            "the CacheService listener takes calls without a token \
+             ([flyte] cacheservice_insecure_no_auth): every project and domain is open to whoever reaches it"
+        );
+    }
+    let auth = service.auth.clone();
     let unary = Arc::new(cacheservice::ConnectMethods::new(service.clone()));
     let base = CacheServiceServer::with_interceptor(
         cacheservice::BaseService(service.clone()),
-        RequireToken::new(state.clone()),
+        RequireToken::new(auth.clone()),
     );
     let v2 = V2Server::with_interceptor(
         cacheservice::V2Service(service),
-        RequireToken::new(state.clone()),
+        RequireToken::new(auth.clone()),
     );
     let grpc = crate::grpc::router(
         tonic::service::Routes::new(base).add_service(v2),
@@ -68,7 +75,7 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
     )
     .await?;
     let connect =
-        crate::connect::Connect::new(grpc, unary, recall_flyteidl::FILE_DESCRIPTOR_SET, state)?;
+        crate::connect::Connect::new(grpc, unary, recall_flyteidl::FILE_DESCRIPTOR_SET, auth)?;
     Ok(axum::Router::new()
         .fallback(move |request: axum::extract::Request| connect.clone().route(request)))
 }
