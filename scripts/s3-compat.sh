@@ -234,6 +234,7 @@ if [ "$create_on_existing" != 412 ] || [ "$replace_stale" != 412 ]; then
       "recall-store/s3|conditional_writes_are_enforced_by_the_backend" \
       "recall-store/s3|probe_finds_every_capability_and_cleans_up" \
       "recall/run_e2e|thirty_two_serialized_runs_compute_once" \
+      "recall/capabilities_e2e|doctor_on_moto_reports_every_guarantee" \
       "recalld/s3|leases" \
       "recalld/s3|auth_matrix" \
       "recalld/s3|readyz_shows_the_capabilities" \

@@ -7,7 +7,9 @@
 //! a first hit request finds it there already (an earlier run of the same load), and read once
 //! so that it sits in recalld's memory tier. HTTP and Connect share one client stack
 //! (reqwest over HTTP/1.1, one pooled connection per client); gRPC uses tonic, one HTTP/2
-//! channel per client, so each protocol gets N connections.
+//! channel per client, so each protocol gets N connections, unless `--grpc-channels K` shares
+//! K channels among the N clients (K = 1 is how flytepropeller calls datacatalog: one
+//! `grpc.Dial`, every call multiplexed over it).
 
 use std::time::{Duration, Instant};
 
@@ -52,9 +54,10 @@ enum Target {
     },
 }
 
-/// `load --protocol P --url URL [--connections N] [--seconds S]`.
+/// `load --protocol P --url URL [--connections N] [--seconds S] [--grpc-channels K]`.
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let (mut protocol, mut url, mut connections, mut seconds) = (None, None, 50u64, 10u64);
+    let mut grpc_channels = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest
@@ -72,8 +75,12 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             "--url" => url = Some(value.trim_end_matches('/').to_string()),
             "--connections" => connections = crate::number(value, "--connections")?,
             "--seconds" => seconds = crate::number(value, "--seconds")?,
+            "--grpc-channels" => {
+                grpc_channels = Some(crate::number(value, "--grpc-channels")?.max(1))
+            }
             other => bail!(
-                "unknown flag {other:?} (expected --protocol, --url, --connections, --seconds)"
+                "unknown flag {other:?} (expected --protocol, --url, --connections, --seconds, \
+                 --grpc-channels)"
             ),
         }
     }
@@ -90,13 +97,20 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         Protocol::Datacatalog => populate_datacatalog(&url).await?,
         Protocol::Connect => populate_connect(&http, &url).await?,
     };
-    // Each gRPC client gets its own channel (connection); HTTP clients share the pool.
+    // Each gRPC client gets its own channel (connection), or one of `--grpc-channels`
+    // shared ones; HTTP clients share the pool.
+    let mut channels = Vec::new();
+    if matches!(target, Target::Datacatalog { .. }) {
+        for _ in 0..grpc_channels.unwrap_or(connections).min(connections) {
+            channels.push(Channel::from_shared(url.clone())?.connect().await?);
+        }
+    }
     let mut targets = Vec::new();
-    for _ in 0..connections {
+    for client in 0..connections {
         targets.push(match &target {
             Target::Datacatalog { request, .. } => Target::Datacatalog {
                 client: Box::new(DataCatalogClient::new(
-                    Channel::from_shared(url.clone())?.connect().await?,
+                    channels[client as usize % channels.len()].clone(),
                 )),
                 request: request.clone(),
             },

@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{Read, drop_broken, duration, read_output, timestamp};
+use super::{DecodedRecords, Read, drop_broken, duration, read_output, timestamp};
 use crate::auth::Auth;
 use crate::config::Access;
 use crate::connect::{Unary, call_unary};
@@ -51,6 +51,8 @@ pub struct CacheService {
     pub(crate) auth: Auth,
     /// Where `delete_blob` may delete (`[flyte] delete_blob_roots`).
     delete_roots: Arc<DeleteRoots>,
+    /// Stored records decoded once per content (a hit does not decode its CBOR again).
+    records: Arc<DecodedRecords<CachedOutputRecord>>,
 }
 
 /// The base service (`flyteidl2.cacheservice.CacheService`), scoped by the configured
@@ -86,6 +88,7 @@ impl CacheService {
             state,
             auth,
             delete_roots: Arc::new(delete_roots),
+            records: Arc::new(DecodedRecords::new(16 << 20)),
         }
     }
 
@@ -157,15 +160,20 @@ impl CacheService {
 
     /// The stored record of `entry`: `Ok(None)` when there is none, or it is broken (then
     /// dropped), or the store did not answer (fail open).
-    async fn read(&self, entry: &EntryRef) -> Option<CachedOutputRecord> {
+    async fn read(&self, entry: &EntryRef) -> Option<Arc<CachedOutputRecord>> {
         match read_output(&self.state, entry, CACHED_OUTPUT).await {
-            Read::Found(bytes) => match CachedOutputRecord::decode(&bytes) {
-                Ok(record) => Some(record),
-                Err(err) => {
-                    drop_broken(&self.state, entry, &err.to_string()).await;
-                    None
+            Read::Found(bytes, digest) => {
+                match self
+                    .records
+                    .get(&digest, &bytes, CachedOutputRecord::decode)
+                {
+                    Ok(record) => Some(record),
+                    Err(err) => {
+                        drop_broken(&self.state, entry, &err.to_string()).await;
+                        None
+                    }
                 }
-            },
+            }
             Read::Missing => None,
             Read::Failed => {
                 self.count_lookup("failure");
@@ -190,7 +198,7 @@ impl CacheService {
         };
         self.count_lookup("hit");
         Ok(pb::GetCacheResponse {
-            output: Some(output_message(record)),
+            output: Some(output_message(&record)),
         })
     }
 
@@ -261,7 +269,7 @@ impl CacheService {
             && let Some(CachedOutputRecord {
                 value: CachedValue::Uri(old_uri),
                 ..
-            }) = &existing
+            }) = existing.as_deref()
             && record.value != CachedValue::Uri(old_uri.clone())
         {
             self.delete_old_blob(old_uri).await;
@@ -553,19 +561,23 @@ fn already_exists(scope: &Scope, key: &str) -> Status {
     ))
 }
 
-fn output_message(record: CachedOutputRecord) -> pb::CachedOutput {
-    let output = match record.value {
+fn output_message(record: &CachedOutputRecord) -> pb::CachedOutput {
+    let output = match &record.value {
         CachedValue::Literals(bytes) => {
-            pb::cached_output::Output::OutputLiterals(RawLiteral::from_bytes(bytes))
+            pb::cached_output::Output::OutputLiterals(RawLiteral::from_bytes(bytes.clone()))
         }
-        CachedValue::Uri(uri) => pb::cached_output::Output::OutputUri(uri),
+        CachedValue::Uri(uri) => pb::cached_output::Output::OutputUri(uri.clone()),
     };
     pb::CachedOutput {
         output: Some(output),
         metadata: Some(pb::Metadata {
-            source_identifier: record.source_identifier.map(RawLiteral::from_bytes),
+            source_identifier: record.source_identifier.clone().map(RawLiteral::from_bytes),
             key_map: Some(pb::KeyMapMetadata {
-                values: record.key_map.into_iter().collect(),
+                values: record
+                    .key_map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             }),
             created_at: Some(timestamp(record.created_at_ms)),
             last_updated_at: Some(timestamp(record.last_updated_at_ms)),

@@ -24,18 +24,65 @@ use crate::grpc::status_of;
 use crate::grpc::{authorize, authorize_level};
 use crate::state::AppState;
 
-use super::{Read, timestamp};
+use super::{DecodedRecords, Read, timestamp};
 
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct DataCatalog {
     state: Arc<AppState>,
+    /// Artifact records decoded once per content (a hit does not decode its CBOR again).
+    artifacts: Arc<DecodedRecords<ArtifactRecord>>,
+    /// Dataset records, likewise (propeller's every lookup starts with GetDataset).
+    datasets: Arc<DecodedRecords<DatasetRecord>>,
+    /// The entries lookups address, by dataset and item: a hit does not derive its key again.
+    entries: moka::sync::Cache<(DatasetId, ItemName), EntryRef>,
 }
+
+/// A [`CatalogItem`] with its name owned, as part of a memo's key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum ItemName {
+    Dataset,
+    Artifact(String),
+    Tag(String),
+}
+
+impl From<CatalogItem<'_>> for ItemName {
+    fn from(item: CatalogItem<'_>) -> Self {
+        match item {
+            CatalogItem::Dataset => ItemName::Dataset,
+            CatalogItem::Artifact(id) => ItemName::Artifact(id.to_string()),
+            CatalogItem::Tag(name) => ItemName::Tag(name.to_string()),
+        }
+    }
+}
+
+/// How many looked-up entries [`DataCatalog`] remembers the keys of.
+const REMEMBERED_ENTRIES: u64 = 50_000;
+
+/// Encoded bytes of decoded records each memo keeps at most.
+const DECODED_RECORDS_BYTES: u64 = 16 << 20;
 
 impl DataCatalog {
     /// The service over recalld's state.
     pub fn new(state: Arc<AppState>) -> Self {
-        DataCatalog { state }
+        DataCatalog {
+            state,
+            artifacts: Arc::new(DecodedRecords::new(DECODED_RECORDS_BYTES)),
+            datasets: Arc::new(DecodedRecords::new(DECODED_RECORDS_BYTES)),
+            entries: moka::sync::Cache::new(REMEMBERED_ENTRIES),
+        }
+    }
+
+    /// The entry of `item` as [`Self::entry`] gives it, remembered for the lookups to come
+    /// (a key is a pure function of the dataset and item, so it never goes stale).
+    fn entry_ref(&self, id: &DatasetId, item: CatalogItem<'_>) -> Result<EntryRef, Status> {
+        let name = (id.clone(), ItemName::from(item));
+        if let Some(entry) = self.entries.get(&name) {
+            return Ok(entry);
+        }
+        let (_, entry) = Self::entry(id, item)?;
+        self.entries.insert(name, entry.clone());
+        Ok(entry)
     }
 
     /// Counts a request by method and status code.
@@ -98,16 +145,18 @@ impl DataCatalog {
         method: &'static str,
         id: &DatasetId,
         item: CatalogItem<'_>,
-    ) -> Result<Option<ArtifactRecord>, Status> {
-        let (_, entry) = Self::entry(id, item)?;
+    ) -> Result<Option<Arc<ArtifactRecord>>, Status> {
+        let entry = self.entry_ref(id, item)?;
         let record = match self.read(&entry, ARTIFACT_OUTPUT).await {
-            Read::Found(bytes) => match ArtifactRecord::decode(&bytes) {
-                Ok(record) => Some(record),
-                Err(err) => {
-                    self.drop_broken(&entry, &err.to_string()).await;
-                    None
+            Read::Found(bytes, digest) => {
+                match self.artifacts.get(&digest, &bytes, ArtifactRecord::decode) {
+                    Ok(record) => Some(record),
+                    Err(err) => {
+                        self.drop_broken(&entry, &err.to_string()).await;
+                        None
+                    }
                 }
-            },
+            }
             Read::Missing => None,
             Read::Failed => {
                 self.count_lookup(method, "failure");
@@ -202,15 +251,17 @@ impl DataCatalog {
     ) -> Result<pb::GetDatasetResponse, Status> {
         let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
         self.authorize(&request, &id, Access::Read)?;
-        let (_, entry) = Self::entry(&id, CatalogItem::Dataset)?;
+        let entry = self.entry_ref(&id, CatalogItem::Dataset)?;
         let record = match self.read(&entry, DATASET_OUTPUT).await {
-            Read::Found(bytes) => match DatasetRecord::decode(&bytes) {
-                Ok(record) => Some(record),
-                Err(err) => {
-                    self.drop_broken(&entry, &err.to_string()).await;
-                    None
+            Read::Found(bytes, digest) => {
+                match self.datasets.get(&digest, &bytes, DatasetRecord::decode) {
+                    Ok(record) => Some(record),
+                    Err(err) => {
+                        self.drop_broken(&entry, &err.to_string()).await;
+                        None
+                    }
                 }
-            },
+            }
             Read::Missing => None,
             Read::Failed => {
                 self.count_lookup("GetDataset", "failure");
@@ -291,7 +342,7 @@ impl DataCatalog {
             .await?
             .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
         Ok(pb::GetArtifactResponse {
-            artifact: Some(artifact_message(record)),
+            artifact: Some(artifact_message(&record)),
         })
     }
 
@@ -371,7 +422,7 @@ impl DataCatalog {
             metadata: metadata(request.metadata),
             created_at_ms: system_time_ms(std::time::SystemTime::now()),
             tag: None,
-            ..current
+            ..Arc::unwrap_or_clone(current)
         };
         // Datacatalog's tags point at the artifact, so an update by tag or by id is seen
         // through every tag: each tag entry (a copy of the record) is rewritten.
@@ -411,7 +462,7 @@ impl DataCatalog {
             .await?
         {
             match self.read(&entry, ARTIFACT_OUTPUT).await {
-                Read::Found(bytes) => {
+                Read::Found(bytes, _) => {
                     if let Ok(ArtifactRecord {
                         id: found,
                         tag: Some(tag),
@@ -495,7 +546,7 @@ impl DataCatalog {
             .entries_of(&tenant, &id.name, Some(&id.version))
             .await?
         {
-            let Read::Found(bytes) = self.read(&entry, ARTIFACT_OUTPUT).await else {
+            let Read::Found(bytes, _) = self.read(&entry, ARTIFACT_OUTPUT).await else {
                 continue;
             };
             let Ok(mut record) = ArtifactRecord::decode(&bytes) else {
@@ -518,7 +569,7 @@ impl DataCatalog {
             })
             .map(|(record, mut tags)| {
                 tags.sort();
-                let mut message = artifact_message(record);
+                let mut message = artifact_message(&record);
                 let dataset = message.dataset.clone();
                 message.tags = tags
                     .into_iter()
@@ -604,7 +655,7 @@ impl DataCatalog {
             for task in tasks.iter().filter(|t| matches("name", t)) {
                 let version = want.get("version").map(String::as_str);
                 for entry in self.entries_of(tenant, task, version).await? {
-                    if let Read::Found(bytes) = self.read(&entry, DATASET_OUTPUT).await
+                    if let Read::Found(bytes, _) = self.read(&entry, DATASET_OUTPUT).await
                         && let Ok(record) = DatasetRecord::decode(&bytes)
                     {
                         found.push(record);
@@ -862,7 +913,7 @@ fn dataset_message(record: &DatasetRecord) -> pb::Dataset {
     }
 }
 
-fn artifact_message(record: ArtifactRecord) -> pb::Artifact {
+fn artifact_message(record: &ArtifactRecord) -> pb::Artifact {
     let dataset = dataset_id_message(&record.dataset, "");
     pb::Artifact {
         tags: record
@@ -874,18 +925,22 @@ fn artifact_message(record: ArtifactRecord) -> pb::Artifact {
                 dataset: Some(dataset.clone()),
             })
             .collect(),
-        id: record.id,
+        id: record.id.clone(),
         dataset: Some(dataset),
         data: record
             .data
-            .into_iter()
+            .iter()
             .map(|(name, literal)| pb::ArtifactData {
-                name,
-                value: Some(RawLiteral::from_bytes(literal)),
+                name: name.clone(),
+                value: Some(RawLiteral::from_bytes(literal.clone())),
             })
             .collect(),
         metadata: Some(pb::Metadata {
-            key_map: record.metadata.into_iter().collect(),
+            key_map: record
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }),
         partitions: Vec::new(),
         created_at: Some(timestamp(record.created_at_ms)),

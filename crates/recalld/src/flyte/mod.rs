@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use prost_types::Timestamp;
+use recall_key::Digest;
 use recall_store::{EntryRef, EvictSelector, LeaseRecord, LeaseStatus, StoreError, system_time_ms};
 use tonic::Status;
 
@@ -81,9 +82,67 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
 }
 
 /// What reading one Flyte entry gave.
+/// Catalog records already decoded, by the content digest of their encoded bytes: a hit
+/// decodes its record (CBOR) once, not on every lookup. Bytes with a given digest always
+/// decode to the same record, so an entry is never stale; it is bounded by encoded bytes.
+pub(crate) struct DecodedRecords<T> {
+    cache: moka::sync::Cache<Digest, Decoded<T>>,
+}
+
+/// One decoded record and the size of its encoding (its weight).
+struct Decoded<T> {
+    record: Arc<T>,
+    size: u32,
+}
+
+impl<T> Clone for Decoded<T> {
+    fn clone(&self) -> Self {
+        Decoded {
+            record: self.record.clone(),
+            size: self.size,
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> DecodedRecords<T> {
+    /// A memo holding decoded records of up to `max_bytes` encoded bytes in all.
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        DecodedRecords {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_, decoded: &Decoded<T>| decoded.size)
+                .build(),
+        }
+    }
+
+    /// The record `bytes` (whose digest is `digest`) encode, decoded by `decode` unless a
+    /// record of the same digest was decoded before. A decoding error is not remembered.
+    pub(crate) fn get<E>(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        if let Some(decoded) = self.cache.get(digest) {
+            return Ok(decoded.record);
+        }
+        let record = Arc::new(decode(bytes)?);
+        self.cache.insert(
+            *digest,
+            Decoded {
+                record: record.clone(),
+                size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            },
+        );
+        Ok(record)
+    }
+}
+
 pub(crate) enum Read {
     /// The entry's one output.
-    Found(Bytes),
+    /// Its bytes, and their BLAKE3 content digest as the manifest gives it (checked against
+    /// the bytes when they were read).
+    Found(Bytes, Digest),
     /// No usable entry.
     Missing,
     /// The store could not be asked in time (already logged and counted).
@@ -107,7 +166,7 @@ pub(crate) async fn read_output(state: &AppState, entry: &EntryRef, output: &str
         return Read::Missing;
     };
     if let Some(bytes) = &record.inline {
-        return Read::Found(bytes.clone());
+        return Read::Found(bytes.clone(), record.digest);
     }
     let limit = Duration::from_millis(state.config.timeouts.lookup_ms.max(1000));
     // Ok(None): the blob is missing or its bytes do not verify (the entry is broken).
@@ -128,7 +187,7 @@ pub(crate) async fn read_output(state: &AppState, entry: &EntryRef, output: &str
         Ok(Some(Bytes::from(bytes)))
     };
     match tokio::time::timeout(limit, fetch).await {
-        Ok(Ok(Some(bytes))) => Read::Found(bytes),
+        Ok(Ok(Some(bytes))) => Read::Found(bytes, record.digest),
         Ok(Ok(None)) => {
             drop_broken(state, entry, "its blob is missing or does not verify").await;
             Read::Missing
