@@ -26,6 +26,7 @@ use tower::ServiceExt;
 
 use crate::auth::Auth;
 use crate::config::Access;
+use crate::grpc::TokenRefusals;
 
 /// Largest Connect request body accepted.
 const MAX_BODY: usize = 64 << 20;
@@ -68,6 +69,7 @@ pub struct Connect {
     unary: Arc<dyn Unary>,
     pool: Arc<DescriptorPool>,
     auth: Auth,
+    refusals: TokenRefusals,
 }
 
 /// How a request's messages are encoded.
@@ -89,18 +91,20 @@ impl Codec {
 impl Connect {
     /// Connect calls to `unary`, gRPC ones to `grpc` (tonic's routes for the same services,
     /// as a router); `descriptor_set` (an encoded `FileDescriptorSet`) describes their
-    /// messages; tokens are checked against `auth`'s.
+    /// messages; tokens are checked against `auth`'s, refusals recorded by `refusals`.
     pub fn new(
         grpc: axum::Router,
         unary: Arc<dyn Unary>,
         descriptor_set: &[u8],
         auth: Auth,
+        refusals: TokenRefusals,
     ) -> anyhow::Result<Connect> {
         Ok(Connect {
             grpc,
             unary,
             pool: Arc::new(DescriptorPool::decode(descriptor_set)?),
             auth,
+            refusals,
         })
     }
 
@@ -175,6 +179,7 @@ impl Connect {
             .check_level(token, Access::Read)
             .map_err(|denied| {
                 let status = crate::grpc::denied(denied);
+                self.refusals.record(&status);
                 (status.code(), status.message().to_string())
             })?;
         let body = axum::body::to_bytes(body, MAX_BODY)

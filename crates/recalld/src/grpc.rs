@@ -5,6 +5,7 @@
 //! bearer tokens as HTTP, taken from the `authorization` metadata, before a message is read.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -14,6 +15,7 @@ use tonic::{Code, Status};
 use crate::auth::{Auth, Denied};
 use crate::config::Access;
 use crate::error::ApiError;
+use crate::metrics::{FlyteRefusalLabels, Metrics};
 
 /// Binds a gRPC front door's listener (`what` names its setting in the error).
 pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -58,18 +60,54 @@ pub async fn router(
 #[derive(Clone)]
 pub struct RequireToken {
     auth: Auth,
+    refusals: TokenRefusals,
 }
 
 impl RequireToken {
-    /// The check against `auth`'s tokens (it lets everything through when none is set).
-    pub fn new(auth: Auth) -> Self {
-        RequireToken { auth }
+    /// The check against `auth`'s tokens (it lets everything through when none is set),
+    /// each refusal logged and counted by `refusals`.
+    pub fn new(auth: Auth, refusals: TokenRefusals) -> Self {
+        RequireToken { auth, refusals }
+    }
+}
+
+/// Logs and counts the calls one Flyte listener refuses for their token before reading them
+/// (`recall_flyte_token_refusals_total`), so that a client sending no token, or the wrong
+/// one, shows on recalld's side too.
+#[derive(Clone)]
+pub struct TokenRefusals {
+    door: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl TokenRefusals {
+    /// Refusals of the listener named `door` (`datacatalog`, `cacheservice`).
+    pub fn new(door: &'static str, metrics: Arc<Metrics>) -> Self {
+        TokenRefusals { door, metrics }
+    }
+
+    /// Records `status`, a refusal (`Unauthenticated` or `PermissionDenied`).
+    pub fn record(&self, status: &Status) {
+        let code = match status.code() {
+            Code::Unauthenticated => "Unauthenticated",
+            _ => "PermissionDenied",
+        };
+        tracing::info!(door = self.door, code, reason = %status.message(),
+            "Flyte call refused before its message was read");
+        self.metrics
+            .flyte_token_refusals
+            .get_or_create(&FlyteRefusalLabels {
+                door: self.door,
+                code,
+            })
+            .inc();
     }
 }
 
 impl tonic::service::Interceptor for RequireToken {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        authorize_level(&self.auth, request.metadata(), Access::Read)?;
+        authorize_level(&self.auth, request.metadata(), Access::Read)
+            .inspect_err(|status| self.refusals.record(status))?;
         Ok(request)
     }
 }

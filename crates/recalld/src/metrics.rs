@@ -53,6 +53,15 @@ pub struct FlyteBlobDeleteLabels {
     pub result: &'static str,
 }
 
+/// Labels of `recall_flyte_token_refusals_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlyteRefusalLabels {
+    /// The listener: `datacatalog` or `cacheservice`.
+    pub door: &'static str,
+    /// `Unauthenticated` (no or an unknown token) or `PermissionDenied` (too low an access).
+    pub code: &'static str,
+}
+
 /// Labels of `recall_store_capability`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CapabilityLabels {
@@ -226,6 +235,10 @@ pub struct Metrics {
     /// `recall_flyte_blob_deletes_total`: old output URIs a CacheService overwrite with
     /// `delete_blob` deleted, failed to delete, or left alone, by result.
     pub flyte_blob_deletes: Family<FlyteBlobDeleteLabels, Counter>,
+    /// `recall_flyte_token_refusals_total`: Flyte calls refused for their token before their
+    /// message was read (those refused later, for a project or domain, are in
+    /// `recall_flyte_requests_total`).
+    pub flyte_token_refusals: Family<FlyteRefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -328,8 +341,16 @@ impl Default for Metrics {
              failed, or left (outside [flyte] delete_blob_roots)",
             flyte_blob_deletes.clone(),
         );
+        let flyte_token_refusals = Family::<FlyteRefusalLabels, Counter>::default();
+        registry.register(
+            "flyte_token_refusals",
+            "Flyte calls refused for their bearer token before their message was read, by \
+             listener and status code",
+            flyte_token_refusals.clone(),
+        );
         Metrics {
             flyte_blob_deletes,
+            flyte_token_refusals,
             flyte_requests,
             flyte_lookups,
             flyte_reservation_waits,

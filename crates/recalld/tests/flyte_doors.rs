@@ -91,7 +91,7 @@ async fn grpc_status_with_body_pending(port: u16, path: &str, token: Option<&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_without_a_token_are_refused_before_the_message_is_read() {
-    let (_daemon, datacatalog, cacheservice) = start("");
+    let (daemon, datacatalog, cacheservice) = start("");
     let unauthenticated = (Code::Unauthenticated as i32).to_string();
     for (port, path) in [
         (datacatalog, "/datacatalog.DataCatalog/CreateArtifact"),
@@ -108,6 +108,13 @@ async fn grpc_calls_without_a_token_are_refused_before_the_message_is_read() {
             unauthenticated,
             "{path} with an unknown token"
         );
+    }
+    // Each refusal is counted by listener: 2 on datacatalog, 4 on the CacheService.
+    for (door, count) in [("datacatalog", 2.0), ("cacheservice", 4.0)] {
+        let series = format!(
+            "recall_flyte_token_refusals_total{{door=\"{door}\",code=\"Unauthenticated\"}}"
+        );
+        assert_eq!(daemon.metric(&series).await, count, "{series}");
     }
 }
 

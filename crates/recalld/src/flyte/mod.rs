@@ -20,7 +20,7 @@ use tonic::Status;
 
 use crate::cache::LookupAnswer;
 use crate::error::ApiError;
-use crate::grpc::{RequireToken, code_name, status_of};
+use crate::grpc::{RequireToken, TokenRefusals, code_name, status_of};
 use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 
 use recall_flyteidl::datacatalog::data_catalog_server::DataCatalogServer;
@@ -32,7 +32,10 @@ use crate::state::AppState;
 pub async fn datacatalog_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
     let service = DataCatalogServer::with_interceptor(
         datacatalog::DataCatalog::new(state.clone()),
-        RequireToken::new(state.auth.clone()),
+        RequireToken::new(
+            state.auth.clone(),
+            TokenRefusals::new("datacatalog", state.metrics.clone()),
+        ),
     );
     crate::grpc::router(
         tonic::service::Routes::new(service),
@@ -57,14 +60,15 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
         );
     }
     let auth = service.auth.clone();
+    let refusals = TokenRefusals::new("cacheservice", state.metrics.clone());
     let unary = Arc::new(cacheservice::ConnectMethods::new(service.clone()));
     let base = CacheServiceServer::with_interceptor(
         cacheservice::BaseService(service.clone()),
-        RequireToken::new(auth.clone()),
+        RequireToken::new(auth.clone(), refusals.clone()),
     );
     let v2 = V2Server::with_interceptor(
         cacheservice::V2Service(service),
-        RequireToken::new(auth.clone()),
+        RequireToken::new(auth.clone(), refusals.clone()),
     );
     let grpc = crate::grpc::router(
         tonic::service::Routes::new(base).add_service(v2),
@@ -75,8 +79,13 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
         &[recall_flyteidl::FILE_DESCRIPTOR_SET],
     )
     .await?;
-    let connect =
-        crate::connect::Connect::new(grpc, unary, recall_flyteidl::FILE_DESCRIPTOR_SET, auth)?;
+    let connect = crate::connect::Connect::new(
+        grpc,
+        unary,
+        recall_flyteidl::FILE_DESCRIPTOR_SET,
+        auth,
+        refusals,
+    )?;
     Ok(axum::Router::new()
         .fallback(move |request: axum::extract::Request| connect.clone().route(request)))
 }
