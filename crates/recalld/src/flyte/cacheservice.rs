@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{DecodedRecords, Read, drop_broken, duration, read_output, timestamp};
+use super::{DecodedRecords, Record, duration, timestamp};
 use crate::auth::Auth;
 use crate::config::Access;
 use crate::connect::{Unary, call_unary};
@@ -161,21 +161,16 @@ impl CacheService {
     /// The stored record of `entry`: `Ok(None)` when there is none, or it is broken (then
     /// dropped), or the store did not answer (fail open).
     async fn read(&self, entry: &EntryRef) -> Option<Arc<CachedOutputRecord>> {
-        match read_output(&self.state, entry, CACHED_OUTPUT).await {
-            Read::Found(bytes, digest) => {
-                match self
-                    .records
-                    .get(&digest, &bytes, CachedOutputRecord::decode)
-                {
-                    Ok(record) => Some(record),
-                    Err(err) => {
-                        drop_broken(&self.state, entry, &err.to_string()).await;
-                        None
-                    }
-                }
-            }
-            Read::Missing => None,
-            Read::Failed => {
+        let read = self.records.read(
+            &self.state,
+            entry,
+            CACHED_OUTPUT,
+            CachedOutputRecord::decode,
+        );
+        match read.await {
+            Record::Found(record) => Some(record),
+            Record::Missing => None,
+            Record::Failed => {
                 self.count_lookup("failure");
                 None
             }

@@ -24,7 +24,7 @@ use crate::grpc::status_of;
 use crate::grpc::{authorize, authorize_level};
 use crate::state::AppState;
 
-use super::{DecodedRecords, Read, timestamp};
+use super::{DecodedRecords, Read, Record, timestamp};
 
 /// The service; cheap to clone.
 #[derive(Clone)]
@@ -134,11 +134,6 @@ impl DataCatalog {
         super::read_output(&self.state, entry, output).await
     }
 
-    /// Drops a broken catalog entry (see [`super::drop_broken`]).
-    async fn drop_broken(&self, entry: &EntryRef, why: &str) {
-        super::drop_broken(&self.state, entry, why).await
-    }
-
     /// Reads an artifact record by tag or id; `Ok(None)` is a miss.
     async fn read_artifact(
         &self,
@@ -147,18 +142,13 @@ impl DataCatalog {
         item: CatalogItem<'_>,
     ) -> Result<Option<Arc<ArtifactRecord>>, Status> {
         let entry = self.entry_ref(id, item)?;
-        let record = match self.read(&entry, ARTIFACT_OUTPUT).await {
-            Read::Found(bytes, digest) => {
-                match self.artifacts.get(&digest, &bytes, ArtifactRecord::decode) {
-                    Ok(record) => Some(record),
-                    Err(err) => {
-                        self.drop_broken(&entry, &err.to_string()).await;
-                        None
-                    }
-                }
-            }
-            Read::Missing => None,
-            Read::Failed => {
+        let read =
+            self.artifacts
+                .read(&self.state, &entry, ARTIFACT_OUTPUT, ArtifactRecord::decode);
+        let record = match read.await {
+            Record::Found(record) => Some(record),
+            Record::Missing => None,
+            Record::Failed => {
                 self.count_lookup(method, "failure");
                 return Ok(None);
             }
@@ -252,18 +242,13 @@ impl DataCatalog {
         let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
         self.authorize(&request, &id, Access::Read)?;
         let entry = self.entry_ref(&id, CatalogItem::Dataset)?;
-        let record = match self.read(&entry, DATASET_OUTPUT).await {
-            Read::Found(bytes, digest) => {
-                match self.datasets.get(&digest, &bytes, DatasetRecord::decode) {
-                    Ok(record) => Some(record),
-                    Err(err) => {
-                        self.drop_broken(&entry, &err.to_string()).await;
-                        None
-                    }
-                }
-            }
-            Read::Missing => None,
-            Read::Failed => {
+        let read = self
+            .datasets
+            .read(&self.state, &entry, DATASET_OUTPUT, DatasetRecord::decode);
+        let record = match read.await {
+            Record::Found(record) => Some(record),
+            Record::Missing => None,
+            Record::Failed => {
                 self.count_lookup("GetDataset", "failure");
                 return Err(Status::not_found(format!(
                     "dataset {}: the store did not answer in time (recall fails open: a miss)",

@@ -145,6 +145,38 @@ impl<T: Send + Sync + 'static> DecodedRecords<T> {
         );
         Ok(record)
     }
+
+    /// Reads `entry`'s `output` (see [`read_output`]) and decodes it through this memo. A
+    /// record that does not decode is a miss, and its entry is dropped.
+    pub(crate) async fn read<E: std::fmt::Display>(
+        &self,
+        state: &AppState,
+        entry: &EntryRef,
+        output: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Record<T> {
+        match read_output(state, entry, output).await {
+            Read::Found(bytes, digest) => match self.get(&digest, &bytes, decode) {
+                Ok(record) => Record::Found(record),
+                Err(err) => {
+                    drop_broken(state, entry, &err.to_string()).await;
+                    Record::Missing
+                }
+            },
+            Read::Missing => Record::Missing,
+            Read::Failed => Record::Failed,
+        }
+    }
+}
+
+/// A decoded catalog record as [`DecodedRecords::read`] finds it.
+pub(crate) enum Record<T> {
+    /// The record.
+    Found(Arc<T>),
+    /// No entry, or a broken one (dropped).
+    Missing,
+    /// The store could not be asked in time (already logged and counted).
+    Failed,
 }
 
 pub(crate) enum Read {
