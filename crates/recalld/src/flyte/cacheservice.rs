@@ -88,7 +88,7 @@ impl CacheService {
             state,
             auth,
             delete_roots: Arc::new(delete_roots),
-            records: Arc::new(DecodedRecords::new(16 << 20)),
+            records: Arc::new(DecodedRecords::new(8 << 20)),
         }
     }
 

@@ -60,7 +60,7 @@ impl From<CatalogItem<'_>> for ItemName {
 const REMEMBERED_ENTRIES: u64 = 50_000;
 
 /// Encoded bytes of decoded records each memo keeps at most.
-const DECODED_RECORDS_BYTES: u64 = 16 << 20;
+const DECODED_RECORDS_BYTES: u64 = 8 << 20;
 
 impl DataCatalog {
     /// The service over recalld's state.

@@ -90,7 +90,6 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
         .fallback(move |request: axum::extract::Request| connect.clone().route(request)))
 }
 
-/// What reading one Flyte entry gave.
 /// Catalog records already decoded, by the content digest of their encoded bytes: a hit
 /// decodes its record (CBOR) once, not on every lookup. Bytes with a given digest always
 /// decode to the same record, so an entry is never stale; it is bounded by encoded bytes.
@@ -179,6 +178,7 @@ pub(crate) enum Record<T> {
     Failed,
 }
 
+/// What reading one Flyte entry gave.
 pub(crate) enum Read {
     /// The entry's one output.
     /// Its bytes, and their BLAKE3 content digest as the manifest gives it (checked against
