@@ -57,7 +57,7 @@ impl From<CatalogItem<'_>> for ItemName {
 }
 
 /// How many looked-up entries [`DataCatalog`] remembers the keys of.
-const REMEMBERED_ENTRIES: u64 = 50_000;
+const REMEMBERED_ENTRIES: u64 = 10_000;
 
 /// Encoded bytes of decoded records each memo keeps at most.
 const DECODED_RECORDS_BYTES: u64 = 8 << 20;
