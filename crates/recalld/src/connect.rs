@@ -1,71 +1,36 @@
 //! Connect's unary protocol (connectrpc.com/docs/protocol) in front of recalld's gRPC
 //! services, on the same port: a `POST /<package>.<Service>/<Method>` with `Content-Type:
 //! application/proto` or `application/json` calls the same method of the same service
-//! implementation as gRPC does ([`Unary`]: decoded message in, message out, no gRPC framing),
+//! implementation as gRPC does ([`Unary`]: encoded message in, encoded message out),
 //! and its answer becomes Connect's (the message, or Connect's JSON error body with the HTTP
 //! status Connect assigns to the code). JSON is transcoded to and from protobuf with
 //! prost-reflect over the services' descriptors, so each method is written once, for tonic.
 //! Request bodies may be gzip-compressed; answers are not compressed. Streaming calls are not
-//! served (Flyte's executor makes unary calls). gRPC requests on the port go to tonic.
+//! served (Flyte's executor makes unary calls). gRPC requests on the port go to [`GrpcDoor`].
 //!
 //! No Connect server crate fits: connectrpc's Rust implementations are young and would bring a
 //! second protobuf code generator; Connect unary is this small file.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use hyper::{Request, StatusCode, header};
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
+use tonic::Code;
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Extensions, Status};
-use tower::ServiceExt;
 
 use crate::auth::Auth;
 use crate::config::Access;
-use crate::grpc::TokenRefusals;
+use crate::grpc::{GrpcDoor, TokenRefusals, Unary};
 
 /// Largest Connect request body accepted.
 const MAX_BODY: usize = 64 << 20;
 
-/// A service's unary methods as Connect calls them: by path, with the caller's metadata and
-/// the encoded request message; the encoded answer.
-pub trait Unary: Send + Sync + 'static {
-    /// Calls the method at `path` (`/<package>.<Service>/<Method>`), or `None` when there is
-    /// no such method.
-    fn call(
-        &self,
-        path: &str,
-        metadata: MetadataMap,
-        message: Bytes,
-    ) -> Option<BoxFuture<'_, Result<Vec<u8>, Status>>>;
-}
-
-/// Decodes `message` as the request of `method` (a generated service trait's method, whose
-/// future is what tonic would await), calls it with `metadata`, and encodes its answer.
-pub async fn call_unary<Req, Resp, Fut>(
-    metadata: MetadataMap,
-    message: Bytes,
-    method: impl FnOnce(tonic::Request<Req>) -> Fut,
-) -> Result<Vec<u8>, Status>
-where
-    Req: prost_reflect::prost::Message + Default,
-    Resp: prost_reflect::prost::Message,
-    Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
-{
-    let request = Req::decode(message)
-        .map_err(|e| Status::invalid_argument(format!("request message: {e}")))?;
-    let request = tonic::Request::from_parts(metadata, Extensions::default(), request);
-    Ok(method(request).await?.into_inner().encode_to_vec())
-}
-
 /// The Connect side of one listener.
 #[derive(Clone)]
 pub struct Connect {
-    grpc: axum::Router,
+    grpc: GrpcDoor,
     unary: Arc<dyn Unary>,
     pool: Arc<DescriptorPool>,
     auth: Auth,
@@ -89,11 +54,11 @@ impl Codec {
 }
 
 impl Connect {
-    /// Connect calls to `unary`, gRPC ones to `grpc` (tonic's routes for the same services,
-    /// as a router); `descriptor_set` (an encoded `FileDescriptorSet`) describes their
+    /// Connect calls to `unary`, gRPC ones to `grpc` (which answers from the same table);
+    /// `descriptor_set` (an encoded `FileDescriptorSet`) describes their
     /// messages; tokens are checked against `auth`'s, refusals recorded by `refusals`.
     pub fn new(
-        grpc: axum::Router,
+        grpc: GrpcDoor,
         unary: Arc<dyn Unary>,
         descriptor_set: &[u8],
         auth: Auth,
@@ -108,8 +73,8 @@ impl Connect {
         })
     }
 
-    /// Answers one request: gRPC ones (`Content-Type: application/grpc...`) go to tonic as
-    /// they are, everything else is treated as Connect.
+    /// Answers one request: gRPC ones (`Content-Type: application/grpc...`) go to the gRPC
+    /// door, everything else is treated as Connect.
     pub async fn route(self, request: Request<Body>) -> Response {
         let grpc = request
             .headers()
@@ -117,10 +82,7 @@ impl Connect {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
         if grpc {
-            return match self.grpc.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+            return self.grpc.clone().route(request).await;
         }
         match self.unary(request).await {
             Ok(response) => response,

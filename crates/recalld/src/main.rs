@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use recalld::config::{Config, LogFormat};
 
+/// mimalloc instead of the system allocator: recalld allocates many small, short-lived
+/// buffers per request (HTTP/2 frames, protobuf messages), which glibc's malloc served
+/// slowly (docs/BENCHMARKS.md, Flyte front doors).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "recalld",

@@ -33,7 +33,7 @@ pub struct FlyteRequestLabels {
     /// The gRPC method, e.g. `GetArtifact`.
     pub method: &'static str,
     /// The gRPC status code answered, e.g. `Ok`, `NotFound`.
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// Labels of `recall_flyte_lookups_total`.

@@ -216,3 +216,145 @@ async fn idle_connections_to_a_flyte_listener_are_closed_at_the_limit() {
         .count();
     assert!(closed >= 6, "only {closed} of 10 idle connections closed");
 }
+
+/// Sends one gRPC call over HTTP/2 to `path` with the admin token, `headers` and `body` as it
+/// is (framing included); the `grpc-status` of the answer, from its headers (a trailers-only
+/// answer) or its trailers.
+async fn grpc_status_of(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> String {
+    use http_body_util::{BodyExt, Full};
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut request = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {ADMIN}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body))).expect("request");
+    let answer = tokio::time::timeout(ANSWER_LIMIT, async {
+        let response = sender.send_request(request).await.expect("answer");
+        let in_headers = response.headers().get("grpc-status").cloned();
+        let collected = response.into_body().collect().await.expect("body");
+        in_headers.or_else(|| {
+            collected
+                .trailers()
+                .and_then(|t| t.get("grpc-status").cloned())
+        })
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{path}: no answer"));
+    answer
+        .map(|v| v.to_str().expect("ASCII").to_string())
+        .unwrap_or_else(|| panic!("{path}: no grpc-status in the answer"))
+}
+
+/// `message` in gRPC's framing: flag byte, big-endian length, the bytes.
+fn framed(compressed: bool, length: u32, message: &[u8]) -> Vec<u8> {
+    let mut body = vec![u8::from(compressed)];
+    body.extend_from_slice(&length.to_be_bytes());
+    body.extend_from_slice(message);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_unary_grpc_calls_get_a_status_and_the_door_keeps_serving() {
+    use prost::Message;
+    let (_daemon, datacatalog, cacheservice) = start("");
+    let get_dataset = pb::GetDatasetRequest {
+        dataset: Some(pb::DatasetId {
+            project: "flytesnacks".into(),
+            domain: "development".into(),
+            name: "flyte_task-wf.malformed".into(),
+            version: "1-aaaaaaaa-bbbbbbbb".into(),
+            ..pb::DatasetId::default()
+        }),
+    }
+    .encode_to_vec();
+    let length = get_dataset.len() as u32;
+    let code = |c: Code| (c as i32).to_string();
+    let path = "/datacatalog.DataCatalog/GetDataset";
+    /// What the case is, its extra headers, its body, the code it must get.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>, Code);
+    let cases: Vec<Case> = vec![
+        (
+            "well formed (no such dataset)",
+            &[],
+            framed(false, length, &get_dataset),
+            Code::NotFound,
+        ),
+        (
+            "gzip",
+            &[("grpc-encoding", "gzip")],
+            framed(true, length, &get_dataset),
+            Code::Unimplemented,
+        ),
+        (
+            "flagged compressed, no grpc-encoding",
+            &[],
+            framed(true, length, &get_dataset),
+            Code::Internal,
+        ),
+        (
+            "shorter than announced",
+            &[],
+            framed(false, length + 10, &get_dataset),
+            Code::Internal,
+        ),
+        (
+            "two messages",
+            &[],
+            [
+                framed(false, length, &get_dataset),
+                framed(false, length, &get_dataset),
+            ]
+            .concat(),
+            Code::Internal,
+        ),
+        ("no message", &[], Vec::new(), Code::Internal),
+        (
+            "not protobuf",
+            &[],
+            framed(false, 3, b"\xff\xff\xff"),
+            Code::InvalidArgument,
+        ),
+        (
+            "over 4 MiB",
+            &[],
+            framed(false, (4 << 20) + 1, &vec![0u8; (4 << 20) + 1]),
+            Code::ResourceExhausted,
+        ),
+    ];
+    for (what, headers, body, expected) in cases {
+        assert_eq!(
+            grpc_status_of(datacatalog, path, headers, body).await,
+            code(expected),
+            "{what}"
+        );
+    }
+    for (port, path) in [
+        (datacatalog, "/datacatalog.DataCatalog/NoSuchMethod"),
+        (
+            cacheservice,
+            "/flyteidl2.cacheservice.v2.CacheService/NoSuchMethod",
+        ),
+        (datacatalog, "/no.such.Service/Method"),
+    ] {
+        assert_eq!(
+            grpc_status_of(port, path, &[], framed(false, 0, b"")).await,
+            code(Code::Unimplemented),
+            "{path}"
+        );
+    }
+    // Still serving: the well-formed call again.
+    assert_eq!(
+        grpc_status_of(datacatalog, path, &[], framed(false, length, &get_dataset)).await,
+        code(Code::NotFound)
+    );
+}

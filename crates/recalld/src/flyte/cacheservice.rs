@@ -33,7 +33,7 @@ use futures::future::BoxFuture;
 use super::{DecodedRecords, Record, duration, timestamp};
 use crate::auth::Auth;
 use crate::config::Access;
-use crate::connect::{Unary, call_unary};
+use crate::grpc::{Unary, call_unary};
 use crate::grpc::{authorize, status_of};
 use crate::metrics::FlyteBlobDeleteLabels;
 use crate::state::AppState;

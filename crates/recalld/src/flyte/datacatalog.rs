@@ -11,17 +11,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use recall_flyteidl::RawLiteral;
 use recall_flyteidl::datacatalog as pb;
 use recall_store::catalog::{
     ARTIFACT_OUTPUT, ArtifactRecord, CatalogItem, DATASET_OUTPUT, DatasetId, DatasetRecord,
 };
 use recall_store::{EntryRef, Output, PublishMode, PublishOptions, Tenant, system_time_ms};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::config::Access;
-use crate::grpc::status_of;
-use crate::grpc::{authorize, authorize_level};
+use crate::grpc::{Unary, authorize, authorize_level, call_unary, status_of};
 use crate::state::AppState;
 
 use super::{DecodedRecords, Read, Record, timestamp};
@@ -321,11 +323,11 @@ impl DataCatalog {
     ) -> Result<pb::GetArtifactResponse, Status> {
         let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
         self.authorize(&request, &id, Access::Read)?;
-        let (item, what) = query(get_query(request.get_ref().query_handle.as_ref()), &id)?;
+        let item = query(get_query(request.get_ref().query_handle.as_ref()))?;
         let record = self
             .read_artifact("GetArtifact", &id, item)
             .await?
-            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+            .ok_or_else(|| Status::not_found(format!("{} not found", describe(item, &id))))?;
         Ok(pb::GetArtifactResponse {
             artifact: Some(artifact_message(&record)),
         })
@@ -396,12 +398,12 @@ impl DataCatalog {
         let id = dataset_id(request.get_ref().dataset.as_ref(), "dataset")?;
         self.authorize(&request, &id, Access::Write)?;
         let request = request.into_inner();
-        let (item, what) = query(update_query(request.query_handle.as_ref()), &id)?;
+        let item = query(update_query(request.query_handle.as_ref()))?;
         let data = artifact_data(request.data, "data")?;
         let current = self
             .read_artifact("UpdateArtifact", &id, item)
             .await?
-            .ok_or_else(|| Status::not_found(format!("{what} not found")))?;
+            .ok_or_else(|| Status::not_found(format!("{} not found", describe(item, &id))))?;
         let record = ArtifactRecord {
             data,
             metadata: metadata(request.metadata),
@@ -705,20 +707,38 @@ impl DataCatalog {
     }
 }
 
-/// The gRPC trait: each method calls the inherent method of the same name and counts the
-/// answer by method and code ([`DataCatalog::finish`]).
+/// The service's name in gRPC and Connect paths.
+pub const SERVICE: &str = "datacatalog.DataCatalog";
+
+/// The unary method table gRPC calls ([`Unary`]): each method decodes its request, calls the
+/// inherent method of the same name, counts the answer by method and code
+/// ([`DataCatalog::finish`]) and encodes it.
 macro_rules! grpc_methods {
     ($($method:ident($request:ident) -> $response:ident as $name:literal;)*) => {
-        #[tonic::async_trait]
-        impl pb::data_catalog_server::DataCatalog for DataCatalog {
-            $(
-                async fn $method(
-                    &self,
-                    request: Request<pb::$request>,
-                ) -> Result<Response<pb::$response>, Status> {
-                    self.finish($name, DataCatalog::$method(self, request).await)
+        impl Unary for DataCatalog {
+            fn call(
+                &self,
+                path: &str,
+                metadata: MetadataMap,
+                message: Bytes,
+            ) -> Option<BoxFuture<'_, Result<Vec<u8>, Status>>> {
+                let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+                if service != SERVICE {
+                    return None;
                 }
-            )*
+                Some(match method {
+                    $(
+                        $name => Box::pin(call_unary(
+                            metadata,
+                            message,
+                            move |request: Request<pb::$request>| async move {
+                                self.finish($name, DataCatalog::$method(self, request).await)
+                            },
+                        )),
+                    )*
+                    _ => return None,
+                })
+            }
         }
     };
 }
@@ -810,20 +830,22 @@ fn reservation_id(id: Option<&pb::ReservationId>) -> Result<(DatasetId, String),
 }
 
 /// The entry a GetArtifact/UpdateArtifact query names, and how to say it in errors.
-fn query<'a>(
-    handle: Option<CatalogItem<'a>>,
-    id: &DatasetId,
-) -> Result<(CatalogItem<'a>, String), Status> {
+/// The item a query handle names; an empty one is an invalid argument.
+fn query(handle: Option<CatalogItem<'_>>) -> Result<CatalogItem<'_>, Status> {
     match handle {
-        Some(CatalogItem::Tag(tag)) if !tag.is_empty() => Ok((
-            CatalogItem::Tag(tag),
-            format!("tag {tag:?} of dataset {}", show(id)),
-        )),
-        Some(CatalogItem::Artifact(artifact)) if !artifact.is_empty() => Ok((
-            CatalogItem::Artifact(artifact),
-            format!("artifact {artifact:?} of dataset {}", show(id)),
-        )),
+        Some(item @ (CatalogItem::Tag(name) | CatalogItem::Artifact(name))) if !name.is_empty() => {
+            Ok(item)
+        }
         _ => Err(missing("artifact_id or tag_name")),
+    }
+}
+
+/// `item` of dataset `id`, as error messages name it.
+fn describe(item: CatalogItem<'_>, id: &DatasetId) -> String {
+    match item {
+        CatalogItem::Tag(tag) => format!("tag {tag:?} of dataset {}", show(id)),
+        CatalogItem::Artifact(artifact) => format!("artifact {artifact:?} of dataset {}", show(id)),
+        CatalogItem::Dataset => format!("dataset {}", show(id)),
     }
 }
 

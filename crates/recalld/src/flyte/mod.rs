@@ -20,38 +20,35 @@ use tonic::Status;
 
 use crate::cache::LookupAnswer;
 use crate::error::ApiError;
-use crate::grpc::{RequireToken, TokenRefusals, code_name, status_of};
+use crate::grpc::{GrpcDoor, TokenRefusals, code_name, status_of};
 use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
-
-use recall_flyteidl::datacatalog::data_catalog_server::DataCatalogServer;
 
 use crate::state::AppState;
 
 /// The datacatalog service (with gRPC health and reflection) as a router for recalld's
 /// connection handling; a call without a known token is refused before its message is read.
 pub async fn datacatalog_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
-    let service = DataCatalogServer::with_interceptor(
-        datacatalog::DataCatalog::new(state.clone()),
-        RequireToken::new(
-            state.auth.clone(),
-            TokenRefusals::new("datacatalog", state.metrics.clone()),
-        ),
+    const SERVICES: &[&str] = &[datacatalog::SERVICE];
+    let door = GrpcDoor::new(
+        SERVICES,
+        Arc::new(datacatalog::DataCatalog::new(state.clone())),
+        crate::grpc::health_and_reflection(SERVICES, &[recall_flyteidl::FILE_DESCRIPTOR_SET])
+            .await?,
+        state.auth.clone(),
+        TokenRefusals::new("datacatalog", state.metrics.clone()),
     );
-    crate::grpc::router(
-        tonic::service::Routes::new(service),
-        &["datacatalog.DataCatalog"],
-        &[recall_flyteidl::FILE_DESCRIPTOR_SET],
-    )
-    .await
+    Ok(axum::Router::new()
+        .fallback(move |request: axum::extract::Request| door.clone().route(request)))
 }
 
 /// Flyte 2's CacheService (the base and v2 services) as a router for recalld's connection
 /// handling: gRPC, with health and reflection, and Connect unary (binary and JSON) on the
 /// same port. Calls without a known token are refused before their message is read.
 pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
-    use recall_flyteidl::cacheservice::cache_service_server::CacheServiceServer;
-    use recall_flyteidl::cacheservice::v2::cache_service_server::CacheServiceServer as V2Server;
-
+    const SERVICES: &[&str] = &[
+        "flyteidl2.cacheservice.CacheService",
+        "flyteidl2.cacheservice.v2.CacheService",
+    ];
     let service = cacheservice::CacheService::new(state.clone());
     if state.config.flyte.cacheservice_insecure_no_auth && state.auth.enabled() {
         tracing::warn!(
@@ -61,24 +58,15 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
     }
     let auth = service.auth.clone();
     let refusals = TokenRefusals::new("cacheservice", state.metrics.clone());
-    let unary = Arc::new(cacheservice::ConnectMethods::new(service.clone()));
-    let base = CacheServiceServer::with_interceptor(
-        cacheservice::BaseService(service.clone()),
-        RequireToken::new(auth.clone(), refusals.clone()),
+    let unary = Arc::new(cacheservice::ConnectMethods::new(service));
+    let grpc = GrpcDoor::new(
+        SERVICES,
+        unary.clone(),
+        crate::grpc::health_and_reflection(SERVICES, &[recall_flyteidl::FILE_DESCRIPTOR_SET])
+            .await?,
+        auth.clone(),
+        refusals.clone(),
     );
-    let v2 = V2Server::with_interceptor(
-        cacheservice::V2Service(service),
-        RequireToken::new(auth.clone(), refusals.clone()),
-    );
-    let grpc = crate::grpc::router(
-        tonic::service::Routes::new(base).add_service(v2),
-        &[
-            "flyteidl2.cacheservice.CacheService",
-            "flyteidl2.cacheservice.v2.CacheService",
-        ],
-        &[recall_flyteidl::FILE_DESCRIPTOR_SET],
-    )
-    .await?;
     let connect = crate::connect::Connect::new(
         grpc,
         unary,
