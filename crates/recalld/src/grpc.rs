@@ -115,8 +115,8 @@ impl GrpcDoor {
                 Err(never) => match never {},
             };
         }
-        match self.unary_call(request).await {
-            Ok(message) => answer(message),
+        match self.unary_call(request).await.and_then(answer) {
+            Ok(response) => response,
             Err(status) => status.into_http(),
         }
     }
@@ -202,10 +202,16 @@ fn unframe(mut body: Bytes) -> Result<Bytes, Status> {
 }
 
 /// A successful unary answer: `message` framed, then `grpc-status: 0` as the trailer.
-fn answer(message: Vec<u8>) -> Response {
+fn answer(message: Vec<u8>) -> Result<Response, Status> {
+    let length = u32::try_from(message.len()).map_err(|_| {
+        Status::resource_exhausted(format!(
+            "the answer is {} bytes, more than one gRPC message can hold",
+            message.len()
+        ))
+    })?;
     let mut framed = Vec::with_capacity(5 + message.len());
     framed.put_u8(0);
-    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    framed.put_u32(length);
     framed.extend_from_slice(&message);
     let mut response = Response::new(Body::new(UnaryBody {
         message: Some(Bytes::from(framed)),
@@ -215,7 +221,7 @@ fn answer(message: Vec<u8>) -> Response {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/grpc"),
     );
-    response
+    Ok(response)
 }
 
 /// A unary answer's body: one message, then the OK status as trailers, then the end.
