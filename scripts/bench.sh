@@ -416,40 +416,60 @@ recalld_args=()
 declare -A flyte_urls
 flyte_urls=([http]="$daemon_url" [datacatalog]="http://127.0.0.1:$dc_port" [connect]="http://127.0.0.1:$cs_port")
 flyte_load() {  # flyte_load PROTOCOL SECONDS: one run's JSON on stdout
-  if [ "$1" = propeller ]; then
+  case "$1" in
     # datacatalog as flytepropeller calls it: one channel (one grpc.Dial), every call on it.
-    "$rbench" load --protocol datacatalog --url "${flyte_urls[datacatalog]}" --connections 50 \
-      --grpc-channels 1 --seconds "$2"
-  else
-    "$rbench" load --protocol "$1" --url "${flyte_urls[$1]}" --connections 50 --seconds "$2"
-  fi
+    propeller) "$rbench" load --protocol datacatalog --url "${flyte_urls[datacatalog]}" \
+      --connections 50 --grpc-channels 1 --seconds "$2" ;;
+    floor) "$rbench" load --protocol datacatalog --url "${flyte_urls[floor]}" --connections 50 \
+      --seconds "$2" ;;
+    *) "$rbench" load --protocol "$1" --url "${flyte_urls[$1]}" --connections 50 --seconds "$2" ;;
+  esac
 }
 # Populate through each protocol, and warm each path (the entry then sits in the memory tier).
 for protocol in http datacatalog propeller connect; do flyte_load "$protocol" 2 >/dev/null; done
+# The floor: hyper's HTTP/2 server answering every GetArtifact with the answer recalld gave,
+# and doing nothing else (crates/recall-bench/src/floor.rs).
+floor_port=$(free_port)
+"$rbench" grpc-floor --upstream "${flyte_urls[datacatalog]}" --listen "127.0.0.1:$floor_port" \
+  > "$work/floor.out" &
+floor_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/floor.out" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$work/floor.out" || { echo "recall-bench grpc-floor did not start" >&2; exit 1; }
+flyte_urls[floor]="http://127.0.0.1:$floor_port"
+flyte_load floor 2 >/dev/null
+flyte_protocols="http datacatalog propeller connect floor"
 store_before=$(hot_store_requests)
-for protocol in http datacatalog propeller connect; do : > "$work/flyte-rounds-$protocol"; done
+for protocol in $flyte_protocols; do : > "$work/flyte-rounds-$protocol"; done
+TIMEFORMAT='%U %S'  # bash's `time`: the load generator's CPU seconds
 for round in $(seq "$rounds"); do
-  for protocol in http datacatalog propeller connect; do
-    cpu0=$(cpu_us "$recalld_pid")
-    flyte_load "$protocol" "$round_secs" > "$work/flyte-$protocol-$round.json"
-    cpu1=$(cpu_us "$recalld_pid")
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["rps"], d["p50_us"], d["p99_us"], d["errors"], round(float(sys.argv[1]) / d["requests"], 1), d["requests"])' \
-      "$((cpu1 - cpu0))" < "$work/flyte-$protocol-$round.json" >> "$work/flyte-rounds-$protocol"
+  for protocol in $flyte_protocols; do
+    if [ "$protocol" = floor ]; then server_pid=$floor_pid; else server_pid=$recalld_pid; fi
+    cpu0=$(cpu_us "$server_pid")
+    { time flyte_load "$protocol" "$round_secs" > "$work/flyte-$protocol-$round.json"; } \
+      2> "$work/flyte-client-cpu"
+    cpu1=$(cpu_us "$server_pid")
+    # rps p50 p99 errors server-µs/request requests client-µs/request
+    python3 -c 'import json,sys; d=json.load(sys.stdin); u,s=map(float,open(sys.argv[2]).read().split()[-2:]); print(d["rps"], d["p50_us"], d["p99_us"], d["errors"], round(float(sys.argv[1]) / d["requests"], 1), d["requests"], round((u + s) * 1e6 / d["requests"], 1))' \
+      "$((cpu1 - cpu0))" "$work/flyte-client-cpu" < "$work/flyte-$protocol-$round.json" >> "$work/flyte-rounds-$protocol"
   done
   echo "   round $round: http $(tail -1 "$work/flyte-rounds-http" | cut -d' ' -f1) req/s," \
     "datacatalog $(tail -1 "$work/flyte-rounds-datacatalog" | cut -d' ' -f1) req/s," \
     "datacatalog over one connection $(tail -1 "$work/flyte-rounds-propeller" | cut -d' ' -f1) req/s," \
-    "connect $(tail -1 "$work/flyte-rounds-connect" | cut -d' ' -f1) req/s"
+    "connect $(tail -1 "$work/flyte-rounds-connect" | cut -d' ' -f1) req/s," \
+    "gRPC floor $(tail -1 "$work/flyte-rounds-floor" | cut -d' ' -f1) req/s"
 done
+unset TIMEFORMAT
 flyte_store_requests=$(( $(hot_store_requests) - store_before ))
+kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
-read -r fh_rps fh_p50 fh_p99 fh_errors fh_cpu _ < <(column_medians "$work/flyte-rounds-http")
-read -r fd_rps fd_p50 fd_p99 fd_errors fd_cpu _ < <(column_medians "$work/flyte-rounds-datacatalog")
-read -r fc_rps fc_p50 fc_p99 fc_errors fc_cpu _ < <(column_medians "$work/flyte-rounds-connect")
-read -r fp_rps fp_p50 fp_p99 fp_errors fp_cpu _ < <(column_medians "$work/flyte-rounds-propeller")
-flyte_hits=$(cat "$work"/flyte-rounds-* | awk '{s += $6} END {print s}')
+read -r fh_rps fh_p50 fh_p99 fh_errors fh_cpu _ fh_client < <(column_medians "$work/flyte-rounds-http")
+read -r fd_rps fd_p50 fd_p99 fd_errors fd_cpu _ fd_client < <(column_medians "$work/flyte-rounds-datacatalog")
+read -r fc_rps fc_p50 fc_p99 fc_errors fc_cpu _ fc_client < <(column_medians "$work/flyte-rounds-connect")
+read -r fp_rps fp_p50 fp_p99 fp_errors fp_cpu _ fp_client < <(column_medians "$work/flyte-rounds-propeller")
+read -r ff_rps ff_p50 ff_p99 ff_errors ff_cpu _ ff_client < <(column_medians "$work/flyte-rounds-floor")
+flyte_hits=$(cat "$work"/flyte-rounds-{http,datacatalog,propeller,connect} | awk '{s += $6} END {print s}')
 ratio_dc=$(calc "$fd_rps / $fh_rps"); ratio_cs=$(calc "$fc_rps / $fh_rps")
-ratio_dp=$(calc "$fp_rps / $fh_rps")
+ratio_dp=$(calc "$fp_rps / $fh_rps"); ratio_ff=$(calc "$ff_rps / $fh_rps")
 round_ratios_of() {  # per-round PROTOCOL / http ratios
   paste -d' ' "$work/flyte-rounds-$1" "$work/flyte-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $7}'
 }
@@ -600,8 +620,11 @@ if runs flyte; then {
   echo "again with all 50 calls in flight on one connection, which is how flytepropeller calls"
   echo "datacatalog: one \`grpc.Dial\`, every call multiplexed on it), CacheService v2 Get as Connect"
   echo "unary (POST, \`application/proto\`). HTTP and Connect use the same client (reqwest, HTTP/1.1,"
-  echo "one connection per client). $rounds rounds, the four loads alternating within each round; the"
-  echo "figures are per-column medians."
+  echo "one connection per client). The floor row sends the datacatalog load to a server that does"
+  echo "nothing but answer (hyper's HTTP/2 server, the stack recalld's gRPC doors run on, with the"
+  echo "bytes recalld answered): what a unary gRPC call costs here before any cache work."
+  echo "$rounds rounds, the five loads alternating within each round; the figures are per-column"
+  echo "medians."
   echo
   echo "| what | measured | reference (HTTP hot hits, same driver, same run) | ratio | target | verdict |"
   echo "|---|---|---|---|---|---|"
@@ -611,10 +634,22 @@ if runs flyte; then {
     "$fp_rps" "$fp_p50" "$fp_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_dp" "$(round_ratios_of propeller)" "$(verdict "$ratio_dp >= 0.7")"
   printf '| CacheService Get hits over Connect unary, 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | ≥ 0.7× HTTP | %s |\n' \
     "$fc_rps" "$fc_p50" "$fc_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_cs" "$(round_ratios_of connect)" "$(verdict "$ratio_cs >= 0.7")"
+  printf '| floor: the same GetArtifact load against hyper'"'"'s HTTP/2 server answering every call with the same message and no cache work (`recall-bench grpc-floor`), 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | — | — |\n' \
+    "$ff_rps" "$ff_p50" "$ff_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_ff" "$(round_ratios_of floor)"
   echo
-  echo "recalld's CPU time per hit (user + system, from /proc, median of the rounds): HTTP $fh_cpu µs,"
-  echo "datacatalog gRPC $fd_cpu µs (one connection: $fp_cpu µs), Connect $fc_cpu µs. Errors (median per"
-  echo "round): HTTP $fh_errors, datacatalog $fd_errors (one connection: $fp_errors), Connect $fc_errors."
+  echo "CPU time per call (user + system, median of the rounds), of the server (from /proc) and of"
+  echo "the load generator (bash \`time\`):"
+  echo
+  echo "| load | server µs per call | recall-bench µs per call |"
+  echo "|---|---|---|"
+  echo "| HTTP (recalld) | $fh_cpu | $fh_client |"
+  echo "| datacatalog gRPC, 50 connections (recalld) | $fd_cpu | $fd_client |"
+  echo "| datacatalog gRPC, one connection (recalld) | $fp_cpu | $fp_client |"
+  echo "| CacheService Connect (recalld) | $fc_cpu | $fc_client |"
+  echo "| gRPC floor, 50 connections (recall-bench grpc-floor) | $ff_cpu | $ff_client |"
+  echo
+  echo "Errors (median per round): HTTP $fh_errors, datacatalog $fd_errors (one connection:"
+  echo "$fp_errors), Connect $fc_errors, floor $ff_errors."
   echo "One connection is served by one of recalld's worker threads (each connection stays on the"
   echo "worker that accepted it), so that row uses one core of recalld's. Store requests behind the memory tier during the"
   echo "measured rounds (\`recall_hot_store_requests\`): $flyte_store_requests for $flyte_hits hits (the tier"

@@ -259,15 +259,20 @@ fn dataset() -> dc::DatasetId {
     }
 }
 
+/// The GetArtifact call of the datacatalog load: the bench dataset's tagged artifact.
+pub fn get_artifact_request() -> dc::GetArtifactRequest {
+    dc::GetArtifactRequest {
+        dataset: Some(dataset()),
+        query_handle: Some(dc::get_artifact_request::QueryHandle::TagName(TAG.into())),
+    }
+}
+
 async fn populate_datacatalog(url: &str) -> anyhow::Result<Target> {
     let mut client =
         DataCatalogClient::new(Channel::from_shared(url.to_string())?.connect().await?);
     let mut target = Target::Datacatalog {
         client: Box::new(client.clone()),
-        request: dc::GetArtifactRequest {
-            dataset: Some(dataset()),
-            query_handle: Some(dc::get_artifact_request::QueryHandle::TagName(TAG.into())),
-        },
+        request: get_artifact_request(),
     };
     if hit(&mut target).await.is_ok() {
         return Ok(target);

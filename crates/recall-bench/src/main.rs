@@ -8,10 +8,14 @@
 //!     recall-bench load --protocol http|datacatalog|connect --url URL [--connections 50] [--seconds 10]
 //!                                            hot hits of one entry through one of recalld's front
 //!                                            doors (src/load.rs): {requests, errors, rps, p50_us, p99_us}
+//!     recall-bench grpc-floor --upstream URL --listen ADDR
+//!                                            an HTTP/2 server answering every call with the
+//!                                            datacatalog answer URL gave (src/floor.rs)
 //!
 //! URL is a store URL (`file:///...`, `s3://...` with the AWS variables); DAEMON is recalld's
 //! base URL over the same store. Entries use project `bench`, domain `perf`, task `wf.bench`.
 
+mod floor;
 mod load;
 
 use std::sync::Arc;
@@ -82,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         ["cold", url, daemon, m] => cold(url, daemon, number(m, "M")?).await,
         ["coalesce", url, daemon] => coalesce(url, daemon).await,
         ["load", ref rest @ ..] => load::run(rest).await,
+        ["grpc-floor", ref rest @ ..] => floor::run(rest).await,
         ["keys", n] => {
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
