@@ -471,7 +471,8 @@ flyte_hits=$(cat "$work"/flyte-rounds-{http,datacatalog,propeller,connect} | awk
 ratio_dc=$(calc "$fd_rps / $fh_rps"); ratio_cs=$(calc "$fc_rps / $fh_rps")
 ratio_dp=$(calc "$fp_rps / $fh_rps"); ratio_ff=$(calc "$ff_rps / $fh_rps")
 round_ratios_of() {  # per-round PROTOCOL / http ratios
-  paste -d' ' "$work/flyte-rounds-$1" "$work/flyte-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $7}'
+  # Each line: the protocol's round, then HTTP's (same columns): req/s is the first of each.
+  paste -d' ' "$work/flyte-rounds-$1" "$work/flyte-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $(NF / 2 + 1)}'
 }
 fi
 
