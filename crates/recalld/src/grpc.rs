@@ -15,7 +15,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -290,17 +292,58 @@ pub async fn health_and_reflection(
 
 /// Logs and counts the calls one Flyte listener refuses for their token before reading them
 /// (`recall_flyte_token_refusals_total`), so that a client sending no token, or the wrong
-/// one, shows on recalld's side too.
+/// one, shows on recalld's side too. Every refusal is counted; at most one is logged per
+/// [`REFUSAL_LOG_INTERVAL`] per listener, with how many went unlogged since the last line, so
+/// that a client hammering the listener without a token cannot flood the log.
 #[derive(Clone)]
 pub struct TokenRefusals {
     door: &'static str,
     metrics: Arc<Metrics>,
+    log: Arc<RefusalLog>,
+}
+
+/// How often a listener logs a refused call at most.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// When a listener may log its next refusal, and how many it left unlogged.
+struct RefusalLog {
+    started: Instant,
+    /// Milliseconds since `started` before which refusals are only counted.
+    quiet_until_ms: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+impl RefusalLog {
+    /// `Some(refusals left unlogged before this one)` when this refusal is to be logged.
+    fn admit(&self) -> Option<u64> {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let quiet_until = self.quiet_until_ms.load(Ordering::Relaxed);
+        let next = now.saturating_add(REFUSAL_LOG_INTERVAL.as_millis() as u64);
+        if now >= quiet_until
+            && self
+                .quiet_until_ms
+                .compare_exchange(quiet_until, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.unlogged.swap(0, Ordering::Relaxed));
+        }
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl TokenRefusals {
     /// Refusals of the listener named `door` (`datacatalog`, `cacheservice`).
     pub fn new(door: &'static str, metrics: Arc<Metrics>) -> Self {
-        TokenRefusals { door, metrics }
+        TokenRefusals {
+            door,
+            metrics,
+            log: Arc::new(RefusalLog {
+                started: Instant::now(),
+                quiet_until_ms: AtomicU64::new(0),
+                unlogged: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// Records `status`, a refusal (`Unauthenticated` or `PermissionDenied`).
@@ -309,8 +352,12 @@ impl TokenRefusals {
             Code::Unauthenticated => "Unauthenticated",
             _ => "PermissionDenied",
         };
-        tracing::info!(door = self.door, code, reason = %status.message(),
-            "Flyte call refused before its message was read");
+        if let Some(unlogged) = self.log.admit() {
+            tracing::info!(door = self.door, code, reason = %status.message(),
+                unlogged_since_last_line = unlogged,
+                "Flyte call refused before its message was read \
+                 (at most one such line per listener every 10 s; recall_flyte_token_refusals_total counts all)");
+        }
         self.metrics
             .flyte_token_refusals
             .get_or_create(&FlyteRefusalLabels {
@@ -421,6 +468,23 @@ mod tests {
             assert_eq!(status.code(), Code::Internal);
             assert!(status.message().contains(why), "{:?}", status.message());
         }
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_interval_and_the_rest_counted() {
+        let log = RefusalLog {
+            started: Instant::now(),
+            quiet_until_ms: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+        };
+        assert_eq!(log.admit(), Some(0), "the first refusal is logged");
+        for _ in 0..5 {
+            assert_eq!(log.admit(), None, "within the interval: counted only");
+        }
+        // Once the interval has passed, the next line says how many went unlogged.
+        log.quiet_until_ms.store(0, Ordering::Relaxed);
+        assert_eq!(log.admit(), Some(5));
+        assert_eq!(log.admit(), None);
     }
 
     #[test]
