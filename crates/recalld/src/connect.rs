@@ -27,9 +27,12 @@ use crate::grpc::{GrpcDoor, TokenRefusals, Unary};
 /// Largest Connect request body accepted.
 const MAX_BODY: usize = 64 << 20;
 
-/// The Connect side of one listener.
+/// The Connect side of one listener (its gRPC calls handed to the [`GrpcDoor`]). Cheap to
+/// clone; it is also the listener's service for [`crate::server`].
 #[derive(Clone)]
-pub struct Connect {
+pub struct Connect(Arc<ConnectParts>);
+
+struct ConnectParts {
     grpc: GrpcDoor,
     unary: Arc<dyn Unary>,
     pool: Arc<DescriptorPool>,
@@ -64,25 +67,25 @@ impl Connect {
         auth: Auth,
         refusals: TokenRefusals,
     ) -> anyhow::Result<Connect> {
-        Ok(Connect {
+        Ok(Connect(Arc::new(ConnectParts {
             grpc,
             unary,
             pool: Arc::new(DescriptorPool::decode(descriptor_set)?),
             auth,
             refusals,
-        })
+        })))
     }
 
     /// Answers one request: gRPC ones (`Content-Type: application/grpc...`) go to the gRPC
     /// door, everything else is treated as Connect.
-    pub async fn route(self, request: Request<Body>) -> Response {
+    pub async fn route(&self, request: Request<Body>) -> Response {
         let grpc = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
         if grpc {
-            return self.grpc.clone().route(request).await;
+            return self.0.grpc.clone().route(request).await;
         }
         match self.unary(request).await {
             Ok(response) => response,
@@ -137,11 +140,12 @@ impl Connect {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        self.auth
+        self.0
+            .auth
             .check_level(token, Access::Read)
             .map_err(|denied| {
                 let status = crate::grpc::denied(denied);
-                self.refusals.record(&status);
+                self.0.refusals.record(&status);
                 (status.code(), status.message().to_string())
             })?;
         let body = axum::body::to_bytes(body, MAX_BODY)
@@ -159,6 +163,7 @@ impl Connect {
         };
         let metadata = MetadataMap::from_headers(parts.headers);
         let answer = self
+            .0
             .unary
             .call(parts.uri.path(), metadata, message)
             .ok_or_else(|| {
@@ -191,10 +196,29 @@ impl Connect {
             .strip_prefix('/')
             .and_then(|p| p.split_once('/'))
             .ok_or_else(unknown)?;
-        self.pool
+        self.0
+            .pool
             .get_service_by_name(service)
             .and_then(|s| s.methods().find(|m| m.name() == method))
             .ok_or_else(unknown)
+    }
+}
+
+impl tower::Service<Request<Body>> for Connect {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let connect = self.clone();
+        Box::pin(async move { Ok(connect.route(request).await) })
     }
 }
 

@@ -71,9 +71,12 @@ where
 }
 
 /// One gRPC listener's calls: a unary call to one of `services` is answered from the
-/// [`Unary`] table; anything else (health checks, reflection) goes to tonic's routes.
+/// [`Unary`] table; anything else (health checks, reflection) goes to tonic's routes. Cheap to
+/// clone; it is also the listener's service for [`crate::server`].
 #[derive(Clone)]
-pub struct GrpcDoor {
+pub struct GrpcDoor(Arc<DoorParts>);
+
+struct DoorParts {
     services: &'static [&'static str],
     unary: Arc<dyn Unary>,
     tonic: axum::Router,
@@ -91,13 +94,13 @@ impl GrpcDoor {
         auth: Auth,
         refusals: TokenRefusals,
     ) -> Self {
-        GrpcDoor {
+        GrpcDoor(Arc::new(DoorParts {
             services,
             unary,
             tonic,
             auth,
             refusals,
-        }
+        }))
     }
 
     /// Answers one request: a gRPC call (`Content-Type: application/grpc...`) to one of our
@@ -110,9 +113,9 @@ impl GrpcDoor {
             .is_some_and(|v| v.starts_with("application/grpc"));
         let ours = grpc
             && request.method() == hyper::Method::POST
-            && service_of(request.uri().path()).is_some_and(|s| self.services.contains(&s));
+            && service_of(request.uri().path()).is_some_and(|s| self.0.services.contains(&s));
         if !ours {
-            return match self.tonic.oneshot(request).await {
+            return match self.0.tonic.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
@@ -139,8 +142,8 @@ impl GrpcDoor {
         let metadata = MetadataMap::from_headers(parts.headers);
         // No body is read for a caller without a known token (the project and domain it may
         // touch are checked once the message names them).
-        authorize_level(&self.auth, &metadata, Access::Read)
-            .inspect_err(|status| self.refusals.record(status))?;
+        authorize_level(&self.0.auth, &metadata, Access::Read)
+            .inspect_err(|status| self.0.refusals.record(status))?;
         let body = axum::body::to_bytes(body, MAX_MESSAGE + 5)
             .await
             .map_err(|e| {
@@ -154,10 +157,26 @@ impl GrpcDoor {
             })?;
         let message = unframe(body)?;
         let call = self
+            .0
             .unary
             .call(path, metadata, message)
             .ok_or_else(|| Status::unimplemented(format!("no method {path:?}")))?;
         call.await
+    }
+}
+
+impl tower::Service<Request<Body>> for GrpcDoor {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let door = self.clone();
+        Box::pin(async move { Ok(door.route(request).await) })
     }
 }
 

@@ -72,10 +72,10 @@ pub async fn serve(
         let door_address = listener.local_addr()?;
         println!("recalld: datacatalog gRPC on {door_address}");
         tracing::info!(address = %door_address, "serving Flyte's datacatalog (gRPC)");
-        let router = flyte::datacatalog_router(state.clone()).await?;
+        let door = flyte::datacatalog_door(state.clone()).await?;
         doors.push(tokio::spawn(server::run(
             listener,
-            router,
+            door,
             threads,
             limits,
             server::Protocols::Http1AndHttp2,
@@ -86,10 +86,10 @@ pub async fn serve(
         let door_address = listener.local_addr()?;
         println!("recalld: cacheservice gRPC and Connect on {door_address}");
         tracing::info!(address = %door_address, "serving Flyte 2's CacheService (gRPC, Connect)");
-        let router = flyte::cacheservice_router(state.clone()).await?;
+        let door = flyte::cacheservice_door(state.clone()).await?;
         doors.push(tokio::spawn(server::run(
             listener,
-            router,
+            door,
             threads,
             limits,
             server::Protocols::Http1AndHttp2,

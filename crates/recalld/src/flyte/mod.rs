@@ -25,26 +25,24 @@ use crate::metrics::{FlyteLookupLabels, FlyteRequestLabels};
 
 use crate::state::AppState;
 
-/// The datacatalog service (with gRPC health and reflection) as a router for recalld's
+/// The datacatalog service (with gRPC health and reflection) as a service for recalld's
 /// connection handling; a call without a known token is refused before its message is read.
-pub async fn datacatalog_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
+pub async fn datacatalog_door(state: Arc<AppState>) -> anyhow::Result<GrpcDoor> {
     const SERVICES: &[&str] = &[datacatalog::SERVICE];
-    let door = GrpcDoor::new(
+    Ok(GrpcDoor::new(
         SERVICES,
         Arc::new(datacatalog::DataCatalog::new(state.clone())),
         crate::grpc::health_and_reflection(SERVICES, &[recall_flyteidl::FILE_DESCRIPTOR_SET])
             .await?,
         state.auth.clone(),
         TokenRefusals::new("datacatalog", state.metrics.clone()),
-    );
-    Ok(axum::Router::new()
-        .fallback(move |request: axum::extract::Request| door.clone().route(request)))
+    ))
 }
 
-/// Flyte 2's CacheService (the base and v2 services) as a router for recalld's connection
+/// Flyte 2's CacheService (the base and v2 services) as a service for recalld's connection
 /// handling: gRPC, with health and reflection, and Connect unary (binary and JSON) on the
 /// same port. Calls without a known token are refused before their message is read.
-pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::Router> {
+pub async fn cacheservice_door(state: Arc<AppState>) -> anyhow::Result<crate::connect::Connect> {
     const SERVICES: &[&str] = &[
         "flyteidl2.cacheservice.CacheService",
         "flyteidl2.cacheservice.v2.CacheService",
@@ -67,15 +65,13 @@ pub async fn cacheservice_router(state: Arc<AppState>) -> anyhow::Result<axum::R
         auth.clone(),
         refusals.clone(),
     );
-    let connect = crate::connect::Connect::new(
+    crate::connect::Connect::new(
         grpc,
         unary,
         recall_flyteidl::FILE_DESCRIPTOR_SET,
         auth,
         refusals,
-    )?;
-    Ok(axum::Router::new()
-        .fallback(move |request: axum::extract::Request| connect.clone().route(request)))
+    )
 }
 
 /// Catalog records already decoded, by the content digest of their encoded bytes: a hit
