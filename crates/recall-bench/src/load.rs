@@ -144,8 +144,13 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     }
     times.sort();
     let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    // The URL an HTTP hit GETs, for other load generators to hit the same entry.
+    let url = match &target {
+        Target::Http { url, .. } => format!(",\"url\":{}", serde_json::Value::from(url.as_str())),
+        _ => String::new(),
+    };
     println!(
-        "{{\"requests\":{},\"errors\":{errors},\"rps\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0}}}",
+        "{{\"requests\":{},\"errors\":{errors},\"rps\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0}{url}}}",
         times.len(),
         times.len() as f64 / elapsed,
         at(0.50),
@@ -257,6 +262,16 @@ fn dataset() -> dc::DatasetId {
         version: "1.0-bench".into(),
         ..dc::DatasetId::default()
     }
+}
+
+/// The datacatalog load's GetArtifact call as a gRPC request body (5-byte prefix, message),
+/// for load generators that send fixed bytes (h2load).
+pub fn framed_get_artifact() -> Vec<u8> {
+    let message = get_artifact_request().encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    body
 }
 
 /// The GetArtifact call of the datacatalog load: the bench dataset's tagged artifact.

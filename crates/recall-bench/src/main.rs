@@ -8,6 +8,9 @@
 //!     recall-bench load --protocol http|datacatalog|connect --url URL [--connections 50] [--seconds 10]
 //!                                            hot hits of one entry through one of recalld's front
 //!                                            doors (src/load.rs): {requests, errors, rps, p50_us, p99_us}
+//!                                            (and the hit's url, for http)
+//!     recall-bench grpc-request              the datacatalog load's GetArtifact as a gRPC
+//!                                            request body, on stdout
 //!     recall-bench grpc-floor --upstream URL --listen ADDR
 //!                                            an HTTP/2 server answering every call with the
 //!                                            datacatalog answer URL gave (src/floor.rs)
@@ -87,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
         ["coalesce", url, daemon] => coalesce(url, daemon).await,
         ["load", ref rest @ ..] => load::run(rest).await,
         ["grpc-floor", ref rest @ ..] => floor::run(rest).await,
+        ["grpc-request"] => {
+            use std::io::Write;
+            std::io::stdout().write_all(&load::framed_get_artifact())?;
+            Ok(())
+        }
         ["keys", n] => {
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
