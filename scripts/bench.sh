@@ -474,7 +474,7 @@ getartifact_hits() {
   curl -fs "$daemon_url/metrics" \
     | awk '/^recall_flyte_lookups_total\{/ && /method="GetArtifact"/ && /result="hit"/ {printf "%d", $2}'
 }
-: > "$work/lean-rounds-http"; : > "$work/lean-rounds-grpc"
+: > "$work/lean-rounds-http"; : > "$work/lean-rounds-grpc"; : > "$work/lean-rounds-floor"
 for round in $(seq "$rounds"); do
   wrk -t2 -c50 -d"${round_secs}s" --latency "$flyte_http_url" > "$work/lean-wrk-$round.txt"
   wrk_figures "$work/lean-wrk-$round.txt" >> "$work/lean-rounds-http"
@@ -495,14 +495,27 @@ mean_us = float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 succeeded = int(done.group(2))
 print(f"{rps:.0f} {mean_us:.0f} {int(done.group(1)) - succeeded} {max(0, succeeded - int(sys.argv[2]))}")
 PY
+  h2load -t2 -c50 -m1 -D "$round_secs" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -d "$work/getartifact.grpc" "${flyte_urls[floor]}/datacatalog.DataCatalog/GetArtifact" \
+    > "$work/lean-h2load-floor-$round.txt"
+  python3 - "$work/lean-h2load-floor-$round.txt" >> "$work/lean-rounds-floor" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
+done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", text)
+print(f"{rps:.0f} {int(done.group(1)) - int(done.group(2))}")
+PY
   echo "   lean round $round: wrk http $(tail -1 "$work/lean-rounds-http" | cut -d' ' -f1) req/s," \
-    "h2load datacatalog $(tail -1 "$work/lean-rounds-grpc" | cut -d' ' -f1) req/s"
+    "h2load datacatalog $(tail -1 "$work/lean-rounds-grpc" | cut -d' ' -f1) req/s," \
+    "h2load floor $(tail -1 "$work/lean-rounds-floor" | cut -d' ' -f1) req/s"
 done
 read -r lh_rps lh_p50 lh_p99 lh_errors < <(column_medians "$work/lean-rounds-http")
 read -r lg_rps lg_mean lg_failed lg_nohit < <(column_medians "$work/lean-rounds-grpc")
-ratio_lean=$(calc "$lg_rps / $lh_rps")
-lean_round_ratios=$(paste -d' ' "$work/lean-rounds-grpc" "$work/lean-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $5}')
+read -r lf_rps lf_failed < <(column_medians "$work/lean-rounds-floor")
+ratio_lean=$(calc "$lg_rps / $lh_rps"); ratio_lean_floor=$(calc "$lf_rps / $lh_rps")
+lean_floor_ratios=$(paste -d' ' "$work/lean-rounds-floor" "$work/lean-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $3}')
 kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+lean_round_ratios=$(paste -d' ' "$work/lean-rounds-grpc" "$work/lean-rounds-http" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $5}')
 kill "$recalld_pid"; wait "$recalld_pid" 2>/dev/null || true
 read -r fh_rps fh_p50 fh_p99 fh_errors fh_cpu _ fh_client < <(column_medians "$work/flyte-rounds-http")
 read -r fd_rps fd_p50 fd_p99 fd_errors fd_cpu _ fd_client < <(column_medians "$work/flyte-rounds-datacatalog")
@@ -664,8 +677,9 @@ if runs flyte; then {
   echo "datacatalog: one \`grpc.Dial\`, every call multiplexed on it), CacheService v2 Get as Connect"
   echo "unary (POST, \`application/proto\`). HTTP and Connect use the same client (reqwest, HTTP/1.1,"
   echo "one connection per client). The floor row sends the datacatalog load to a server that does"
-  echo "nothing but answer (hyper's HTTP/2 server, the stack recalld's gRPC doors run on, with the"
-  echo "bytes recalld answered): what a unary gRPC call costs here before any cache work."
+  echo "nothing but answer: recalld's own connection handling (\`recalld::server\`, as its gRPC doors"
+  echo "are served) with an application that sends the bytes recalld answered and does no other work,"
+  echo "\`recall-bench grpc-floor\`: what a unary gRPC call costs recalld before its door looks at it."
   echo "$rounds rounds, the five loads alternating within each round; the figures are per-column"
   echo "medians. Then $rounds more rounds of the HTTP and datacatalog hits alternating with lean load"
   echo "generators written in C, wrk and h2load, which leave more of the 2 cores to recalld."
@@ -678,10 +692,12 @@ if runs flyte; then {
     "$fp_rps" "$fp_p50" "$fp_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_dp" "$(round_ratios_of propeller)" "$(verdict "$ratio_dp >= 0.7")"
   printf '| CacheService Get hits over Connect unary, 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | ≥ 0.7× HTTP | %s |\n' \
     "$fc_rps" "$fc_p50" "$fc_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_cs" "$(round_ratios_of connect)" "$(verdict "$ratio_cs >= 0.7")"
-  printf '| floor: the same GetArtifact load against hyper'"'"'s HTTP/2 server answering every call with the same message and no cache work (`recall-bench grpc-floor`), 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | — | — |\n' \
+  printf '| floor: the same GetArtifact load against recalld'"'"'s connection handling answering every call with the same bytes and no other work (`recall-bench grpc-floor`), 50 connections | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | — | — |\n' \
     "$ff_rps" "$ff_p50" "$ff_p99" "$fh_rps" "$fh_p50" "$fh_p99" "$ratio_ff" "$(round_ratios_of floor)"
   printf '| datacatalog GetArtifact hits over gRPC, 50 connections, with lean load generators: h2load (nghttp2, C) against wrk | %.0f req/s, mean %.0f µs (%s calls failed, %s without a hit) | wrk, HTTP hot hits: %.0f req/s, p50 %.0f µs, p99 %.0f µs | %.2f× req/s (rounds: %s) | ≥ 0.7× HTTP | %s |\n' \
     "$lg_rps" "$lg_mean" "$lg_failed" "$lg_nohit" "$lh_rps" "$lh_p50" "$lh_p99" "$ratio_lean" "$lean_round_ratios" "$(verdict "$ratio_lean >= 0.7")"
+  printf '| floor with lean load generators: h2load against the gRPC floor (above) | %.0f req/s (%s calls failed) | wrk, HTTP hot hits: %.0f req/s | %.2f× req/s (rounds: %s) | — | — |\n' \
+    "$lf_rps" "$lf_failed" "$lh_rps" "$ratio_lean_floor" "$lean_floor_ratios"
   echo
   echo "CPU time per call (user + system, median of the rounds), of the server (from /proc) and of"
   echo "the load generator (bash \`time\`):"

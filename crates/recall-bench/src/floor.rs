@@ -1,9 +1,10 @@
-//! `recall-bench grpc-floor --upstream URL --listen ADDR`: an HTTP/2 server on hyper (the
-//! stack recalld's gRPC doors run on) that answers every call with one fixed gRPC message and
-//! does nothing else. The message is the answer recalld's datacatalog gave to the load's
-//! GetArtifact, fetched once from `--upstream` at start, so the floor sends the same bytes.
-//! What such a server costs per call is what a unary gRPC call costs on this machine before
-//! any cache work: the floor under recalld's datacatalog rows.
+//! `recall-bench grpc-floor --upstream URL --listen ADDR`: recalld's own connection handling
+//! (`recalld::server::run`: its worker threads, HTTP/1.1 and HTTP/2, limits and timeouts, as
+//! its gRPC doors are served) with an application that answers every call with one fixed
+//! gRPC message and does nothing else. The message is the answer recalld's datacatalog gave to
+//! the load's GetArtifact, fetched once from `--upstream` at start, so the floor sends the same
+//! bytes. What it costs per call is what a unary gRPC call costs recalld before its door
+//! looks at the call: the floor under recalld's datacatalog rows.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,8 +12,6 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail};
 use bytes::{BufMut, Bytes};
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use recall_flyteidl::datacatalog::data_catalog_client::DataCatalogClient;
 use tokio::net::TcpListener;
@@ -20,12 +19,8 @@ use tokio::net::TcpListener;
 /// Parses the flags, fetches the answer, prints `{"listening": "ADDR"}`, serves until killed.
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let (mut upstream, mut listen) = (None, None);
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match *flag {
+    for (flag, value) in crate::flag_values(args)? {
+        match flag {
             "--upstream" => upstream = Some(value.to_string()),
             "--listen" => {
                 listen = Some(
@@ -53,31 +48,49 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let framed = Bytes::from(framed);
     let listener = TcpListener::bind(listen).await?;
     println!("{{\"listening\":\"{}\"}}", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let framed = framed.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let framed = framed.clone();
-                async move {
-                    // Read the call's message, as a server must.
-                    let _ = request.into_body().collect().await;
-                    let mut trailers = http::HeaderMap::with_capacity(1);
-                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-                    let body = Full::new(framed)
-                        .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
-                    Ok::<_, Infallible>(
-                        hyper::Response::builder()
-                            .header("content-type", "application/grpc")
-                            .body(body)
-                            .expect("static response parts"),
-                    )
-                }
-            });
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+    recalld::server::run(
+        listener,
+        FixedAnswer(framed),
+        recalld::server::worker_count(0),
+        recalld::server::ConnectionLimits::default(),
+        recalld::server::Protocols::Http1AndHttp2,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Answers every request with the framed message and `grpc-status: 0`, after reading the
+/// request's body, as a server must.
+#[derive(Clone)]
+struct FixedAnswer(Bytes);
+
+impl tower::Service<axum::extract::Request> for FixedAnswer {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let framed = self.0.clone();
+        Box::pin(async move {
+            let _ = request.into_body().collect().await;
+            let mut trailers = http::HeaderMap::with_capacity(1);
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let body = Full::new(framed)
+                .map_err(|never| match never {})
+                .with_trailers(async move { Some(Ok::<_, axum::Error>(trailers)) });
+            let mut response = axum::response::Response::new(axum::body::Body::new(body));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            Ok(response)
+        })
     }
 }

@@ -58,14 +58,10 @@ enum Target {
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let (mut protocol, mut url, mut connections, mut seconds) = (None, None, 50u64, 10u64);
     let mut grpc_channels = None;
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match *flag {
+    for (flag, value) in crate::flag_values(args)? {
+        match flag {
             "--protocol" => {
-                protocol = Some(match *value {
+                protocol = Some(match value {
                     "http" => Protocol::Http,
                     "datacatalog" => Protocol::Datacatalog,
                     "connect" => Protocol::Connect,

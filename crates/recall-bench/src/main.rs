@@ -72,6 +72,19 @@ fn summary(mut samples: Vec<Duration>) -> String {
     )
 }
 
+/// `--flag value` pairs of `args`; a flag without its value is an error.
+fn flag_values<'a>(args: &[&'a str]) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    args.chunks(2)
+        .map(|pair| match *pair {
+            [flag, value] => Ok((flag, value)),
+            _ => bail!(
+                "{} needs a value",
+                pair.first().copied().unwrap_or("a flag")
+            ),
+        })
+        .collect()
+}
+
 fn number(text: &str, what: &str) -> anyhow::Result<u64> {
     text.parse()
         .with_context(|| format!("{what}: {text:?} is not a number"))

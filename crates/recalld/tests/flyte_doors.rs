@@ -45,18 +45,29 @@ fn start(extra: &str) -> (Daemon, u16, u16) {
     (daemon, datacatalog, cacheservice)
 }
 
-/// Sends a gRPC call over HTTP/2 whose 5-byte frame header announces a 4 MiB message that
-/// never comes, with `token` if given; the `grpc-status` of the answer, which must arrive
-/// while the body is still open.
-async fn grpc_status_with_body_pending(port: u16, path: &str, token: Option<&str>) -> String {
+/// A new HTTP/2 connection (prior knowledge) to recalld's `port`, driven in the background.
+async fn http2_connection<B>(port: u16) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    let (mut sender, connection) =
+    let (sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .expect("HTTP/2 handshake");
     tokio::spawn(connection);
+    sender
+}
+
+/// Sends a gRPC call over HTTP/2 whose 5-byte frame header announces a 4 MiB message that
+/// never comes, with `token` if given; the `grpc-status` of the answer, which must arrive
+/// while the body is still open.
+async fn grpc_status_with_body_pending(port: u16, path: &str, token: Option<&str>) -> String {
+    let mut sender = http2_connection(port).await;
     let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let frames = Box::pin(futures::stream::unfold(body_rx, |mut rx| async move {
         rx.recv()
@@ -222,14 +233,7 @@ async fn idle_connections_to_a_flyte_listener_are_closed_at_the_limit() {
 /// answer) or its trailers.
 async fn grpc_status_of(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> String {
     use http_body_util::{BodyExt, Full};
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let mut sender = http2_connection(port).await;
     let mut request = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
