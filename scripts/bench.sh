@@ -717,8 +717,9 @@ if runs flyte; then {
   echo "measured rounds (\`recall_hot_store_requests\`): $flyte_store_requests for $flyte_hits hits (the tier"
   echo "fetches an entry again once its \`[hot] ttl_secs\`, 60 s by default, has passed). The load generator shares the"
   echo "$(nproc) cores with recalld; recall-bench costs more CPU per request than wrk, so its HTTP"
-  echo "figure is below the wrk row of the recalld section, and the ratios compare the protocols"
-  echo "under the same driver."
+  echo "figure is below the wrk row of the recalld section. The recall-bench rows compare the"
+  echo "protocols under one driver; the lean rows, under wrk and h2load, leave recalld more of the"
+  echo "cores, so they show more of the difference in recalld's own CPU per call."
 } > "$work/doc/flyte.md"; fi
 
 # A full run writes every section; a partial run keeps the sections it did not run from the
