@@ -192,10 +192,7 @@ impl Connect {
     /// The method a path names (`/<package>.<Service>/<Method>`).
     fn method(&self, path: &str) -> Result<MethodDescriptor, (Code, String)> {
         let unknown = || (Code::Unimplemented, format!("no method {path:?}"));
-        let (service, method) = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .ok_or_else(unknown)?;
+        let (service, method) = crate::grpc::split_path(path).ok_or_else(unknown)?;
         self.0
             .pool
             .get_service_by_name(service)

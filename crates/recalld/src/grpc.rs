@@ -113,7 +113,7 @@ impl GrpcDoor {
             .is_some_and(|v| v.starts_with("application/grpc"));
         let ours = grpc
             && request.method() == hyper::Method::POST
-            && service_of(request.uri().path()).is_some_and(|s| self.0.services.contains(&s));
+            && split_path(request.uri().path()).is_some_and(|(s, _)| self.0.services.contains(&s));
         if !ours {
             return match self.0.tonic.clone().oneshot(request).await {
                 Ok(response) => response,
@@ -180,9 +180,10 @@ impl tower::Service<Request<Body>> for GrpcDoor {
     }
 }
 
-/// `package.Service` of a gRPC path (`/package.Service/Method`).
-fn service_of(path: &str) -> Option<&str> {
-    Some(path.strip_prefix('/')?.split_once('/')?.0)
+/// The service (`package.Service`) and method of a gRPC or Connect path
+/// (`/package.Service/Method`).
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix('/')?.split_once('/')
 }
 
 /// Whether `error` is a body's length limit being reached.

@@ -33,7 +33,7 @@ use futures::future::BoxFuture;
 use super::{DecodedRecords, Record, duration, timestamp};
 use crate::auth::Auth;
 use crate::config::Access;
-use crate::grpc::{Unary, call_unary};
+use crate::grpc::{Unary, call_unary, split_path};
 use crate::grpc::{authorize, status_of};
 use crate::metrics::FlyteBlobDeleteLabels;
 use crate::state::AppState;
@@ -500,7 +500,7 @@ impl Unary for ConnectMethods {
         use pb::cache_service_server::CacheService as Base;
         use pb2::cache_service_server::CacheService as V2;
         let (base, v2) = (&self.base, &self.v2);
-        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        let (service, method) = split_path(path)?;
         Some(match (service, method) {
             ("flyteidl2.cacheservice.CacheService", "Get") => {
                 Box::pin(call_unary(metadata, message, |r| Base::get(base, r)))

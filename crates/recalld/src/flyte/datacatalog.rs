@@ -23,7 +23,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::config::Access;
-use crate::grpc::{Unary, authorize, authorize_level, call_unary, status_of};
+use crate::grpc::{Unary, authorize, authorize_level, call_unary, split_path, status_of};
 use crate::state::AppState;
 
 use super::{DecodedRecords, Read, Record, timestamp};
@@ -722,7 +722,7 @@ macro_rules! grpc_methods {
                 metadata: MetadataMap,
                 message: Bytes,
             ) -> Option<BoxFuture<'_, Result<Vec<u8>, Status>>> {
-                let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+                let (service, method) = split_path(path)?;
                 if service != SERVICE {
                     return None;
                 }
@@ -829,7 +829,6 @@ fn reservation_id(id: Option<&pb::ReservationId>) -> Result<(DatasetId, String),
     Ok((dataset, id.tag_name.clone()))
 }
 
-/// The entry a GetArtifact/UpdateArtifact query names, and how to say it in errors.
 /// The item a query handle names; an empty one is an invalid argument.
 fn query(handle: Option<CatalogItem<'_>>) -> Result<CatalogItem<'_>, Status> {
     match handle {
